@@ -1,0 +1,225 @@
+"""Settings: the one place that reads the environment (and `.env`).
+
+Every variable here is part of the public contract in the README; renaming one breaks deploy scripts.
+`load_settings` collects every problem before failing, so a misconfigured deploy is fixed in one go.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from dotenv import load_dotenv
+
+from bot.partoo.client import PRODUCTION_API_URL, SANDBOX_API_URL
+from bot.partoo.signatures import (
+    PRODUCTION_PUBLIC_KEY_PEM,
+    SANDBOX_PUBLIC_KEY_PEM,
+    InvalidPublicKey,
+    load_public_key,
+)
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_DATABASE_URL = "sqlite:///partoo-retry.db"
+DEFAULT_PORT = 3000
+DEFAULT_RATE_LIMIT_PER_MINUTE = 300
+
+_SLACK_ID = re.compile(r"^[A-Z0-9]{2,}$")
+
+
+class PartooEnvironment(StrEnum):
+    PRODUCTION = "production"
+    SANDBOX = "sandbox"
+
+
+class ConfigError(Exception):
+    """The configuration cannot run the bot; `problems` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+    def __str__(self) -> str:
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        return f"partoo-retry cannot start, the configuration has problems:\n{lines}"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value that must never be printed: its repr and str hide it."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self.value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """Who may retry; an empty list means no restriction on that dimension."""
+
+    users: frozenset[str] = frozenset()
+    usergroups: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
+
+    @property
+    def restricts_people(self) -> bool:
+        return bool(self.users or self.usergroups)
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: Secret
+    slack_signing_secret: Secret
+    slack_app_token: Secret
+    slack_api_url: str
+    slack_alert_channel: str | None
+    slack_log_channel: str | None
+    partoo_api_key: Secret
+    partoo_env: PartooEnvironment
+    partoo_api_url: str
+    partoo_webhook_public_key: Ed25519PublicKey = field(repr=False)
+    partoo_rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE
+    access: AccessPolicy = AccessPolicy()
+    database_url: str = DEFAULT_DATABASE_URL
+    port: int = DEFAULT_PORT
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction and for tests that scan output."""
+        values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.partoo_api_key]
+        return [secret.value for secret in values if secret]
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build Settings from a mapping of environment variables, or raise ConfigError listing every problem."""
+    problems: list[str] = []
+
+    def text(name: str) -> str:
+        return environ.get(name, "").strip()
+
+    def required(name: str, hint: str) -> str:
+        value = text(name)
+        if not value:
+            problems.append(f"{name} is required ({hint}).")
+        return value
+
+    bot_token = required("SLACK_BOT_TOKEN", "the bot token, xoxb-…")
+    if bot_token and not bot_token.startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-.")
+    app_token = text("SLACK_APP_TOKEN")
+    if app_token and not app_token.startswith("xapp-"):
+        problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-.")
+    signing_secret = text("SLACK_SIGNING_SECRET")
+    if not signing_secret and not app_token:
+        problems.append("SLACK_SIGNING_SECRET is required in HTTP mode (set SLACK_APP_TOKEN for Socket Mode).")
+
+    slack_api_url = text("SLACK_API_URL") or DEFAULT_SLACK_API_URL
+    if not slack_api_url.startswith(("http://", "https://")):
+        problems.append("SLACK_API_URL must be an http(s) URL.")
+    if not slack_api_url.endswith("/"):
+        slack_api_url += "/"
+
+    alert_channel = _channel(text("SLACK_ALERT_CHANNEL"), "SLACK_ALERT_CHANNEL", problems)
+    log_channel = _channel(text("SLACK_LOG_CHANNEL"), "SLACK_LOG_CHANNEL", problems)
+
+    api_key = required("PARTOO_API_KEY", "the key of a Partoo user allowed to retry messages")
+    partoo_env = PartooEnvironment.PRODUCTION
+    try:
+        partoo_env = PartooEnvironment(text("PARTOO_ENV").lower() or "production")
+    except ValueError:
+        problems.append("PARTOO_ENV must be production or sandbox.")
+    sandbox = partoo_env is PartooEnvironment.SANDBOX
+    partoo_api_url = (text("PARTOO_API_URL") or (SANDBOX_API_URL if sandbox else PRODUCTION_API_URL)).rstrip(
+        "/"
+    )
+    if not partoo_api_url.startswith(("http://", "https://")):
+        problems.append("PARTOO_API_URL must be an http(s) URL, e.g. https://api.partoo.co/v2.")
+
+    pem = text("PARTOO_WEBHOOK_PUBLIC_KEY") or (SANDBOX_PUBLIC_KEY_PEM if sandbox else PRODUCTION_PUBLIC_KEY_PEM)
+    public_key = load_public_key(PRODUCTION_PUBLIC_KEY_PEM)
+    try:
+        public_key = load_public_key(pem)
+    except InvalidPublicKey as error:
+        problems.append(f"PARTOO_WEBHOOK_PUBLIC_KEY is not usable: {error}")
+
+    rate = _integer(text("PARTOO_RATE_LIMIT_PER_MINUTE"), "PARTOO_RATE_LIMIT_PER_MINUTE", problems,
+                    default=DEFAULT_RATE_LIMIT_PER_MINUTE, low=1, high=100_000)
+    port = _integer(text("PORT"), "PORT", problems, default=DEFAULT_PORT, low=0, high=65535)
+
+    access = AccessPolicy(
+        users=_id_list(text("RETRY_ALLOWED_USERS"), "RETRY_ALLOWED_USERS", problems),
+        usergroups=_id_list(text("RETRY_ALLOWED_USERGROUPS"), "RETRY_ALLOWED_USERGROUPS", problems),
+        channels=_id_list(text("RETRY_ALLOWED_CHANNELS"), "RETRY_ALLOWED_CHANNELS", problems),
+    )
+
+    database_url = text("DATABASE_URL") or DEFAULT_DATABASE_URL
+    if not database_url.startswith(("sqlite:", "sqlite+aiosqlite:", "postgresql", "postgres:")):
+        problems.append("DATABASE_URL must start with sqlite:/// or postgresql://.")
+
+    if problems:
+        raise ConfigError(problems)
+    return Settings(
+        slack_bot_token=Secret(bot_token),
+        slack_signing_secret=Secret(signing_secret),
+        slack_app_token=Secret(app_token),
+        slack_api_url=slack_api_url,
+        slack_alert_channel=alert_channel,
+        slack_log_channel=log_channel,
+        partoo_api_key=Secret(api_key),
+        partoo_env=partoo_env,
+        partoo_api_url=partoo_api_url,
+        partoo_webhook_public_key=public_key,
+        partoo_rate_limit_per_minute=rate,
+        access=access,
+        database_url=database_url,
+        port=port,
+    )
+
+
+def settings_from_environment() -> Settings:
+    """Load `.env` (without overriding real environment variables), then the environment."""
+    load_dotenv(override=False)
+    return load_settings(os.environ)
+
+
+def _channel(value: str, name: str, problems: list[str]) -> str | None:
+    if not value:
+        return None
+    if not _SLACK_ID.match(value):
+        problems.append(f"{name} must be a channel ID such as C0123ABCD (not a #name).")
+    return value
+
+
+def _id_list(value: str, name: str, problems: list[str]) -> frozenset[str]:
+    ids = frozenset(part.strip() for part in value.replace(" ", ",").split(",") if part.strip())
+    bad = sorted(item for item in ids if not _SLACK_ID.match(item))
+    if bad:
+        problems.append(f"{name} must list Slack IDs separated by commas; not IDs: {', '.join(bad)}.")
+    return ids
+
+
+def _integer(value: str, name: str, problems: list[str], *, default: int, low: int, high: int) -> int:
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        problems.append(f"{name} must be a whole number.")
+        return default
+    if not low <= number <= high:
+        problems.append(f"{name} must be between {low} and {high}.")
+        return default
+    return number

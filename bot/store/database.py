@@ -1,0 +1,119 @@
+"""Opening the database: URL translation, SQLite tuning, and schema migrations on start."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same for every replica that migrates one PostgreSQL database.
+_MIGRATION_LOCK_KEY = 0x5A2700
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was migrated by a newer version of the bot than this one."""
+
+
+def async_database_url(url: str) -> str:
+    """Translate the user's DATABASE_URL into the async driver URL SQLAlchemy needs."""
+    if url.startswith("postgres://"):  # Heroku's spelling
+        url = "postgresql://" + url.removeprefix("postgres://")
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgresql+psycopg", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def display_database_url(url: str) -> str:
+    """The URL without its password, for logs and `check`."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for DATABASE_URL; SQLite gets WAL and immediate write locks."""
+    async_url = async_database_url(url)
+    if async_url.startswith("sqlite"):
+        engine = create_async_engine(async_url, connect_args={"timeout": 15})
+        _tune_sqlite(engine)
+        return engine
+    return create_async_engine(async_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers work while one writer writes; several processes may share the file.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A deferred transaction that reads then writes can fail with "database is locked" when
+        # another writer got in between; taking the write lock up front makes writers queue instead.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _head_revision() -> str:
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Replicas starting together must not run the same migration twice.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    current = MigrationContext.configure(connection).get_current_revision()
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    if current is not None and scripts.get_revision(current) is None:
+        raise SchemaTooNewError(
+            f"The database schema is at revision {current}, which this version of partoo-retry does not "
+            f"know (it knows up to {_head_revision()}). It was upgraded by a newer version: run that "
+            "version, or restore a backup."
+        )
+    if current != _head_revision():
+        log.info("migrating database schema from %s to %s", current or "empty", _head_revision())
+        command.upgrade(_alembic_config(connection), "head")
+
+
+def _known_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema to this version's head, or raise SchemaTooNewError."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)
+
+
+async def schema_status(engine: AsyncEngine) -> tuple[str | None, str]:
+    """(the database's revision, this code's head revision)."""
+    async with engine.connect() as connection:
+        current = await connection.run_sync(_known_revision)
+    return current, _head_revision()

@@ -1,0 +1,131 @@
+"""The tables. Times are UNIX seconds (float) so SQLite and PostgreSQL compare them the same way.
+
+A *batch* is one act of asking: a `/partoo-retry` command or a click. It owns where the answers go
+(its root message and thread, or the command's response_url). A *request* is one Partoo message to
+retry inside a batch; an *attempt* is one HTTP call to Partoo for a request.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints keep migrations reproducible across backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class RequestState:
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ACTIVE = (QUEUED, RUNNING)
+
+
+class Batch(Base):
+    __tablename__ = "retry_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))  # "command" or "button"
+    requested_by: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    response_url: Mapped[str | None] = mapped_column(Text)
+    total: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[str] = mapped_column(Text, default="")  # JSON: ids already being retried elsewhere
+    created_at: Mapped[float] = mapped_column(Double)
+    correlation_id: Mapped[str] = mapped_column(String(32))
+    # Where the answers go. Set when the root message is posted (or given, for an alert's thread).
+    root_channel: Mapped[str | None] = mapped_column(String(32))
+    root_ts: Mapped[str | None] = mapped_column(String(32))
+    # announced_at: the root message exists, or the bot fell back to response_url; requests may run.
+    announced_at: Mapped[float | None] = mapped_column(Double)
+    announce_lease_until: Mapped[float | None] = mapped_column(Double)
+    uses_response_url: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress_shown: Mapped[int] = mapped_column(Integer, default=0)
+    progress_shown_at: Mapped[float | None] = mapped_column(Double)
+    finished_at: Mapped[float | None] = mapped_column(Double)
+    summary_lease_until: Mapped[float | None] = mapped_column(Double)
+    summarized_at: Mapped[float | None] = mapped_column(Double)
+
+
+class Request(Base):
+    __tablename__ = "retry_requests"
+    __table_args__ = (
+        # The heart of "never twice": one queued or running request per Partoo message, whoever asks,
+        # from whichever replica. A second INSERT for the same message fails here, atomically.
+        Index(
+            "uq_retry_requests_active_message",
+            "message_id",
+            unique=True,
+            sqlite_where=text("state IN ('queued', 'running')"),
+            postgresql_where=text("state IN ('queued', 'running')"),
+        ),
+        Index("ix_retry_requests_due", "state", "next_attempt_at"),
+        Index("ix_retry_requests_message", "message_id", "requested_at"),
+        Index("ix_retry_requests_finished", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("retry_batches.id"), index=True)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    requested_by: Mapped[str] = mapped_column(String(32))
+    requested_at: Mapped[float] = mapped_column(Double)
+    state: Mapped[str] = mapped_column(String(16), default=RequestState.QUEUED)
+    next_attempt_at: Mapped[float] = mapped_column(Double)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[float | None] = mapped_column(Double)
+    # Set in the same transaction that opens an attempt and cleared when Partoo's answer is recorded.
+    # A request found with it set after a crash may have reached Partoo: it is never sent again.
+    in_flight_since: Mapped[float | None] = mapped_column(Double)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_attempt_at: Mapped[float | None] = mapped_column(Double)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[float | None] = mapped_column(Double)
+    report_lease_until: Mapped[float | None] = mapped_column(Double)
+    reported_at: Mapped[float | None] = mapped_column(Double)
+    logged_at: Mapped[float | None] = mapped_column(Double)
+
+
+class Attempt(Base):
+    __tablename__ = "retry_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("retry_requests.id"), index=True)
+    worker: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[float] = mapped_column(Double)
+    finished_at: Mapped[float | None] = mapped_column(Double)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float | None] = mapped_column(Double)
+
+
+class Pace(Base):
+    """The Partoo call budget shared by every replica: the next free call slot and any 429 pause."""
+
+    __tablename__ = "partoo_pace"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_slot_at: Mapped[float] = mapped_column(Double, default=0.0)
+    paused_until: Mapped[float] = mapped_column(Double, default=0.0)
