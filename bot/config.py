@@ -124,7 +124,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-.")
     signing_secret = text("SLACK_SIGNING_SECRET")
     if not signing_secret and not app_token:
-        problems.append("SLACK_SIGNING_SECRET is required in HTTP mode (set SLACK_APP_TOKEN for Socket Mode).")
+        problems.append(
+            "SLACK_SIGNING_SECRET is required in HTTP mode (set SLACK_APP_TOKEN for Socket Mode)."
+        )
 
     slack_api_url = text("SLACK_API_URL") or DEFAULT_SLACK_API_URL
     if not slack_api_url.startswith(("http://", "https://")):
@@ -148,15 +150,23 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if not partoo_api_url.startswith(("http://", "https://")):
         problems.append("PARTOO_API_URL must be an http(s) URL, e.g. https://api.partoo.co/v2.")
 
-    pem = text("PARTOO_WEBHOOK_PUBLIC_KEY") or (SANDBOX_PUBLIC_KEY_PEM if sandbox else PRODUCTION_PUBLIC_KEY_PEM)
+    pem = text("PARTOO_WEBHOOK_PUBLIC_KEY") or (
+        SANDBOX_PUBLIC_KEY_PEM if sandbox else PRODUCTION_PUBLIC_KEY_PEM
+    )
     public_key = load_public_key(PRODUCTION_PUBLIC_KEY_PEM)
     try:
         public_key = load_public_key(pem)
     except InvalidPublicKey as error:
         problems.append(f"PARTOO_WEBHOOK_PUBLIC_KEY is not usable: {error}")
 
-    rate = _integer(text("PARTOO_RATE_LIMIT_PER_MINUTE"), "PARTOO_RATE_LIMIT_PER_MINUTE", problems,
-                    default=DEFAULT_RATE_LIMIT_PER_MINUTE, low=1, high=100_000)
+    rate = _integer(
+        text("PARTOO_RATE_LIMIT_PER_MINUTE"),
+        "PARTOO_RATE_LIMIT_PER_MINUTE",
+        problems,
+        default=DEFAULT_RATE_LIMIT_PER_MINUTE,
+        low=1,
+        high=100_000,
+    )
     port = _integer(text("PORT"), "PORT", problems, default=DEFAULT_PORT, low=0, high=65535)
 
     access = AccessPolicy(

@@ -22,7 +22,6 @@ SAFETY_MARGIN = 1.02
 PACE_NAME = "partoo"
 
 
-
 class SharedPace:
     """Hands out Partoo call slots at `per_minute`, shared through the database."""
 
@@ -48,7 +47,10 @@ class SharedPace:
                 await connection.execute(
                     update(Pace)
                     .where(Pace.name == PACE_NAME)
-                    .values(next_slot_at=case((Pace.next_slot_at < floor, floor), else_=Pace.next_slot_at) + self.interval)
+                    .values(
+                        next_slot_at=case((Pace.next_slot_at < floor, floor), else_=Pace.next_slot_at)
+                        + self.interval
+                    )
                     .returning(Pace.next_slot_at)
                 )
             ).scalar_one()
@@ -56,7 +58,9 @@ class SharedPace:
 
     async def paused_until(self) -> float:
         async with self.engine.connect() as connection:
-            value = (await connection.execute(select(Pace.paused_until).where(Pace.name == PACE_NAME))).scalar_one()
+            value = (
+                await connection.execute(select(Pace.paused_until).where(Pace.name == PACE_NAME))
+            ).scalar_one()
         return float(value)
 
     async def wait_for_slot(self) -> None:

@@ -218,7 +218,9 @@ class RetryQueue:
                 raise DuplicateRace from error
         return EnqueueResult(batch_id=batch_id, queued=tuple(fresh), already_active=tuple(active))
 
-    async def _active_for(self, connection: AsyncConnection, message_ids: Sequence[int]) -> list[ActiveRequest]:
+    async def _active_for(
+        self, connection: AsyncConnection, message_ids: Sequence[int]
+    ) -> list[ActiveRequest]:
         if not message_ids:
             return []
         rows = await connection.execute(
@@ -388,7 +390,9 @@ class RetryQueue:
                 values = {**common, "state": RequestState.QUEUED, "next_attempt_at": retry_at}
             await connection.execute(update(Request).where(Request.id == request_id).values(**values))
 
-    async def finish_without_call(self, request_id: int, owner: str, outcome: OutcomeKind, detail: str) -> bool:
+    async def finish_without_call(
+        self, request_id: int, owner: str, outcome: OutcomeKind, detail: str
+    ) -> bool:
         """Close a leased request without calling Partoo (e.g. a dead worker's call in flight)."""
         now = self.clock()
         async with self.engine.begin() as connection:
@@ -452,13 +456,18 @@ class RetryQueue:
                 update(Request).where(Request.id.in_(list(request_ids))).values(reported_at=self.clock())
             )
 
-    async def unreported(self, *, older_than: float, limit: int = 50) -> list[RequestView]:
-        """Finished requests whose outcome no one has posted yet (a crash, or Slack was down)."""
+    async def unreported(self, *, older_than: float = 0.0, limit: int = 50) -> list[RequestView]:
+        """Finished one-message requests whose outcome is not posted yet (just done, or Slack was down).
+
+        Requests of many-message batches are reported together by the batch summary instead.
+        """
         now = self.clock()
         async with self.engine.connect() as connection:
             rows = await connection.execute(
                 select(*_REQUEST_COLUMNS)
+                .join(Batch, Batch.id == Request.batch_id)
                 .where(
+                    Batch.total == 1,
                     Request.state == RequestState.DONE,
                     Request.reported_at.is_(None),
                     Request.finished_at < now - older_than,
@@ -600,7 +609,9 @@ class RetryQueue:
         """The latest requests, newest first."""
         async with self.engine.connect() as connection:
             rows = await connection.execute(
-                select(*_REQUEST_COLUMNS).order_by(Request.requested_at.desc(), Request.id.desc()).limit(limit)
+                select(*_REQUEST_COLUMNS)
+                .order_by(Request.requested_at.desc(), Request.id.desc())
+                .limit(limit)
             )
             return [_request_view(row) for row in rows]
 

@@ -1,0 +1,196 @@
+"""Building the bot: every component from Settings, wired into one Starlette app.
+
+Nothing is constructed at import time; tests build the same app with their own knobs
+(e.g. a short lease) and point it at fake Slack and Partoo servers through Settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.config import Settings
+from bot.partoo.client import PartooClient
+from bot.retry.notifier import Notifier
+from bot.retry.policy import RetryPolicy
+from bot.retry.service import RetryService
+from bot.retry.worker import RetryWorker
+from bot.slack import listeners
+from bot.slack.authz import Authorizer
+from bot.slack.client import SlackPoster, build_web_client
+from bot.store.database import create_engine, migrate
+from bot.store.pace import SharedPace
+from bot.store.queue import RetryQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Internal knobs with production defaults; tests shorten them."""
+
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    lease_seconds: float = 30.0
+    poll_interval: float = 0.5
+    worker_concurrency: int = 32
+
+
+@dataclass
+class Bot:
+    """Every long-lived component, built once per process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    queue: RetryQueue
+    partoo: PartooClient
+    slack: AsyncWebClient
+    poster: SlackPoster
+    worker: RetryWorker
+    notifier: Notifier
+    service: RetryService
+    bolt: AsyncApp
+    worker_id: str
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await migrate(self.engine)
+        self.tasks = [
+            asyncio.create_task(self.worker.run(), name="retry-worker"),
+            asyncio.create_task(self.notifier.run(), name="notifier"),
+        ]
+        log.info("partoo-retry %s started (worker %s)", _version(), self.worker_id)
+
+    async def stop(self) -> None:
+        """Stop taking work, finish or release what is in flight, then close every connection."""
+        await self.worker.stop()
+        await self.notifier.stop()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=10)
+        for task in self.tasks:
+            task.cancel()
+        await self.partoo.aclose()
+        await self.engine.dispose()
+        log.info("partoo-retry stopped")
+
+    async def readiness(self) -> list[str]:
+        """Why the bot is not ready, or an empty list."""
+        problems = []
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:
+            problems.append(f"database unreachable: {type(error).__name__}")
+        if not self.worker.running:
+            problems.append("retry worker not running")
+        elif self.worker.last_error:
+            problems.append(self.worker.last_error)
+        return problems
+
+
+def _version() -> str:
+    from bot import __version__
+
+    return __version__
+
+
+def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
+    """Construct every component from Settings; nothing starts until `Bot.start`."""
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    engine = create_engine(settings.database_url)
+    queue = RetryQueue(engine)
+    slack = build_web_client(settings.slack_bot_token.value, settings.slack_api_url)
+    poster = SlackPoster(slack)
+    partoo = PartooClient(base_url=settings.partoo_api_url, api_key=settings.partoo_api_key.value)
+    notifier = Notifier(
+        queue,
+        poster,
+        owner=worker_id,
+        log_channel=settings.slack_log_channel,
+        poll_interval=tuning.poll_interval,
+    )
+    worker = RetryWorker(
+        queue,
+        SharedPace(engine, settings.partoo_rate_limit_per_minute),
+        partoo,
+        worker_id=worker_id,
+        policy=tuning.retry_policy,
+        lease_seconds=tuning.lease_seconds,
+        concurrency=tuning.worker_concurrency,
+        poll_interval=tuning.poll_interval,
+        on_finished=notifier.wake,
+    )
+    notifier.on_announced = worker.wake
+    service = RetryService(queue, poster, on_queued=notifier.wake)
+    bolt = AsyncApp(
+        client=slack,
+        signing_secret=settings.slack_signing_secret.value or None,
+        # Answer Slack as soon as ack() is called; the rest of a listener runs after the response.
+        process_before_response=False,
+    )
+    listeners.register(bolt, service, Authorizer(settings.access, slack), settings.access)
+    return Bot(
+        settings=settings,
+        engine=engine,
+        queue=queue,
+        partoo=partoo,
+        slack=slack,
+        poster=poster,
+        worker=worker,
+        notifier=notifier,
+        service=service,
+        bolt=bolt,
+        worker_id=worker_id,
+    )
+
+
+def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
+    """The ASGI app: Slack's events, Partoo's webhooks and health checks, around one Bot."""
+    bot = build_bot(settings, tuning)
+    slack_handler = AsyncSlackRequestHandler(bot.bolt)
+
+    async def slack_events(request: Request) -> Response:
+        return await slack_handler.handle(request)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        problems = await bot.readiness()
+        if problems:
+            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await bot.start()
+        try:
+            yield
+        finally:
+            await bot.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.bot = bot
+    return app

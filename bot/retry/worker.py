@@ -1,0 +1,172 @@
+"""The worker: claims due retry requests, waits for a shared Partoo slot, calls Partoo, records the answer.
+
+Exactly-once rests on three rules, each enforced by a conditional UPDATE in bot.store.queue:
+- a request is leased by one worker at a time (lease renewed while it waits for its slot);
+- the attempt is opened in the database *before* the HTTP call, so a worker that dies mid-call leaves a
+  mark, and whoever takes the request over closes it as UNKNOWN instead of sending it again;
+- a request released on shutdown goes back to the queue only if no attempt is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from bot.partoo.client import PartooClient
+from bot.partoo.outcomes import OutcomeKind, PartooAnswer
+from bot.retry.policy import RetryPolicy
+from bot.store.pace import SharedPace
+from bot.store.queue import RequestView, RetryQueue
+
+log = logging.getLogger(__name__)
+
+TAKEN_OVER_DETAIL = "the bot stopped while Partoo was being called; Partoo may have sent the message again"
+
+
+class RetryWorker:
+    """Runs retry requests from the durable queue, at most `concurrency` at a time in this process."""
+
+    def __init__(
+        self,
+        queue: RetryQueue,
+        pace: SharedPace,
+        partoo: PartooClient,
+        *,
+        worker_id: str,
+        policy: RetryPolicy | None = None,
+        lease_seconds: float = 30.0,
+        concurrency: int = 32,
+        poll_interval: float = 0.5,
+        on_finished: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.queue = queue
+        self.pace = pace
+        self.partoo = partoo
+        self.worker_id = worker_id
+        self.policy = policy or RetryPolicy()
+        self.lease_seconds = lease_seconds
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.on_finished = on_finished
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: dict[asyncio.Task[None], int] = {}
+        self._sending: set[int] = set()
+        self.running = False
+        self.last_error: str | None = None
+
+    def wake(self) -> None:
+        """Look for work now (called in-process when a request is queued)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        self.running = True
+        try:
+            while not self._stopping:
+                claimed_any = await self._claim_what_fits()
+                if claimed_any:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                self._wake.clear()
+        finally:
+            self.running = False
+
+    async def _claim_what_fits(self) -> bool:
+        claimed_any = False
+        while len(self._tasks) < self.concurrency and not self._stopping:
+            try:
+                request = await self.queue.claim_next(self.worker_id, self.lease_seconds)
+                self.last_error = None
+            except Exception as error:
+                self.last_error = f"cannot claim work: {type(error).__name__}"
+                log.warning("retry worker %s: %s", self.worker_id, self.last_error)
+                await asyncio.sleep(self.poll_interval)
+                return False
+            if request is None:
+                return claimed_any
+            claimed_any = True
+            task = asyncio.create_task(self._run(request), name=f"retry-{request.message_id}")
+            self._tasks[task] = request.id
+            task.add_done_callback(self._tasks.pop)
+        if len(self._tasks) >= self.concurrency:
+            await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+        return claimed_any
+
+    async def _run(self, request: RequestView) -> None:
+        if request.in_flight_since is not None:
+            await self._close_taken_over(request)
+            return
+        keeper = asyncio.create_task(self._keep_lease(request.id))
+        try:
+            await self.pace.wait_for_slot()
+            if self._stopping:
+                return
+            self._sending.add(request.id)
+            attempt_id = await self.queue.begin_attempt(request.id, self.worker_id, self.worker_id)
+            if attempt_id is None:
+                log.warning("lost the lease on request %s before calling Partoo; not sending", request.id)
+                return
+            answer = await self.partoo.retry_message(request.message_id)
+            await self._record(request, attempt_id, answer)
+        except Exception:
+            log.exception("retry of Partoo message %s failed inside the bot", request.message_id)
+        finally:
+            self._sending.discard(request.id)
+            keeper.cancel()
+
+    async def _record(self, request: RequestView, attempt_id: int, answer: PartooAnswer) -> None:
+        attempts = request.attempts + 1
+        now = self.clock()
+        retry_at = self.policy.next_attempt_at(
+            answer, attempts=attempts, first_attempt_at=request.first_attempt_at or now, now=now
+        )
+        if answer.kind is OutcomeKind.RATE_LIMITED:
+            await self.pace.pause(answer.retry_after or 1.0)
+        # Partoo has answered: from here on the answer must reach the database, even on shutdown.
+        await asyncio.shield(self.queue.record_answer(request.id, attempt_id, answer, retry_at=retry_at))
+        log.info(
+            "Partoo message %s: %s (attempt %s%s)",
+            request.message_id,
+            answer.kind.value,
+            attempts,
+            ", will try again" if retry_at is not None else "",
+        )
+        if retry_at is None:
+            self.on_finished()
+
+    async def _close_taken_over(self, request: RequestView) -> None:
+        closed = await self.queue.finish_without_call(
+            request.id, self.worker_id, OutcomeKind.UNKNOWN, TAKEN_OVER_DETAIL
+        )
+        if closed:
+            log.warning("request %s was in flight when its worker died; closed as unknown", request.id)
+            self.on_finished()
+
+    async def _keep_lease(self, request_id: int) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self.queue.renew_lease(request_id, self.worker_id, self.lease_seconds)
+            except Exception as error:
+                log.warning("could not renew lease of request %s: %s", request_id, type(error).__name__)
+
+    async def stop(self, grace_seconds: float = 20.0) -> None:
+        """Stop claiming; let calls in flight finish; give back what was claimed but not sent."""
+        self._stopping = True
+        self._wake.set()
+        waiting = {task: rid for task, rid in self._tasks.items() if rid not in self._sending}
+        for task in waiting:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace_seconds)
+        for request_id in waiting.values():
+            try:
+                await self.queue.release(request_id, self.worker_id)
+            except Exception as error:
+                log.warning("could not release request %s: %s", request_id, type(error).__name__)

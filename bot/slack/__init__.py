@@ -1,0 +1,1 @@
+"""The Slack side: client, listeners, authorization, and the messages the bot posts."""

@@ -1,0 +1,49 @@
+"""Making outside text safe for Slack mrkdwn, and small formatting helpers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def escape(text: str) -> str:
+    """Escape `&`, `<` and `>` so that outside text cannot mention, ping or hide links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def quote_code(text: str, limit: int = 200) -> str:
+    """Outside text shown inside `code`: escaped, without backticks, shortened."""
+    cleaned = escape(text.replace("`", "'").replace("\n", " "))
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def user(user_id: str) -> str:
+    return f"<@{user_id}>"
+
+
+def channel(channel_id: str) -> str:
+    return f"<#{channel_id}>"
+
+
+def usergroup(usergroup_id: str) -> str:
+    return f"<!subteam^{usergroup_id}>"
+
+
+def when(timestamp: float) -> str:
+    """A time each reader sees in their own time zone (Slack date formatting), with a UTC fallback."""
+    fallback = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(timestamp)}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"

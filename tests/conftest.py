@@ -1,0 +1,123 @@
+"""Database fixtures shared by all tests.
+
+- ``database_url``: run a test once against SQLite and once against PostgreSQL (a fresh database each time).
+- ``postgres_url``: one fresh PostgreSQL database, for tests that only make sense with PostgreSQL
+  (several bot processes sharing a database). Tests using it are marked ``postgres`` automatically.
+
+Locally, PostgreSQL tests are skipped when no server answers; with ``CI=true`` they fail instead, so CI
+cannot go green without having run them. The database work itself lives in ``tests/databases.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.databases import (
+    create_database,
+    drop_database,
+    postgres_server_url,
+    probe_postgres_server,
+    redact,
+)
+from tests.fakes import FakePartoo, FakeSlack
+from tests.harness import BOT_TOKEN, PARTOO_API_KEY, RunningBot, bot_environment, running_bot
+from tests.signing import PartooSigner
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Lets `-m "not postgres"` deselect every test that needs the server, however it asks for it.
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """URL of a PostgreSQL server that answers and lets us create databases; probed once per session.
+
+    A failing probe makes every test that needs PostgreSQL skip (locally) or fail (CI=true); pytest
+    caches the outcome of a session fixture, so the ~2 s timeout is paid once.
+    """
+    url = postgres_server_url()
+    problem = probe_postgres_server(url)
+    if problem is not None:
+        message = f"PostgreSQL not reachable at {redact(url)} ({problem}); set TEST_POSTGRES_URL"
+        if _in_ci():
+            pytest.fail(f"{message}. CI=true: PostgreSQL tests must run, not be skipped.", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database (``postgresql://…/partoo_retry_test_…``), dropped after the test."""
+    url = await create_database(postgres_server)
+    try:
+        yield url
+    finally:
+        await drop_database(url, postgres_server)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file (created on first connection)."""
+    return f"sqlite:///{tmp_path}/partoo-retry.db"
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite_url", id="sqlite"),
+        pytest.param("postgres_url", marks=pytest.mark.postgres, id="postgresql"),
+    ]
+)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database URL, once per backend.
+
+    Requested by name so a SQLite run never touches PostgreSQL. Within one test it is the same database
+    as ``sqlite_url`` / ``postgres_url``, should the test ask for those too.
+    """
+    url: str = request.getfixturevalue(request.param)
+    return url
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    """A fake Slack Web API on loopback that knows the bot's token."""
+    with FakeSlack(bot_token=BOT_TOKEN, usergroups={"S0ONCALL": ["U777"]}) as fake:
+        yield fake
+
+
+@pytest.fixture
+def partoo() -> Iterator[FakePartoo]:
+    """A fake Partoo API on loopback that knows the bot's key."""
+    with FakePartoo(api_key=PARTOO_API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def signer() -> PartooSigner:
+    """A generated Ed25519 key pair standing in for Partoo's."""
+    return PartooSigner()
+
+
+@pytest.fixture
+def environment(
+    slack: FakeSlack, partoo: FakePartoo, database_url: str, signer: PartooSigner
+) -> dict[str, str]:
+    """The environment of a bot pointed at the fakes (once per database backend)."""
+    return bot_environment(slack, partoo, database_url, signer)
+
+
+@pytest.fixture
+async def bot(slack: FakeSlack, environment: dict[str, str]) -> AsyncIterator[RunningBot]:
+    """The real ASGI app, started with its lifespan, reached through httpx."""
+    async with running_bot(slack, environment) as running:
+        yield running

@@ -1,0 +1,236 @@
+"""A fake of Partoo's retry endpoint on loopback, with programmable answers and an optional rate limit."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.server import FakeServer
+
+ANY_MESSAGE = "*"
+
+_MESSAGE_ID = re.compile(r"\d+")
+_SUCCESS: dict[str, Any] = {"status": "success"}
+_UNAUTHENTICATED: dict[str, Any] = {"errors": {"authentication": "User not authenticated"}}
+_NOT_FOUND: dict[str, Any] = {"error": {"json": "Resource not found"}}
+# Bodies Partoo answers with, per status, when a test does not give one.
+_DEFAULT_BODIES: dict[int, dict[str, Any]] = {
+    200: _SUCCESS,
+    400: {"errors": {"json": {"message_id": ["Message is not in a failed state"]}}},
+    401: _UNAUTHENTICATED,
+    403: {"error": {"authorization": "Operation not allowed"}},
+    404: _NOT_FOUND,
+    429: {"error": "Too Many Requests"},
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One programmed answer; `raw_body` is sent as is, `reset` closes the connection without answering."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] | None = None
+    delay: float = 0.0
+    raw_body: bytes | None = None
+    reset: bool = False
+
+
+@dataclass(frozen=True)
+class PartooCall:
+    """A call to the retry endpoint; `status` is None while in flight or if the connection was dropped."""
+
+    message_id: str
+    api_key: str | None
+    at: float
+    status: int | None = None
+
+
+@dataclass
+class _Answer:
+    reply: Reply
+    times: int | None
+
+
+class FakePartoo(FakeServer):
+    """Partoo's `POST /v2/messages/{message_id}/retry`, as NOTES.md describes it."""
+
+    def __init__(
+        self,
+        api_key: str = "partoo-test-key",
+        *,
+        rate_limit_per_minute: int | None = None,
+        latency: float = 0.0,
+        rate_window_seconds: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.rate_limit_per_minute = rate_limit_per_minute
+        # A shorter window lets tests exercise the limit without waiting a minute.
+        self.rate_window_seconds = rate_window_seconds
+        self.latency = latency
+        self._clear()
+
+    def _clear(self) -> None:
+        with self._lock:
+            self._calls: list[PartooCall] = []
+            self._window: deque[float] = deque()
+            self._rate_limited = 0
+            self._scripts: dict[str, deque[Reply]] = {}
+            self._answers: dict[str, _Answer] = {}
+        self.forget_max_in_flight()
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/v2"
+
+    def reset(self) -> None:
+        """Forget recorded calls, the rate window and programmed answers."""
+        self._clear()
+
+    def answer(
+        self,
+        message_id: int | str,
+        status: int,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Answer calls for `message_id` (or ANY_MESSAGE) with `status`: always, or the next `times` calls."""
+        with self._lock:
+            self._answers[str(message_id)] = _Answer(Reply(status, body, headers), times)
+
+    def script(self, message_id: int | str, replies: Iterable[Reply]) -> None:
+        """Answer the next calls for `message_id` (or ANY_MESSAGE) with `replies` in order, then as before."""
+        with self._lock:
+            self._scripts[str(message_id)] = deque(replies)
+
+    # -- recordings ------------------------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[PartooCall]:
+        with self._lock:
+            return list(self._calls)
+
+    def count(self, message_id: int | str) -> int:
+        """How many calls arrived for `message_id`, whatever their answer."""
+        key = str(message_id)
+        with self._lock:
+            return sum(1 for call in self._calls if call.message_id == key)
+
+    def received_ids(self) -> list[str]:
+        """Message ids in arrival order, repeated when called again."""
+        with self._lock:
+            return [call.message_id for call in self._calls]
+
+    @property
+    def rate_limited_count(self) -> int:
+        with self._lock:
+            return self._rate_limited
+
+    def max_calls_in_any_window(self, seconds: float = 60.0) -> int:
+        """The most calls received within any `seconds`-long window."""
+        times = sorted(call.at for call in self.calls)
+        best, start = 0, 0
+        for end, at in enumerate(times):
+            while at - times[start] >= seconds:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
+    # -- HTTP ------------------------------------------------------------------------------------------------
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v2/messages/{message_id}/retry", self._handle_retry)
+        return app
+
+    async def _handle_retry(self, request: web.Request) -> web.StreamResponse:
+        message_id = request.match_info["message_id"]
+        api_key = request.headers.get("x-APIKey")
+        with self._lock:
+            index = len(self._calls)
+            self._calls.append(PartooCall(message_id, api_key, time.monotonic()))
+        # Recorded first, then held: a test can see the call arrive, then kill the bot mid-call.
+        await self.pass_gates()
+        await self.pause(self.latency)
+        reply = self._decide(message_id, api_key)
+        await self.pause(reply.delay)
+        with self._lock:
+            if index < len(self._calls):  # reset() may have run meanwhile
+                status = None if reply.reset else reply.status
+                self._calls[index] = replace(self._calls[index], status=status)
+        if reply.reset:
+            return self.drop(request)
+        return _response(reply)
+
+    def _decide(self, message_id: str, api_key: str | None) -> Reply:
+        with self._lock:
+            if api_key != self.api_key:
+                return Reply(401)
+            retry_after = self._take_rate_slot()
+            if retry_after is not None:
+                self._rate_limited += 1
+                return Reply(429, headers={"Retry-After": str(retry_after)})
+            if not _MESSAGE_ID.fullmatch(message_id):
+                return Reply(404)
+            reply = self._programmed(message_id)
+            if reply.status == 429 and self.rate_limit_per_minute is not None:
+                # A 429 never counts toward the window, even a programmed one.
+                self._window.pop()
+            return reply
+
+    def _programmed(self, message_id: str) -> Reply:
+        for key in (message_id, ANY_MESSAGE):
+            script = self._scripts.get(key)
+            if script:
+                return script.popleft()
+        for key in (message_id, ANY_MESSAGE):
+            answer = self._answers.get(key)
+            if answer is not None:
+                if answer.times is not None:
+                    answer.times -= 1
+                    if answer.times <= 0:
+                        del self._answers[key]
+                return answer.reply
+        return Reply(200)
+
+    def _take_rate_slot(self) -> int | None:
+        """Count the call in the sliding window; return Retry-After seconds when the window is full."""
+        if self.rate_limit_per_minute is None:
+            return None
+        now = time.monotonic()
+        while self._window and self._window[0] <= now - self.rate_window_seconds:
+            self._window.popleft()
+        if len(self._window) >= self.rate_limit_per_minute:
+            wait = self._window[0] + self.rate_window_seconds - now
+            return max(1, math.ceil(wait))
+        self._window.append(now)
+        return None
+
+
+def _response(reply: Reply) -> web.Response:
+    headers = dict(reply.headers or {})
+    if reply.status == 429:
+        headers.setdefault("Retry-After", "1")
+    if reply.raw_body is not None:
+        # Raw bodies stand for proxies' HTML error pages unless the test says otherwise.
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "text/html; charset=utf-8"
+        return web.Response(status=reply.status, body=reply.raw_body, headers=headers)
+    body = reply.body
+    if body is None:
+        body = _DEFAULT_BODIES.get(reply.status)
+        if body is None:
+            body = {"error": "Internal Server Error"} if reply.status >= 500 else {}
+    if not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = "application/json"
+    return web.Response(status=reply.status, text=json.dumps(body), headers=headers)

@@ -1,0 +1,133 @@
+"""Runs the real bot (the ASGI app with its lifespan) against fake Slack and Partoo servers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bot.app import Tuning, create_app
+from bot.config import load_settings
+from bot.retry.policy import RetryPolicy
+from tests.fakes import FakePartoo, FakeSlack
+from tests.signing import (
+    PartooSigner,
+    block_actions_body,
+    slack_signature_headers,
+    slash_command_body,
+)
+
+# Distinctive values, so that a test can search every log line and message for them.
+BOT_TOKEN = "xoxb-test-bot-token-7f3a9c"
+SIGNING_SECRET = "test-signing-secret-51e0b2"
+PARTOO_API_KEY = "partoo-test-key-c4d8e1"
+SECRETS = (BOT_TOKEN, SIGNING_SECRET, PARTOO_API_KEY)
+
+ALERT_CHANNEL = "CALERTS"
+CHANNEL = "C123"
+USER = "U123"
+
+FAST = Tuning(
+    retry_policy=RetryPolicy(max_attempts=4, max_total_seconds=30, base_delay=0.05, max_delay=0.2),
+    lease_seconds=3.0,
+    poll_interval=0.05,
+)
+
+
+def bot_environment(
+    slack: FakeSlack, partoo: FakePartoo, database_url: str, signer: PartooSigner | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment a user would set, pointed at the fakes."""
+    environment = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "SLACK_ALERT_CHANNEL": ALERT_CHANNEL,
+        "PARTOO_API_KEY": PARTOO_API_KEY,
+        "PARTOO_API_URL": partoo.api_url,
+        "DATABASE_URL": database_url,
+        "PARTOO_RATE_LIMIT_PER_MINUTE": "6000",
+    }
+    if signer is not None:
+        environment["PARTOO_WEBHOOK_PUBLIC_KEY"] = signer.public_pem
+    environment.update(extra)
+    return environment
+
+
+@dataclass
+class RunningBot:
+    """A started bot and an HTTP client that reaches it through ASGI."""
+
+    app: Any
+    http: httpx.AsyncClient
+    slack: FakeSlack
+
+    @property
+    def bot(self) -> Any:
+        return self.app.state.bot
+
+    async def command(
+        self,
+        text: str,
+        *,
+        user_id: str = USER,
+        channel_id: str = CHANNEL,
+        response_url: str | None = None,
+        secret: str = SIGNING_SECRET,
+    ) -> httpx.Response:
+        """Send `/partoo-retry <text>` signed the way Slack signs it."""
+        body = slash_command_body(
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            response_url=response_url or self.slack.response_url("command"),
+        )
+        return await self.http.post(
+            "/slack/events", content=body, headers=slack_signature_headers(secret, body)
+        )
+
+    async def click(self, **fields: Any) -> httpx.Response:
+        body = block_actions_body(**fields)
+        return await self.http.post(
+            "/slack/events", content=body, headers=slack_signature_headers(SIGNING_SECRET, body)
+        )
+
+    async def event(self, payload: Mapping[str, Any]) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        headers = slack_signature_headers(SIGNING_SECRET, body, content_type="application/json")
+        return await self.http.post("/slack/events", content=body, headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    slack: FakeSlack, environment: Mapping[str, str], tuning: Tuning = FAST
+) -> AsyncIterator[RunningBot]:
+    """Build the app from an environment, run its lifespan, and yield a client bound to it."""
+    app = create_app(load_settings(environment), tuning)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bot") as http:
+            yield RunningBot(app=app, http=http, slack=slack)
+
+
+def ephemeral_text(response: httpx.Response) -> str:
+    """The text of an ephemeral answer given in the HTTP response to a command."""
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body.get("response_type") == "ephemeral", body
+    blocks_text = " ".join(
+        block.get("text", {}).get("text", "") for block in body.get("blocks", []) if isinstance(block, dict)
+    )
+    return f"{body.get('text', '')} {blocks_text}"
+
+
+def message_text(message: Any) -> str:
+    """Fallback text plus every text in the blocks of a message recorded by FakeSlack."""
+    texts = [message.text or ""]
+    for block in message.blocks or []:
+        texts.append(json.dumps(block))
+    return " ".join(texts)

@@ -1,0 +1,56 @@
+"""Wait for a condition instead of sleeping for a fixed time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def _failure(message: str, timeout: float, last: object, error: AssertionError | None) -> AssertionError:
+    detail = f"last assertion: {error}" if error is not None else f"last value: {last!r}"
+    return AssertionError(f"{message or 'condition not met'} (after {timeout} s; {detail})")
+
+
+def _check(predicate: Callable[[], T]) -> tuple[T | None, AssertionError | None]:
+    # A predicate may assert instead of returning False; that counts as "not yet".
+    try:
+        return predicate(), None
+    except AssertionError as error:
+        return None, error
+
+
+# The `timeout` keyword is this helper's contract (tests read better with it than with asyncio.timeout).
+async def eventually(
+    predicate: Callable[[], T],
+    *,
+    timeout: float = 5.0,  # noqa: ASYNC109
+    interval: float = 0.01,
+    message: str = "",
+) -> T:
+    """Poll `predicate` until it returns something truthy (returned) or fail with AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value, error = _check(predicate)
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise _failure(message, timeout, value, error)
+        await asyncio.sleep(interval)
+
+
+def wait_until(
+    predicate: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.01, message: str = ""
+) -> T:
+    """Sync twin of `eventually`, for threads and sync tests."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value, error = _check(predicate)
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise _failure(message, timeout, value, error)
+        time.sleep(interval)
