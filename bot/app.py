@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import httpx
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -26,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
-from bot.partoo.client import PartooClient
+from bot.partoo.client import DEFAULT_TIMEOUT, PartooClient
 from bot.retry.notifier import Notifier
 from bot.retry.policy import RetryPolicy
 from bot.retry.service import RetryService
@@ -49,6 +50,7 @@ class Tuning:
     lease_seconds: float = 30.0
     poll_interval: float = 0.5
     worker_concurrency: int = 32
+    partoo_timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
 
 
 @dataclass
@@ -116,7 +118,9 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
     queue = RetryQueue(engine)
     slack = build_web_client(settings.slack_bot_token.value, settings.slack_api_url)
     poster = SlackPoster(slack)
-    partoo = PartooClient(base_url=settings.partoo_api_url, api_key=settings.partoo_api_key.value)
+    partoo = PartooClient(
+        base_url=settings.partoo_api_url, api_key=settings.partoo_api_key.value, timeout=tuning.partoo_timeout
+    )
     notifier = Notifier(
         queue,
         poster,

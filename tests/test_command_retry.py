@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+
+import httpx
+import pytest
 
 from tests.fakes import FakePartoo, FakeSlack, Reply
-from tests.harness import CHANNEL, USER, RunningBot, message_text
+from tests.harness import CHANNEL, FAST, USER, RunningBot, ephemeral_text, message_text, running_bot
 from tests.waiting import eventually
 
 
@@ -83,3 +87,170 @@ async def test_bad_key_tells_what_to_check(bot: RunningBot, slack: FakeSlack, pa
     assert "PARTOO_API_KEY" in message_text(reply)
     assert "PARTOO_ENV" in message_text(reply)
     assert partoo.count(7) == 1
+
+
+async def test_no_answer_in_time_is_reported_and_never_resent(
+    slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
+) -> None:
+    tuning = replace(FAST, partoo_timeout=httpx.Timeout(5.0, read=0.3))
+    partoo.script(9, [Reply(status=200, delay=2.0)])
+    async with running_bot(slack, environment, tuning) as bot:
+        await bot.command("9")
+        root = (await eventually(lambda: slack.root_messages(CHANNEL)))[0]
+        reply = (await eventually(lambda: slack.thread(CHANNEL, root.ts), timeout=10))[0]
+    assert "did not answer in time" in message_text(reply)
+    assert partoo.count(9) == 1
+
+
+async def test_several_ids_collapse_duplicates_and_show_progress_then_summary(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
+) -> None:
+    partoo.answer(4568, 404)
+
+    response = await bot.command("4567 4568, 4569,4567")
+
+    assert response.status_code == 200
+    root = (await eventually(lambda: slack.root_messages(CHANNEL)))[0]
+    assert "asked to retry 3 Partoo messages" in message_text(root)
+    await eventually(lambda: "3/3 done" in message_text(slack.message(CHANNEL, root.ts)), timeout=10)
+    summary = message_text(slack.message(CHANNEL, root.ts))
+    assert "2 accepted" in summary
+    assert "1 not found" in summary
+    problems = await eventually(lambda: slack.thread(CHANNEL, root.ts))
+    assert len(problems) == 1
+    assert "`4568`" in message_text(problems[0])
+    assert "`4567`" not in message_text(problems[0])
+    assert sorted(partoo.received_ids()) == ["4567", "4568", "4569"]
+    assert len(slack.root_messages(CHANNEL)) == 1
+
+
+async def test_progress_is_updated_in_place_while_the_batch_runs(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
+) -> None:
+    gate = partoo.hold()
+    ids = " ".join(str(n) for n in range(100, 140))
+    await bot.command(ids)
+    root = (await eventually(lambda: slack.root_messages(CHANNEL)))[0]
+    assert "0/40 done" in message_text(root)
+    gate.release()
+    await eventually(lambda: "40/40 done" in message_text(slack.message(CHANNEL, root.ts)), timeout=15)
+    updates = [call for call in slack.calls_to("chat.update") if call.params.get("ts") == root.ts]
+    assert updates, "the root message is updated in place"
+    assert len(slack.root_messages(CHANNEL)) == 1
+    assert all(partoo.count(n) == 1 for n in range(100, 140))
+
+
+async def test_a_second_request_for_a_message_in_progress_is_not_sent_again(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
+) -> None:
+    gate = partoo.hold()
+    try:
+        await bot.command("4567")
+        await eventually(lambda: partoo.count(4567) == 1)
+        second = await bot.command("4567", user_id="U999")
+        text = ephemeral_text(second)
+        assert "already" in text
+        assert f"<@{USER}>" in text
+    finally:
+        gate.release()
+    root = slack.root_messages(CHANNEL)[0]
+    await eventually(lambda: slack.thread(CHANNEL, root.ts))
+    assert partoo.count(4567) == 1
+    assert len(slack.root_messages(CHANNEL)) == 1
+
+
+async def test_after_an_outcome_the_same_message_can_be_retried_again(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
+) -> None:
+    await bot.command("4567")
+    await eventually(lambda: len(slack.calls_to("chat.update")) >= 1)
+    await bot.command("4567")
+    await eventually(lambda: partoo.count(4567) == 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("abc", "not a subcommand"),
+        ("12a", "not a message id"),
+        ("-5", "positive"),
+        ("0", "positive"),
+        ("99999999999999999999", "too large"),
+        (" ".join(str(n) for n in range(1, 102)), "At most 100"),
+        ("status", "exactly one message id"),
+        ("status x", "not a message id"),
+        ("log 0", "from 1 to 50"),
+        ("log 51", "from 1 to 50"),
+        ("<!channel>", "&lt;!channel&gt;"),
+    ],
+)
+async def test_bad_input_gets_a_clear_ephemeral_answer_and_changes_nothing(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, text: str, problem: str
+) -> None:
+    response = await bot.command(text)
+
+    answer = ephemeral_text(response)
+    assert problem in answer
+    assert "/partoo-retry status" in answer  # the usage is shown
+    assert "<!channel>" not in answer
+    assert partoo.calls == []
+    assert slack.calls_to("chat.postMessage") == []
+    assert await bot.bot.queue.recent(10) == []
+
+
+@pytest.mark.parametrize("text", ["", "help", "  HELP "])
+async def test_help_is_an_ephemeral_usage(bot: RunningBot, partoo: FakePartoo, text: str) -> None:
+    answer = ephemeral_text(await bot.command(text))
+    assert "/partoo-retry <message id>" in answer
+    assert partoo.calls == []
+
+
+async def test_where_the_bot_cannot_post_the_outcome_goes_through_response_url(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
+) -> None:
+    slack.not_in_channel("CPRIVATE")
+
+    await bot.command("4567", channel_id="CPRIVATE", response_url=slack.response_url("private"))
+
+    answer = (await eventually(lambda: slack.responses("private")))[0]
+    assert answer["response_type"] == "in_channel"
+    assert "accepted" in answer["text"]
+    assert "`4567`" in answer["text"]
+    assert partoo.count(4567) == 1
+
+
+async def test_slack_rate_limits_and_errors_are_retried_when_posting(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
+) -> None:
+    slack.fail_next("chat.postMessage", times=1, status=429, retry_after=1)
+    slack.fail_next("chat.postMessage", times=1, status=503)
+
+    await bot.command("4567")
+
+    root = (await eventually(lambda: slack.root_messages(CHANNEL), timeout=10))[0]
+    await eventually(lambda: slack.thread(CHANNEL, root.ts), timeout=10)
+    assert partoo.count(4567) == 1
+
+
+async def test_an_outcome_that_cannot_be_posted_is_logged_not_dropped(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.channel_not_found("CGONE")
+
+    # A response_url Slack no longer honours (used five times, or older than 30 minutes) answers 404.
+    await bot.command("4567", channel_id="CGONE", response_url=slack.base_url + "/expired")
+
+    record = await eventually(
+        lambda: next((r for r in caplog.records if "could not post the outcome" in r.getMessage()), None),
+        timeout=15,
+    )
+    assert "4567" in record.getMessage()
+    assert "accepted" in record.getMessage()
+
+
+async def test_a_forged_command_is_refused(bot: RunningBot, partoo: FakePartoo, slack: FakeSlack) -> None:
+    response = await bot.command("4567", secret="not-the-signing-secret")
+
+    assert response.status_code == 401
+    assert partoo.calls == []
+    assert slack.calls_to("chat.postMessage") == []

@@ -278,12 +278,13 @@ async def test_channel_errors(slack: FakeSlack, web: AsyncWebClient) -> None:
 async def test_delay(slack: FakeSlack, web: AsyncWebClient) -> None:
     slack.delay("chat.update", 0.3)
     started = time.monotonic()
-    await web.auth_test()
-    assert time.monotonic() - started < 0.3
     posted = await web.chat_postMessage(channel="C1", text="x")
+    undelayed = time.monotonic() - started
     started = time.monotonic()
     await web.chat_update(channel="C1", ts=posted["ts"], text="y")
-    assert time.monotonic() - started >= 0.3
+    delayed = time.monotonic() - started
+    assert delayed >= 0.3
+    assert undelayed < delayed
 
 
 async def test_drop_connections(slack: FakeSlack, web: AsyncWebClient) -> None:

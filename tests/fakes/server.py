@@ -146,7 +146,7 @@ class FakeServer:
             self._max_in_flight = self._in_flight
 
     def hold(self) -> Gate:
-        """Hold every request (once recorded) until the returned gate is released or the fake stops."""
+        """Hold every request until the returned gate is released or the fake stops (see `in_flight`)."""
         gate = Gate()
         with self._lock:
             self._gates.append(gate)

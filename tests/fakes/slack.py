@@ -75,7 +75,7 @@ class _Failure:
     body: dict[str, Any] | str | None
 
 
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
+_Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _error(error: str) -> dict[str, Any]:
@@ -98,7 +98,7 @@ class FakeSlack(FakeServer):
         self.usergroups: dict[str, list[str]] = {k: list(v) for k, v in (usergroups or {}).items()}
         self.socket_mode_url: str | None = None
         self._ts_counter = 0
-        self._methods: dict[str, Handler] = {
+        self._methods: dict[str, _Handler] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,

@@ -1,0 +1,137 @@
+"""Who may retry, and the retry log the whole team can read: `status`, `log` and the App Home."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes import FakePartoo, FakeSlack, Reply
+from tests.harness import CHANNEL, USER, RunningBot, ephemeral_text, message_text, running_bot
+from tests.waiting import eventually
+
+
+@pytest.mark.parametrize(
+    ("policy", "user", "channel", "allowed"),
+    [
+        ({"RETRY_ALLOWED_USERS": "U1,U2"}, "U2", CHANNEL, True),
+        ({"RETRY_ALLOWED_USERS": "U1,U2"}, USER, CHANNEL, False),
+        ({"RETRY_ALLOWED_USERGROUPS": "S0ONCALL"}, "U777", CHANNEL, True),
+        ({"RETRY_ALLOWED_USERGROUPS": "S0ONCALL"}, USER, CHANNEL, False),
+        ({"RETRY_ALLOWED_USERS": "U1", "RETRY_ALLOWED_USERGROUPS": "S0ONCALL"}, "U1", CHANNEL, True),
+        ({"RETRY_ALLOWED_CHANNELS": "COPS"}, USER, "COPS", True),
+        ({"RETRY_ALLOWED_CHANNELS": "COPS"}, USER, CHANNEL, False),
+        ({"RETRY_ALLOWED_USERS": "U2", "RETRY_ALLOWED_CHANNELS": "COPS"}, "U2", CHANNEL, False),
+    ],
+)
+async def test_access_policy(
+    slack: FakeSlack,
+    partoo: FakePartoo,
+    environment: dict[str, str],
+    policy: dict[str, str],
+    user: str,
+    channel: str,
+    allowed: bool,
+) -> None:
+    async with running_bot(slack, {**environment, **policy}) as bot:
+        response = await bot.command("4567", user_id=user, channel_id=channel)
+        if allowed:
+            assert response.text == ""
+            await eventually(lambda: partoo.count(4567) == 1)
+        else:
+            answer = ephemeral_text(response)
+            assert "You may not retry" in answer
+            for who in policy.values():
+                for slack_id in who.split(","):
+                    assert slack_id in answer  # says who may
+            assert partoo.calls == []
+            assert await bot.bot.queue.recent(5) == []
+
+
+async def test_usergroup_members_are_cached_briefly(
+    slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
+) -> None:
+    async with running_bot(slack, {**environment, "RETRY_ALLOWED_USERGROUPS": "S0ONCALL"}) as bot:
+        for message_id in (1, 2, 3):
+            assert (await bot.command(str(message_id), user_id="U777")).text == ""
+    assert len(slack.calls_to("usergroups.users.list")) == 1
+
+
+async def test_a_usergroup_that_cannot_be_checked_refuses_safely(
+    slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
+) -> None:
+    async with running_bot(slack, {**environment, "RETRY_ALLOWED_USERGROUPS": "S0MISSING"}) as bot:
+        answer = ephemeral_text(await bot.command("4567", user_id="U777"))
+    assert "could not check" in answer
+    assert partoo.calls == []
+
+
+async def test_status_shows_every_request_and_attempt_with_a_thread_link(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
+) -> None:
+    partoo.script(
+        4567, [Reply(status=503), Reply(status=400, body={"errors": {"json": "Message not failed"}})]
+    )
+    await bot.command("4567")
+    await eventually(lambda: len(slack.calls_to("chat.update")) >= 1, timeout=10)
+
+    response = await bot.command("status 4567", response_url=slack.response_url("status"))
+
+    assert response.text == ""
+    answer = (await eventually(lambda: slack.responses("status")))[0]
+    assert answer["response_type"] == "ephemeral"
+    text = " ".join(str(block) for block in answer["blocks"])
+    assert f"<@{USER}>" in text
+    assert "HTTP 503" in text
+    assert "HTTP 400" in text
+    assert "Message not failed" in text
+    assert "fake.slack.com/archives" in text  # the permalink of the thread
+
+
+async def test_status_of_an_unknown_message_says_so(bot: RunningBot, slack: FakeSlack) -> None:
+    await bot.command("status 999", response_url=slack.response_url("status"))
+    answer = (await eventually(lambda: slack.responses("status")))[0]
+    assert "No retry of Partoo message `999`" in answer["text"]
+
+
+async def test_log_lists_the_latest_retries_newest_first(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
+) -> None:
+    partoo.answer(2, 404)
+    for message_id in (1, 2, 3):
+        await bot.command(str(message_id))
+        await eventually(lambda: partoo.count(message_id) == 1)
+
+    await bot.command("log 2", response_url=slack.response_url("log"))
+
+    answer = (await eventually(lambda: slack.responses("log")))[0]
+    text = " ".join(str(block) for block in answer["blocks"])
+    assert text.index("`3`") < text.index("`2`")
+    assert "`1`" not in text
+
+
+async def test_app_home_shows_counts_and_recent_retries(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
+) -> None:
+    partoo.answer(2, 404)
+    await bot.command("1 2")
+    root = (await eventually(lambda: slack.root_messages(CHANNEL)))[0]
+    await eventually(lambda: "2/2 done" in message_text(slack.message(CHANNEL, root.ts)))
+
+    response = await bot.event(
+        {
+            "type": "event_callback",
+            "team_id": "T0001",
+            "api_app_id": "A0001",
+            "event_id": "Ev1",
+            "event_time": 1,
+            "event": {"type": "app_home_opened", "user": USER, "channel": "D1", "tab": "home"},
+        }
+    )
+
+    assert response.status_code == 200
+    view = await eventually(lambda: slack.published_view(USER))
+    text = str(view)
+    assert "*2* requested" in text
+    assert "*1* accepted" in text
+    assert "*1* not accepted" in text
+    assert "`1`" in text
+    assert "`2`" in text
