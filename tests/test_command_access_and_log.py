@@ -98,7 +98,7 @@ async def test_log_lists_the_latest_retries_newest_first(
     partoo.answer(2, 404)
     for message_id in (1, 2, 3):
         await bot.command(str(message_id))
-        await eventually(lambda done=message_id: partoo.count(done) == 1)
+    await eventually(lambda: all(partoo.count(message_id) == 1 for message_id in (1, 2, 3)))
 
     await bot.command("log 2", response_url=slack.response_url("log"))
 

@@ -244,6 +244,7 @@ async def test_an_outcome_that_cannot_be_posted_is_logged_not_dropped(
         lambda: next((r for r in caplog.records if "could not post the outcome" in r.getMessage()), None),
         timeout=15,
     )
+    assert record is not None
     assert "4567" in record.getMessage()
     assert "accepted" in record.getMessage()
 
