@@ -1,32 +1,91 @@
-"""`python -m bot` / `partoo-retry-bot`: serve the bot, configured by the environment."""
+"""`python -m bot` / `partoo-retry-bot`: serve the bot, or work with its retry log.
+
+partoo-retry-bot                       serve (HTTP on $PORT)
+partoo-retry-bot log export --since 7d --format csv
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
+from bot import export
 from bot.app import create_app
-from bot.config import ConfigError, settings_from_environment
+from bot.config import ConfigError, Settings, settings_from_environment
 from bot.logs import configure_logging
-from bot.store.database import SchemaTooNewError
+from bot.store.database import SchemaTooNewError, create_engine, display_database_url, migrate
+from bot.store.queue import RetryQueue
 
 EXIT_CONFIG = 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="partoo-retry-bot", description=__doc__)
-    parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve"], help="what to do (default: serve)"
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="partoo-retry-bot",
+        description="A Slack bot that retries failed Partoo messages. Configured by environment variables.",
     )
-    parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="serve Slack and Partoo webhooks over HTTP (the default)")
+    log_parser = commands.add_parser("log", help="work with the retry log")
+    log_commands = log_parser.add_subparsers(dest="log_command", required=True)
+    exporter = log_commands.add_parser("export", help="write the retry log to standard output")
+    exporter.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m, 2w or an ISO date")
+    exporter.add_argument("--format", choices=["csv", "json"], default="csv", dest="output_format")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
     try:
         settings = settings_from_environment()
     except ConfigError as error:
         print(error, file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.secrets())
+    try:
+        if arguments.command == "log":
+            since = export.parse_since(arguments.since)
+            return asyncio.run(_export(settings, since, arguments.output_format))
+        return _serve(settings)
+    except (SchemaTooNewError, export.ExportError) as error:
+        print(error, file=sys.stderr)
+        return EXIT_CONFIG
+
+
+async def _export(settings: Settings, since: float, output_format: str) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        rows = await RetryQueue(engine).since(since)
+    finally:
+        await engine.dispose()
+    export.write(rows, output_format, sys.stdout)
+    return 0
+
+
+async def _prepare_database(settings: Settings) -> None:
+    """Migrate before serving, so that a schema problem stops the bot with its own message."""
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings) -> int:
+    try:
+        asyncio.run(_prepare_database(settings))
+    except (OSError, SQLAlchemyError) as error:
+        print(
+            f"partoo-retry cannot open its database {display_database_url(settings.database_url)}: "
+            f"{type(error).__name__}: {error}",
+            file=sys.stderr,
+        )
+        return 1
     config = uvicorn.Config(
         create_app(settings),
         host="0.0.0.0",  # noqa: S104 - platforms (Heroku, containers) route traffic to every interface
@@ -38,11 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=20,
     )
     server = uvicorn.Server(config)
-    try:
-        server.run()
-    except SchemaTooNewError as error:
-        print(error, file=sys.stderr)
-        return EXIT_CONFIG
+    server.run()
     return 0 if server.started else 1
 
 

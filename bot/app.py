@@ -50,6 +50,7 @@ class Tuning:
     lease_seconds: float = 30.0
     poll_interval: float = 0.5
     worker_concurrency: int = 32
+    log_channel_interval: float = 5.0
     partoo_timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
 
 
@@ -126,6 +127,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         poster,
         owner=worker_id,
         log_channel=settings.slack_log_channel,
+        log_interval=tuning.log_channel_interval,
         poll_interval=tuning.poll_interval,
     )
     worker = RetryWorker(

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from dotenv import load_dotenv
+from sqlalchemy.engine import make_url
 
 from bot.partoo.client import PRODUCTION_API_URL, SANDBOX_API_URL
 from bot.partoo.signatures import (
@@ -100,7 +101,10 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction and for tests that scan output."""
         values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.partoo_api_key]
-        return [secret.value for secret in values if secret]
+        database_password = make_url(self.database_url).password
+        return [secret.value for secret in values if secret] + (
+            [str(database_password)] if database_password else []
+        )
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:

@@ -35,6 +35,7 @@ FAST = Tuning(
     retry_policy=RetryPolicy(max_attempts=4, max_total_seconds=30, base_delay=0.05, max_delay=0.2),
     lease_seconds=3.0,
     poll_interval=0.05,
+    log_channel_interval=0.3,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -54,3 +54,24 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise _failure(message, timeout, value, error)
         time.sleep(interval)
+
+
+async def eventually_async(
+    predicate: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 5.0,  # noqa: ASYNC109
+    interval: float = 0.02,
+    message: str = "",
+) -> T:
+    """`eventually` for conditions that must be awaited (a database read, an HTTP call)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value, error = await predicate(), None
+        except AssertionError as failed:
+            value, error = None, failed
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise _failure(message, timeout, value, error)
+        await asyncio.sleep(interval)

@@ -35,6 +35,7 @@ class Notifier:
         *,
         owner: str,
         log_channel: str | None = None,
+        log_interval: float = LOG_CHANNEL_INTERVAL,
         poll_interval: float = 0.5,
         on_announced: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
@@ -43,6 +44,7 @@ class Notifier:
         self.poster = poster
         self.owner = owner
         self.log_channel = log_channel
+        self.log_interval = log_interval
         self.poll_interval = poll_interval
         self.on_announced = on_announced
         self.clock = clock
@@ -80,7 +82,7 @@ class Notifier:
             await self.report(request)
         for batch in await self.queue.open_batches():
             await self.refresh(batch)
-        if self.log_channel and self.clock() - self._last_log_post >= LOG_CHANNEL_INTERVAL:
+        if self.log_channel and self.clock() - self._last_log_post >= self.log_interval:
             await self.mirror_to_log_channel()
 
     async def announce(self, batch: BatchView) -> None:

@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -19,6 +20,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same for every replica that migrates one PostgreSQL database.
 _MIGRATION_LOCK_KEY = 0x5A2700
+# How long a SQLite write waits for another writer. Writes take milliseconds; a lock held longer means
+# something is wrong, and a command is better refused clearly than left to hit Slack's 3-second deadline.
+SQLITE_BUSY_SECONDS = 2.0
 
 
 class SchemaTooNewError(RuntimeError):
@@ -46,7 +50,7 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine for DATABASE_URL; SQLite gets WAL and immediate write locks."""
     async_url = async_database_url(url)
     if async_url.startswith("sqlite"):
-        engine = create_async_engine(async_url, connect_args={"timeout": 15})
+        engine = create_async_engine(async_url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
         _tune_sqlite(engine)
         return engine
     return create_async_engine(async_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
@@ -60,7 +64,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         # WAL lets readers work while one writer writes; several processes may share the file.
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -85,13 +89,20 @@ def _head_revision() -> str:
     return head
 
 
+def _is_known(scripts: ScriptDirectory, revision: str) -> bool:
+    try:
+        return scripts.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # Replicas starting together must not run the same migration twice.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     current = MigrationContext.configure(connection).get_current_revision()
     scripts = ScriptDirectory(str(MIGRATIONS))
-    if current is not None and scripts.get_revision(current) is None:
+    if current is not None and not _is_known(scripts, current):
         raise SchemaTooNewError(
             f"The database schema is at revision {current}, which this version of partoo-retry does not "
             f"know (it knows up to {_head_revision()}). It was upgraded by a newer version: run that "

@@ -615,13 +615,21 @@ class RetryQueue:
             )
             return [_request_view(row) for row in rows]
 
-    async def since(self, since: float) -> list[RequestView]:
-        """Every request made since a time, oldest first (for exports)."""
+    async def since(self, since: float) -> list[tuple[RequestView, BatchView]]:
+        """Every request made since a time with its batch, oldest first (for exports)."""
         async with self.engine.connect() as connection:
-            rows = await connection.execute(
-                select(*_REQUEST_COLUMNS).where(Request.requested_at >= since).order_by(Request.id)
+            rows = list(
+                await connection.execute(
+                    select(*_REQUEST_COLUMNS).where(Request.requested_at >= since).order_by(Request.id)
+                )
             )
-            return [_request_view(row) for row in rows]
+            batch_ids = sorted({row.batch_id for row in rows})
+            batches: dict[int, BatchView] = {}
+            for start in range(0, len(batch_ids), 500):
+                chunk = batch_ids[start : start + 500]
+                for batch_row in await connection.execute(select(*_BATCH_COLUMNS).where(Batch.id.in_(chunk))):
+                    batches[batch_row.id] = _batch_view(batch_row)
+        return [(_request_view(row), batches[row.batch_id]) for row in rows]
 
     async def outcome_counts(self, since: float) -> dict[str, int]:
         """How many requests made since a time ended in each outcome ('queued' for unfinished ones)."""
