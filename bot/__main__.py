@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 
 import uvicorn
@@ -97,6 +98,15 @@ def _serve(settings: Settings) -> int:
         timeout_graceful_shutdown=20,
     )
     server = uvicorn.Server(config)
+
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler that was
+    # installed before it ran; with Python's defaults that ends the process with -15 or a traceback.
+    # Platforms read that as a crash, so the handlers it restores only ask the server to exit.
+    def request_exit(_signum: int, _frame: object) -> None:
+        server.should_exit = True
+
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, request_exit)
     server.run()
     return 0 if server.started else 1
 

@@ -112,6 +112,23 @@ def _version() -> str:
     return __version__
 
 
+class _DropTokenSkippedWarning(logging.Filter):
+    """Bolt falls back to SLACK_BOT_TOKEN from the environment and then warns that our client wins.
+
+    Our client carries that same token (read by config.py); the warning would print at every start.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("bot.slack.bolt")
+    if not any(isinstance(existing, _DropTokenSkippedWarning) for existing in logger.filters):
+        logger.addFilter(_DropTokenSkippedWarning())
+    return logger
+
+
 def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
     """Construct every component from Settings; nothing starts until `Bot.start`."""
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -145,6 +162,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
     service = RetryService(queue, poster, on_queued=notifier.wake)
     bolt = AsyncApp(
         client=slack,
+        logger=_bolt_logger(),
         signing_secret=settings.slack_signing_secret.value or None,
         # Answer Slack as soon as ack() is called; the rest of a listener runs after the response.
         process_before_response=False,

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from dotenv import load_dotenv
-from sqlalchemy.engine import make_url
+from dotenv import find_dotenv, load_dotenv
 
 from bot.partoo.client import PRODUCTION_API_URL, SANDBOX_API_URL
 from bot.partoo.signatures import (
@@ -101,10 +100,7 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction and for tests that scan output."""
         values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.partoo_api_key]
-        database_password = make_url(self.database_url).password
-        return [secret.value for secret in values if secret] + (
-            [str(database_password)] if database_password else []
-        )
+        return [secret.value for secret in values if secret]
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -205,7 +201,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
 def settings_from_environment() -> Settings:
     """Load `.env` (without overriding real environment variables), then the environment."""
-    load_dotenv(override=False)
+    # Look from the working directory (where the user keeps .env), not from this file's folder.
+    load_dotenv(find_dotenv(usecwd=True), override=False)
     return load_settings(os.environ)
 
 
