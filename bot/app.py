@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -28,6 +28,8 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.partoo.client import DEFAULT_TIMEOUT, PartooClient
+from bot.partoo.signatures import WebhookVerifier
+from bot.retry.alerter import DIGEST_WINDOW, Alerter
 from bot.retry.notifier import Notifier
 from bot.retry.policy import RetryPolicy
 from bot.retry.service import RetryService
@@ -35,11 +37,16 @@ from bot.retry.worker import RetryWorker
 from bot.slack import listeners
 from bot.slack.authz import Authorizer
 from bot.slack.client import SlackPoster, build_web_client
+from bot.store.alerts import AlertStore
 from bot.store.database import create_engine, migrate
-from bot.store.pace import SharedPace
+from bot.store.pace import SLACK_ALERTS_PACE, SharedPace
 from bot.store.queue import RetryQueue
+from bot.webhook_endpoint import partoo_webhook
 
 log = logging.getLogger(__name__)
+
+# Slack allows about one message per second per channel.
+ALERT_POSTS_PER_MINUTE = 60
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class Tuning:
     poll_interval: float = 0.5
     worker_concurrency: int = 32
     log_channel_interval: float = 5.0
+    digest_window: float = DIGEST_WINDOW
     partoo_timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
 
 
@@ -66,6 +74,8 @@ class Bot:
     poster: SlackPoster
     worker: RetryWorker
     notifier: Notifier
+    alerts: AlertStore
+    alerter: Alerter
     service: RetryService
     bolt: AsyncApp
     worker_id: str
@@ -76,6 +86,7 @@ class Bot:
         self.tasks = [
             asyncio.create_task(self.worker.run(), name="retry-worker"),
             asyncio.create_task(self.notifier.run(), name="notifier"),
+            asyncio.create_task(self.alerter.run(), name="alerter"),
         ]
         log.info("partoo-retry %s started (worker %s)", _version(), self.worker_id)
 
@@ -83,6 +94,7 @@ class Bot:
         """Stop taking work, finish or release what is in flight, then close every connection."""
         await self.worker.stop()
         await self.notifier.stop()
+        await self.alerter.stop()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=10)
         for task in self.tasks:
@@ -129,6 +141,14 @@ def _bolt_logger() -> logging.Logger:
     return logger
 
 
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def call_both() -> None:
+        first()
+        second()
+
+    return call_both
+
+
 def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
     """Construct every component from Settings; nothing starts until `Bot.start`."""
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -156,10 +176,19 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         lease_seconds=tuning.lease_seconds,
         concurrency=tuning.worker_concurrency,
         poll_interval=tuning.poll_interval,
-        on_finished=notifier.wake,
     )
     notifier.on_announced = worker.wake
-    service = RetryService(queue, poster, on_queued=notifier.wake)
+    alerts = AlertStore(engine)
+    alerter = Alerter(
+        alerts,
+        poster,
+        SharedPace(engine, ALERT_POSTS_PER_MINUTE, name=SLACK_ALERTS_PACE),
+        alert_channel=settings.slack_alert_channel,
+        poll_interval=tuning.poll_interval,
+        digest_window=tuning.digest_window,
+    )
+    worker.on_finished = _both(notifier.wake, alerter.wake)
+    service = RetryService(queue, alerts, poster, on_queued=_both(notifier.wake, alerter.wake))
     bolt = AsyncApp(
         client=slack,
         logger=_bolt_logger(),
@@ -177,6 +206,8 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         poster=poster,
         worker=worker,
         notifier=notifier,
+        alerts=alerts,
+        alerter=alerter,
         service=service,
         bolt=bolt,
         worker_id=worker_id,
@@ -190,6 +221,10 @@ def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
 
     async def slack_events(request: Request) -> Response:
         return await slack_handler.handle(request)
+
+    webhook = partoo_webhook(
+        WebhookVerifier(settings.partoo_webhook_public_key), bot.alerts, on_stored=bot.alerter.wake
+    )
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -211,6 +246,7 @@ def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
     app = Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/partoo/webhook", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],

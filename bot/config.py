@@ -15,6 +15,7 @@ from enum import StrEnum
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from dotenv import find_dotenv, load_dotenv
 
+from bot.logs import LOG_FORMATS
 from bot.partoo.client import PRODUCTION_API_URL, SANDBOX_API_URL
 from bot.partoo.signatures import (
     PRODUCTION_PUBLIC_KEY_PEM,
@@ -27,6 +28,7 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DATABASE_URL = "sqlite:///partoo-retry.db"
 DEFAULT_PORT = 3000
 DEFAULT_RATE_LIMIT_PER_MINUTE = 300
+DEFAULT_LOG_FORMAT = "auto"
 
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,}$")
 
@@ -92,6 +94,7 @@ class Settings:
     access: AccessPolicy = AccessPolicy()
     database_url: str = DEFAULT_DATABASE_URL
     port: int = DEFAULT_PORT
+    log_format: str = DEFAULT_LOG_FORMAT  # one of bot.logs.LOG_FORMATS
 
     @property
     def socket_mode(self) -> bool:
@@ -124,9 +127,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-.")
     signing_secret = text("SLACK_SIGNING_SECRET")
     if not signing_secret and not app_token:
-        problems.append(
-            "SLACK_SIGNING_SECRET is required in HTTP mode (set SLACK_APP_TOKEN for Socket Mode)."
-        )
+        problems.append("SLACK_SIGNING_SECRET is required in HTTP mode (set SLACK_APP_TOKEN for Socket Mode).")
 
     slack_api_url = text("SLACK_API_URL") or DEFAULT_SLACK_API_URL
     if not slack_api_url.startswith(("http://", "https://")):
@@ -144,15 +145,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     except ValueError:
         problems.append("PARTOO_ENV must be production or sandbox.")
     sandbox = partoo_env is PartooEnvironment.SANDBOX
-    partoo_api_url = (text("PARTOO_API_URL") or (SANDBOX_API_URL if sandbox else PRODUCTION_API_URL)).rstrip(
-        "/"
-    )
+    partoo_api_url = (text("PARTOO_API_URL") or (SANDBOX_API_URL if sandbox else PRODUCTION_API_URL)).rstrip("/")
     if not partoo_api_url.startswith(("http://", "https://")):
         problems.append("PARTOO_API_URL must be an http(s) URL, e.g. https://api.partoo.co/v2.")
 
-    pem = text("PARTOO_WEBHOOK_PUBLIC_KEY") or (
-        SANDBOX_PUBLIC_KEY_PEM if sandbox else PRODUCTION_PUBLIC_KEY_PEM
-    )
+    pem = text("PARTOO_WEBHOOK_PUBLIC_KEY") or (SANDBOX_PUBLIC_KEY_PEM if sandbox else PRODUCTION_PUBLIC_KEY_PEM)
     public_key = load_public_key(PRODUCTION_PUBLIC_KEY_PEM)
     try:
         public_key = load_public_key(pem)
@@ -179,6 +176,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if not database_url.startswith(("sqlite:", "sqlite+aiosqlite:", "postgresql", "postgres:")):
         problems.append("DATABASE_URL must start with sqlite:/// or postgresql://.")
 
+    log_format = text("LOG_FORMAT").lower() or DEFAULT_LOG_FORMAT
+    if log_format not in LOG_FORMATS:
+        problems.append(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}.")
+
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -196,6 +197,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         access=access,
         database_url=database_url,
         port=port,
+        log_format=log_format,
     )
 
 

@@ -44,9 +44,7 @@ def parse_since(value: str, *, now: float | None = None) -> float:
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ExportError(
-            f"--since takes a duration like 7d, 12h, 30m or an ISO date, not {value!r}"
-        ) from None
+        raise ExportError(f"--since takes a duration like 7d, 12h, 30m or an ISO date, not {value!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Partoo's deliveries are a few kilobytes; anything far larger is not one of them.
-MAX_BODY_BYTES = 1_000_000
+MAX_BODY_BYTES = 1024 * 1024  # Partoo events are small; 1 MiB is far beyond any real one
 MESSAGE_EVENTS = frozenset({"message_created", "message_updated"})
 FAILED = "Failed"
 SENT_BY_BUSINESS = "User"
@@ -116,9 +116,7 @@ def _message_update(document: dict[str, Any]) -> MessageUpdate:
         raise PayloadError(f'"payload.message" must be an object: {_found(payload, "message")}')
     message_id = _int(message.get("id"))
     if message_id is None:
-        raise PayloadError(
-            f'"payload.message.id" must be an integer within signed 64 bits: {_found(message, "id")}'
-        )
+        raise PayloadError(f'"payload.message.id" must be an integer within signed 64 bits: {_found(message, "id")}')
     status = message.get("status")
     if not isinstance(status, str):
         raise PayloadError(f'"payload.message.status" must be a string: {_found(message, "status")}')

@@ -132,14 +132,16 @@ class Notifier:
         await self.queue.mark_reported([request.id])
 
     async def _deliver_single(self, batch: BatchView, request: RequestView) -> None:
-        if batch.root_channel and batch.root_ts:
+        if batch.alert_message_id is not None and batch.root_channel and batch.root_ts:
+            # The alert itself is re-rendered by the alerter; its thread tells who retried and what Partoo said.
             await self.poster.post(
-                batch.root_channel, messages.outcome_reply(request), thread_ts=batch.root_ts
+                batch.root_channel, messages.alert_outcome_reply(batch, request), thread_ts=batch.root_ts
             )
+            return
+        if batch.root_channel and batch.root_ts:
+            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=batch.root_ts)
             with contextlib.suppress(SlackPostError):
-                await self.poster.update(
-                    batch.root_channel, batch.root_ts, messages.single_finished(batch, request)
-                )
+                await self.poster.update(batch.root_channel, batch.root_ts, messages.single_finished(batch, request))
             return
         await self._deliver_whole(batch, [request])
 
@@ -164,15 +166,13 @@ class Notifier:
         if done == len(requests):
             await self._summarize(batch, requests)
             return
-        if not (batch.root_channel and batch.root_ts) or done == batch.progress_shown:
-            return
+        if not (batch.root_channel and batch.root_ts) or done == batch.progress_shown or batch.digest_id:
+            return  # a digest shows its own progress, rendered by the alerter
         if batch.progress_shown_at and self.clock() - batch.progress_shown_at < PROGRESS_INTERVAL:
             return
         message_ids = [request.message_id for request in requests]
         try:
-            await self.poster.update(
-                batch.root_channel, batch.root_ts, messages.batch_root(batch, message_ids, done)
-            )
+            await self.poster.update(batch.root_channel, batch.root_ts, messages.batch_root(batch, message_ids, done))
         except SlackPostError as error:
             log.info("progress update of batch %s skipped: %s", batch.id, error.error)
         await self.queue.note_progress(batch.id, done)
@@ -182,17 +182,14 @@ class Notifier:
             return
         try:
             if batch.root_channel and batch.root_ts:
-                await self.poster.update(
-                    batch.root_channel, batch.root_ts, messages.batch_summary(batch, requests)
-                )
+                if batch.digest_id is None:
+                    await self.poster.update(batch.root_channel, batch.root_ts, messages.batch_summary(batch, requests))
                 for reply in messages.problems_replies(requests):
                     await self.poster.post(batch.root_channel, reply, thread_ts=batch.root_ts)
             else:
                 await self._deliver_whole(batch, requests)
         except SlackUnavailable as error:
-            log.warning(
-                "Slack unavailable (%s); summary of batch %s will be posted later", error.error, batch.id
-            )
+            log.warning("Slack unavailable (%s); summary of batch %s will be posted later", error.error, batch.id)
             return
         except SlackPostError as error:
             counts = {str(r.message_id): str(r.outcome) for r in requests}

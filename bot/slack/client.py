@@ -119,9 +119,7 @@ class SlackPoster:
 
     async def post(self, channel: str, message: SlackMessage, *, thread_ts: str | None = None) -> str:
         """Post a message (in a thread when thread_ts is given) and return its ts."""
-        response = await self._call(
-            "chat_postMessage", channel=channel, thread_ts=thread_ts, **message.as_kwargs()
-        )
+        response = await self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, **message.as_kwargs())
         return str(response["ts"])
 
     async def update(self, channel: str, ts: str, message: SlackMessage) -> None:

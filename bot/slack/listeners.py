@@ -7,21 +7,25 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.commands import COMMAND, Help, Log, Retry, Status, UsageError, parse_command
+from bot.commands import COMMAND, MAX_MESSAGE_ID, Help, Log, Retry, Status, UsageError, parse_command
 from bot.config import AccessPolicy
-from bot.retry.service import RetryService
+from bot.retry.service import ClickRefused, RetryService
 from bot.slack import messages
+from bot.slack.alerts import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID
 from bot.slack.authz import Authorizer, Verdict
 from bot.slack.messages import SlackMessage
-from bot.store.queue import NewBatch
+from bot.store.queue import EnqueueResult, NewBatch
 
 log = logging.getLogger(__name__)
+
+ClickHandler = Callable[..., Awaitable[EnqueueResult | ClickRefused]]
 
 
 def ephemeral(message: SlackMessage) -> dict[str, Any]:
@@ -82,6 +86,52 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
             await ack(**ephemeral(messages.already_active(result.already_active)))
         else:
             await ack()
+
+    @app.action(RETRY_ACTION_ID)
+    async def on_retry_click(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        await _click(body, action, respond, service.retry_from_alert)
+
+    @app.action(RETRY_ALL_ACTION_ID)
+    async def on_retry_all_click(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        await _click(body, action, respond, service.retry_digest)
+
+    async def _click(body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, retry: ClickHandler) -> None:
+        user_id = str(body.get("user", {}).get("id", ""))
+        channel_id = str((body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id", ""))
+        message_ts = str(body.get("container", {}).get("message_ts") or (body.get("message") or {}).get("ts", ""))
+        value = str(action.get("value", ""))
+        if not value.isascii() or not value.isdigit() or int(value) > MAX_MESSAGE_ID:
+            await respond(**ephemeral(messages.click_refused("This button is not one the bot posted.")))
+            return
+        verdict = await authorizer.check(user_id, channel_id)
+        if verdict is not Verdict.ALLOWED:
+            refusal = (
+                messages.not_allowed(policy) if verdict is Verdict.DENIED else messages.authorization_unavailable()
+            )
+            await respond(**ephemeral(refusal), replace_original=False)
+            return
+        try:
+            result = await retry(
+                int(value),
+                user_id=user_id,
+                channel_id=channel_id,
+                message_ts=message_ts,
+                correlation_id=uuid.uuid4().hex,
+            )
+        except (SQLAlchemyError, OSError) as error:
+            log.error("could not queue the retry clicked by %s: %s", user_id, type(error).__name__)
+            await respond(**ephemeral(messages.queue_unavailable()), replace_original=False)
+            return
+        if isinstance(result, ClickRefused):
+            await respond(**ephemeral(messages.click_refused(result.reason)), replace_original=False)
+        elif result.already_active:
+            await respond(**ephemeral(messages.already_active(result.already_active)), replace_original=False)
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:

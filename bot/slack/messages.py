@@ -137,6 +137,11 @@ def authorization_unavailable() -> SlackMessage:
     return SlackMessage(text=text, blocks=[_section(text)])
 
 
+def click_refused(reason: str) -> SlackMessage:
+    text = f":no_entry_sign: {reason}"
+    return SlackMessage(text=text, blocks=[_section(text)])
+
+
 def queue_unavailable() -> SlackMessage:
     text = (
         ":warning: The retry log is unavailable right now (database unreachable or busy), so nothing was "
@@ -185,6 +190,12 @@ def single_finished(batch: BatchView, request: RequestView) -> SlackMessage:
 def outcome_reply(request: RequestView) -> SlackMessage:
     """The thread reply that tells one request's outcome in plain words."""
     text = f"{_EMOJI[request.outcome]} Partoo message `{request.message_id}`: {outcome_sentence(request)}"
+    return SlackMessage(text=text, blocks=[_section(text)])
+
+
+def alert_outcome_reply(batch: BatchView, request: RequestView) -> SlackMessage:
+    """The reply in an alert's thread: who retried, and what Partoo answered."""
+    text = f"{_EMOJI[request.outcome]} Retried by {mrkdwn.user(batch.requested_by)}: {outcome_sentence(request)}"
     return SlackMessage(text=text, blocks=[_section(text)])
 
 
@@ -279,8 +290,7 @@ def status(
 
 def log_lines(requests: Sequence[RequestView]) -> list[str]:
     return [
-        f"{outcome_label(r.outcome)} · `{r.message_id}` · {mrkdwn.user(r.requested_by)} · "
-        f"{mrkdwn.when(r.requested_at)}"
+        f"{outcome_label(r.outcome)} · `{r.message_id}` · {mrkdwn.user(r.requested_by)} · {mrkdwn.when(r.requested_at)}"
         for r in requests
     ]
 

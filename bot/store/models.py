@@ -60,6 +60,10 @@ class Batch(Base):
     announced_at: Mapped[float | None] = mapped_column(Double)
     announce_lease_until: Mapped[float | None] = mapped_column(Double)
     uses_response_url: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set when the answers go to an alert (a Retry click, or a command for an alerted message) or to a
+    # digest (Retry all): then the alert or digest is re-rendered instead of a command's root message.
+    alert_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    digest_id: Mapped[int | None] = mapped_column(Integer)
     progress_shown: Mapped[int] = mapped_column(Integer, default=0)
     progress_shown_at: Mapped[float | None] = mapped_column(Double)
     finished_at: Mapped[float | None] = mapped_column(Double)
@@ -105,6 +109,9 @@ class Request(Base):
     report_lease_until: Mapped[float | None] = mapped_column(Double)
     reported_at: Mapped[float | None] = mapped_column(Double)
     logged_at: Mapped[float | None] = mapped_column(Double)
+    # What Partoo's webhooks said after an accepted retry: "delivered" or "failed_again".
+    delivery: Mapped[str | None] = mapped_column(String(16))
+    delivery_at: Mapped[float | None] = mapped_column(Double)
 
 
 class Attempt(Base):
@@ -129,3 +136,64 @@ class Pace(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     next_slot_at: Mapped[float] = mapped_column(Double, default=0.0)
     paused_until: Mapped[float] = mapped_column(Double, default=0.0)
+
+
+class WebhookEvent(Base):
+    """A verified Partoo webhook delivery, stored before it is answered so that nothing is lost."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_pending", "processed_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Partoo redelivers the same content on 5xx: the unique key turns a redelivery into a no-op.
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[float] = mapped_column(Double)
+    type: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str | None] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)
+    processed_at: Mapped[float | None] = mapped_column(Double)
+    lease_until: Mapped[float | None] = mapped_column(Double)
+
+
+class Alert(Base):
+    """One failed Partoo message and its Slack alert; repeated failures update it rather than add one."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_unposted", "posted_version", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str | None] = mapped_column(String(32))
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("alert_digests.id"), index=True)
+    failure: Mapped[str] = mapped_column(Text)  # JSON of the MessageUpdate, as Partoo described it
+    failed_at: Mapped[float] = mapped_column(Double)
+    failed_again_at: Mapped[float | None] = mapped_column(Double)
+    failures: Mapped[int] = mapped_column(Integer, default=1)
+    retry_requested_by: Mapped[str | None] = mapped_column(String(32))
+    retry_requested_at: Mapped[float | None] = mapped_column(Double)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    last_outcome: Mapped[str | None] = mapped_column(String(16))
+    last_detail: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[float | None] = mapped_column(Double)
+    # Every change bumps `version`; the alerter renders until `posted_version` catches up.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    posted_version: Mapped[int] = mapped_column(Integer, default=0)
+    post_lease_until: Mapped[float | None] = mapped_column(Double)
+
+
+class Digest(Base):
+    """Many failures that arrived close together, shown as one message with a "Retry all" button."""
+
+    __tablename__ = "alert_digests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[float] = mapped_column(Double)
+    retry_requested_by: Mapped[str | None] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    posted_version: Mapped[int] = mapped_column(Integer, default=0)
+    posted_at: Mapped[float | None] = mapped_column(Double)
+    post_lease_until: Mapped[float | None] = mapped_column(Double)

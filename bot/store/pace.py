@@ -20,6 +20,7 @@ from bot.store.models import Pace
 # jitter from ever putting limit+1 calls into one of Partoo's windows.
 SAFETY_MARGIN = 1.02
 PACE_NAME = "partoo"
+SLACK_ALERTS_PACE = "slack-alerts"
 
 
 class SharedPace:
@@ -30,10 +31,12 @@ class SharedPace:
         engine: AsyncEngine,
         per_minute: int,
         *,
+        name: str = PACE_NAME,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.engine = engine
+        self.name = name
         self.interval = 60.0 / per_minute * SAFETY_MARGIN
         self.clock = clock
         self.sleep = sleep
@@ -46,10 +49,9 @@ class SharedPace:
             next_slot = (
                 await connection.execute(
                     update(Pace)
-                    .where(Pace.name == PACE_NAME)
+                    .where(Pace.name == self.name)
                     .values(
-                        next_slot_at=case((Pace.next_slot_at < floor, floor), else_=Pace.next_slot_at)
-                        + self.interval
+                        next_slot_at=case((Pace.next_slot_at < floor, floor), else_=Pace.next_slot_at) + self.interval
                     )
                     .returning(Pace.next_slot_at)
                 )
@@ -58,9 +60,7 @@ class SharedPace:
 
     async def paused_until(self) -> float:
         async with self.engine.connect() as connection:
-            value = (
-                await connection.execute(select(Pace.paused_until).where(Pace.name == PACE_NAME))
-            ).scalar_one()
+            value = (await connection.execute(select(Pace.paused_until).where(Pace.name == self.name))).scalar_one()
         return float(value)
 
     async def wait_for_slot(self) -> None:
@@ -79,7 +79,7 @@ class SharedPace:
         async with self.engine.begin() as connection:
             await connection.execute(
                 update(Pace)
-                .where(Pace.name == PACE_NAME)
+                .where(Pace.name == self.name)
                 .values(
                     paused_until=case((Pace.paused_until < until, until), else_=Pace.paused_until),
                     next_slot_at=case((Pace.next_slot_at < until, until), else_=Pace.next_slot_at),

@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.partoo.outcomes import OutcomeKind, PartooAnswer
-from bot.store.models import Attempt, Batch, Request, RequestState
+from bot.store.alert_changes import bump_alerts
+from bot.store.models import Alert, Attempt, Batch, Request, RequestState
 
 Clock = Callable[[], float]
 
@@ -34,6 +35,8 @@ class NewBatch:
     # For a click on an alert the root message already exists: answers go to its thread.
     root_channel: str | None = None
     root_ts: str | None = None
+    alert_message_id: int | None = None
+    digest_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class BatchView:
     root_channel: str | None
     root_ts: str | None
     uses_response_url: bool
+    alert_message_id: int | None
+    digest_id: int | None
     progress_shown: int
     progress_shown_at: float | None
     finished_at: float | None
@@ -121,6 +126,8 @@ def _batch_view(row: Row[Any]) -> BatchView:
         root_channel=row.root_channel,
         root_ts=row.root_ts,
         uses_response_url=row.uses_response_url,
+        alert_message_id=row.alert_message_id,
+        digest_id=row.digest_id,
         progress_shown=row.progress_shown,
         progress_shown_at=row.progress_shown_at,
         finished_at=row.finished_at,
@@ -193,6 +200,8 @@ class RetryQueue:
                         root_ts=batch.root_ts,
                         announced_at=announced,
                         uses_response_url=False,
+                        alert_message_id=batch.alert_message_id,
+                        digest_id=batch.digest_id,
                         progress_shown=0,
                     )
                     .returning(Batch.id)
@@ -216,11 +225,19 @@ class RetryQueue:
                 )
             except IntegrityError as error:
                 raise DuplicateRace from error
+            # Alerts about these messages now show who asked for the retry.
+            await bump_alerts(
+                connection,
+                fresh,
+                retry_requested_by=batch.requested_by,
+                retry_requested_at=now,
+                retries=Alert.retries + 1,
+                last_outcome=None,
+                last_detail=None,
+            )
         return EnqueueResult(batch_id=batch_id, queued=tuple(fresh), already_active=tuple(active))
 
-    async def _active_for(
-        self, connection: AsyncConnection, message_ids: Sequence[int]
-    ) -> list[ActiveRequest]:
+    async def _active_for(self, connection: AsyncConnection, message_ids: Sequence[int]) -> list[ActiveRequest]:
         if not message_ids:
             return []
         rows = await connection.execute(
@@ -352,9 +369,7 @@ class RetryQueue:
                 return None
             attempt_id: int = (
                 await connection.execute(
-                    insert(Attempt)
-                    .values(request_id=request_id, worker=worker, started_at=now)
-                    .returning(Attempt.id)
+                    insert(Attempt).values(request_id=request_id, worker=worker, started_at=now).returning(Attempt.id)
                 )
             ).scalar_one()
         return attempt_id
@@ -389,10 +404,10 @@ class RetryQueue:
             else:
                 values = {**common, "state": RequestState.QUEUED, "next_attempt_at": retry_at}
             await connection.execute(update(Request).where(Request.id == request_id).values(**values))
+            if retry_at is None:
+                await self._show_outcome_on_alert(connection, request_id, answer.kind, answer.detail)
 
-    async def finish_without_call(
-        self, request_id: int, owner: str, outcome: OutcomeKind, detail: str
-    ) -> bool:
+    async def finish_without_call(self, request_id: int, owner: str, outcome: OutcomeKind, detail: str) -> bool:
         """Close a leased request without calling Partoo (e.g. a dead worker's call in flight)."""
         now = self.clock()
         async with self.engine.begin() as connection:
@@ -414,7 +429,15 @@ class RetryQueue:
                 .where(Attempt.request_id == request_id, Attempt.finished_at.is_(None))
                 .values(finished_at=now, outcome=outcome.value, detail=detail)
             )
+            if result.rowcount == 1:
+                await self._show_outcome_on_alert(connection, request_id, outcome, detail)
         return result.rowcount == 1
+
+    async def _show_outcome_on_alert(
+        self, connection: AsyncConnection, request_id: int, outcome: OutcomeKind, detail: str
+    ) -> None:
+        message_id = (await connection.execute(select(Request.message_id).where(Request.id == request_id))).scalar_one()
+        await bump_alerts(connection, [message_id], last_outcome=outcome.value, last_detail=detail or None)
 
     async def release(self, request_id: int, owner: str) -> None:
         """Give back a leased request that was not sent, so any worker can take it at once."""
@@ -504,9 +527,7 @@ class RetryQueue:
     async def note_progress(self, batch_id: int, done: int) -> None:
         async with self.engine.begin() as connection:
             await connection.execute(
-                update(Batch)
-                .where(Batch.id == batch_id)
-                .values(progress_shown=done, progress_shown_at=self.clock())
+                update(Batch).where(Batch.id == batch_id).values(progress_shown=done, progress_shown_at=self.clock())
             )
 
     async def claim_summary(self, batch_id: int, lease_seconds: float) -> bool:
@@ -609,9 +630,7 @@ class RetryQueue:
         """The latest requests, newest first."""
         async with self.engine.connect() as connection:
             rows = await connection.execute(
-                select(*_REQUEST_COLUMNS)
-                .order_by(Request.requested_at.desc(), Request.id.desc())
-                .limit(limit)
+                select(*_REQUEST_COLUMNS).order_by(Request.requested_at.desc(), Request.id.desc()).limit(limit)
             )
             return [_request_view(row) for row in rows]
 
@@ -645,9 +664,7 @@ class RetryQueue:
         async with self.engine.connect() as connection:
             return int(
                 (
-                    await connection.execute(
-                        select(func.count()).where(Request.state.in_(RequestState.ACTIVE))
-                    )
+                    await connection.execute(select(func.count()).where(Request.state.in_(RequestState.ACTIVE)))
                 ).scalar_one()
             )
 

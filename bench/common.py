@@ -1,0 +1,392 @@
+"""What every benchmark shares: fakes with realistic latency, bot processes, load, measurements.
+
+The fakes are the test suite's (tests/fakes), serving on 127.0.0.1 from threads of the benchmark process.
+Both bots run as separate processes started the way users start them (tests/processes.py): the real bot
+with `python -m bot`, the naive one with `python bench/naive_bot.py`, each configured by environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.databases import create_database, drop_database, postgres_server_url, probe_postgres_server
+from tests.fakes import FakePartoo, FakeSlack
+from tests.harness import BOT_TOKEN, CHANNEL, PARTOO_API_KEY, SIGNING_SECRET, USER, bot_environment
+from tests.processes import BotProcess, start_bot
+from tests.signing import slack_signature_headers, slash_command_body
+
+REPO = Path(__file__).resolve().parent.parent
+NAIVE_BOT = Path(__file__).with_name("naive_bot.py")
+
+# Realistic answer times: Slack's Web API from a cloud host, and Partoo at its slow end.
+SLACK_LATENCY = 0.05
+PARTOO_LATENCY = 2.0
+# Slack gives up on a command or click that is not acknowledged within this.
+SLACK_DEADLINE = 3.0
+# Every Web API method either bot calls; each answers after SLACK_LATENCY.
+SLACK_METHODS = (
+    "auth.test",
+    "chat.postMessage",
+    "chat.update",
+    "chat.postEphemeral",
+    "chat.getPermalink",
+    "usergroups.users.list",
+    "views.publish",
+    "conversations.info",
+)
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 25.0
+
+_started = time.perf_counter()
+
+
+def say(message: str) -> None:
+    """A progress line on stdout, stamped with the time since the run began."""
+    elapsed = time.perf_counter() - _started
+    print(f"[{int(elapsed) // 60:02d}:{elapsed % 60:04.1f}] {message}", flush=True)
+
+
+# -- fakes -------------------------------------------------------------------------------------------------
+
+
+def slack_fake(latency: float = SLACK_LATENCY) -> FakeSlack:
+    """FakeSlack (not started) whose every Web API method answers after `latency` seconds."""
+    slack = FakeSlack(BOT_TOKEN)
+    for method in SLACK_METHODS:
+        slack.delay(method, latency)
+    return slack
+
+
+def partoo_fake(latency: float = PARTOO_LATENCY, rate_limit_per_minute: int | None = None) -> FakePartoo:
+    """FakePartoo (not started) answering after `latency` s, enforcing a 60 s sliding window if asked."""
+    return FakePartoo(PARTOO_API_KEY, latency=latency, rate_limit_per_minute=rate_limit_per_minute)
+
+
+@contextlib.contextmanager
+def fakes(
+    *, slack_latency: float = SLACK_LATENCY, partoo_latency: float = PARTOO_LATENCY, partoo_rate: int | None = None
+) -> Iterator[tuple[FakeSlack, FakePartoo]]:
+    with slack_fake(slack_latency) as slack, partoo_fake(partoo_latency, partoo_rate) as partoo:
+        yield slack, partoo
+
+
+# -- databases ---------------------------------------------------------------------------------------------
+
+
+def postgres_available() -> str | None:
+    """None when the local PostgreSQL server can be used, else why not."""
+    return probe_postgres_server(postgres_server_url())
+
+
+@contextlib.contextmanager
+def database(kind: str, workdir: Path) -> Iterator[str]:
+    """A fresh, empty database for one bot: a SQLite file under `workdir`, or a new PostgreSQL database."""
+    if kind == "sqlite":
+        directory = workdir / f"db-{next(_databases)}"
+        directory.mkdir(parents=True)
+        yield f"sqlite:///{directory / 'partoo-retry.db'}"
+        return
+    url = asyncio.run(create_database(postgres_server_url()))
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_database(url))
+
+
+_databases = itertools.count(1)
+
+
+def sqlite_path(database_url: str) -> Path:
+    return Path(database_url.removeprefix("sqlite:///"))
+
+
+# -- bot processes -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Started:
+    """A bot process and how long it took from Popen to its first good answer."""
+
+    process: BotProcess
+    ready_seconds: float
+
+
+def ours_environment(slack: FakeSlack, partoo: FakePartoo, database_url: str, **extra: str) -> dict[str, str]:
+    return bot_environment(slack, partoo, database_url, **extra)
+
+
+def naive_environment(slack: FakeSlack, partoo: FakePartoo) -> dict[str, str]:
+    return {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "PARTOO_API_KEY": PARTOO_API_KEY,
+        "PARTOO_API_URL": partoo.api_url,
+    }
+
+
+def start_ours(environment: dict[str, str], workdir: Path) -> Started:
+    """`python -m bot`, timed until GET /readyz answers 200."""
+    started = time.perf_counter()
+    process = start_bot(environment, workdir, name="bot")
+    return Started(process, _wait(process, "/readyz", lambda status: status == 200, started))
+
+
+def start_naive(environment: dict[str, str], workdir: Path) -> Started:
+    """`python bench/naive_bot.py`, timed until it answers HTTP at all (it has no readiness route)."""
+    started = time.perf_counter()
+    process = start_bot(environment, workdir, command=[sys.executable, str(NAIVE_BOT)], name="naive")
+    return Started(process, _wait(process, "/", lambda status: status > 0, started))
+
+
+def _wait(process: BotProcess, path: str, good: Callable[[int], bool], started: float) -> float:
+    deadline = started + READY_TIMEOUT
+    with httpx.Client(timeout=1.0) as client:
+        while True:
+            if not process.running():
+                raise RuntimeError(f"the bot exited with {process.process.returncode}\n{process.logs()}")
+            try:
+                if good(client.get(f"{process.url}{path}").status_code):
+                    return time.perf_counter() - started
+            except httpx.TransportError:
+                pass
+            if time.perf_counter() > deadline:
+                process.kill()
+                raise RuntimeError(f"{process.url}{path} not ready after {READY_TIMEOUT} s\n{process.logs()}")
+            time.sleep(0.005)
+
+
+def stop(process: BotProcess) -> None:
+    """SIGTERM and wait; SIGKILL if it lingers. Benchmarks never depend on a clean stop."""
+    with contextlib.suppress(AssertionError):
+        process.stop(signal.SIGTERM, timeout=STOP_TIMEOUT)
+    process.kill()
+
+
+@contextlib.contextmanager
+def running(started: Started) -> Iterator[BotProcess]:
+    try:
+        yield started.process
+    finally:
+        stop(started.process)
+
+
+# -- measurements of a process -----------------------------------------------------------------------------
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory (VmRSS) of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3, utime field 14 and stime field 15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- statistics --------------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), interpolated linearly between the closest ranks."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """Seconds per request, with the HTTP statuses seen."""
+
+    seconds: tuple[float, ...]
+    statuses: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.seconds)
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.seconds, 50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.seconds, 99)
+
+    @property
+    def max(self) -> float:
+        return max(self.seconds) if self.seconds else math.nan
+
+    @property
+    def not_ok(self) -> int:
+        return sum(1 for status in self.statuses if status != 200)
+
+    def over(self, seconds: float) -> int:
+        return sum(1 for value in self.seconds if value >= seconds)
+
+    def describe(self) -> str:
+        return (
+            f"n={self.count} p50={ms(self.p50)} p99={ms(self.p99)} max={ms(self.max)}"
+            + (f" non-200={self.not_ok}" if self.not_ok else "")
+        )
+
+
+def ms(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "-"
+    value = seconds * 1000
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+
+# -- load --------------------------------------------------------------------------------------------------
+
+_message_ids = itertools.count(10_000_001)
+
+
+def fresh_ids(count: int) -> list[int]:
+    """Message ids never used before in this run, so that no command finds its id already active."""
+    return [next(_message_ids) for _ in range(count)]
+
+
+def signed_command(text: str, response_url: str) -> tuple[bytes, dict[str, str]]:
+    """A `/partoo-retry <text>` POST body and its Slack signature headers."""
+    body = slash_command_body(text, user_id=USER, channel_id=CHANNEL, response_url=response_url)
+    return body, slack_signature_headers(SIGNING_SECRET, body)
+
+
+@contextlib.asynccontextmanager
+async def load_client(base_url: str, connections: int) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client that keeps up to `connections` keep-alive connections to the bot open."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
+        yield client
+
+
+async def timed_post(client: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> tuple[float, int]:
+    """POST to /slack/events; (seconds from send to full answer, status or 0 on transport error)."""
+    started = time.perf_counter()
+    try:
+        response = await client.post("/slack/events", content=body, headers=headers)
+        status = response.status_code
+    except httpx.TransportError:
+        status = 0
+    return time.perf_counter() - started, status
+
+
+async def timed_get(client: httpx.AsyncClient, path: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    try:
+        status = (await client.get(path)).status_code
+    except httpx.TransportError:
+        status = 0
+    return time.perf_counter() - started, status
+
+
+async def bursts(
+    client: httpx.AsyncClient,
+    slack: FakeSlack,
+    *,
+    concurrency: int,
+    rounds: int,
+    gap: float,
+    ids_per_command: int = 1,
+) -> Latencies:
+    """`rounds` bursts of `concurrency` commands sent at once; a round ends when all are answered.
+
+    Bodies are built and signed before a round starts, so the timing covers only the HTTP exchange.
+    """
+    seconds: list[float] = []
+    statuses: list[int] = []
+    for _ in range(rounds):
+        prepared = []
+        for _ in range(concurrency):
+            ids = fresh_ids(ids_per_command)
+            prepared.append(signed_command(" ".join(map(str, ids)), slack.response_url(f"cmd-{ids[0]}")))
+        results = await asyncio.gather(*(timed_post(client, body, headers) for body, headers in prepared))
+        for elapsed, status in results:
+            seconds.append(elapsed)
+            statuses.append(status)
+        if gap:
+            await asyncio.sleep(gap)
+    return Latencies(tuple(seconds), tuple(statuses))
+
+
+async def get_bursts(client: httpx.AsyncClient, path: str, *, concurrency: int, rounds: int, gap: float) -> Latencies:
+    """The same burst pattern against a trivial GET: what loopback, uvicorn and this client cost alone."""
+    seconds: list[float] = []
+    statuses: list[int] = []
+    for _ in range(rounds):
+        results = await asyncio.gather(*(timed_get(client, path) for _ in range(concurrency)))
+        for elapsed, status in results:
+            seconds.append(elapsed)
+            statuses.append(status)
+        if gap:
+            await asyncio.sleep(gap)
+    return Latencies(tuple(seconds), tuple(statuses))
+
+
+async def pool(
+    client: httpx.AsyncClient, commands: Iterable[tuple[bytes, dict[str, str]]], concurrency: int
+) -> Latencies:
+    """Closed loop: `concurrency` senders, each sending its next command as soon as the last is answered."""
+    queue = iter(list(commands))
+    seconds: list[float] = []
+    statuses: list[int] = []
+
+    async def sender() -> None:
+        for body, headers in queue:
+            elapsed, status = await timed_post(client, body, headers)
+            seconds.append(elapsed)
+            statuses.append(status)
+
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    return Latencies(tuple(seconds), tuple(statuses))
+
+
+def ratio(naive: float, ours: float) -> str:
+    if not ours or math.isnan(naive) or math.isnan(ours):
+        return "-"
+    value = naive / ours
+    return f"{value:,.0f}×" if value >= 10 else f"{value:.1f}×"
+
+
+def as_jsonable(value: Any) -> Any:
+    """Results as plain data (for the --json dump)."""
+    if isinstance(value, Latencies):
+        return {
+            "count": value.count,
+            "p50_ms": value.p50 * 1000,
+            "p99_ms": value.p99 * 1000,
+            "max_ms": value.max * 1000,
+            "non_200": value.not_ok,
+        }
+    if isinstance(value, dict):
+        return {str(key): as_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_jsonable(item) for item in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: as_jsonable(getattr(value, name)) for name in value.__dataclass_fields__}
+    return value
