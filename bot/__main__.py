@@ -1,6 +1,7 @@
-"""`python -m bot` / `partoo-retry-bot`: serve the bot, or work with its retry log.
+"""`python -m bot` / `partoo-retry-bot`: serve the bot, check its setup, or work with its retry log.
 
 partoo-retry-bot                       serve (HTTP on $PORT)
+partoo-retry-bot check                 try the configuration, Slack, the database and Partoo; exit 0 if all is well
 partoo-retry-bot log export --since 7d --format csv
 """
 
@@ -14,7 +15,7 @@ import sys
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import export
+from bot import check, export
 from bot.app import create_app
 from bot.config import ConfigError, Settings, settings_from_environment
 from bot.logs import configure_logging
@@ -31,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="serve Slack and Partoo webhooks over HTTP (the default)")
+    commands.add_parser(
+        "check", help="check the configuration, Slack, the database and Partoo without serving (exit 1 on problems)"
+    )
     log_parser = commands.add_parser("log", help="work with the retry log")
     log_commands = log_parser.add_subparsers(dest="log_command", required=True)
     exporter = log_commands.add_parser("export", help="write the retry log to standard output")
@@ -44,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_environment()
     except ConfigError as error:
+        if arguments.command == "check":
+            return check.report_configuration_problems(error, sys.stdout)
         print(error, file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.secrets())
+    configure_logging(settings.secrets(), log_format=settings.log_format)
     try:
+        if arguments.command == "check":
+            return asyncio.run(check.run_checks(settings, out=sys.stdout))
         if arguments.command == "log":
             since = export.parse_since(arguments.since)
             return asyncio.run(_export(settings, since, arguments.output_format))

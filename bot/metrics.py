@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from bot.partoo.outcomes import OutcomeKind
 
@@ -23,8 +22,9 @@ ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
 
 # Partoo answers in tens of milliseconds to seconds; the client gives up after 15 s (read timeout).
 PARTOO_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0)
-# Prometheus servers of every version read the 0.0.4 text format; our names need nothing newer.
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+# Prometheus servers of every version read the 0.0.4 text format, and our names need nothing newer;
+# recent prometheus_client versions label their output 1.0.0 by default, which older servers do not know.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:

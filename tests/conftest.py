@@ -109,9 +109,7 @@ def signer() -> PartooSigner:
 
 
 @pytest.fixture
-def environment(
-    slack: FakeSlack, partoo: FakePartoo, database_url: str, signer: PartooSigner
-) -> dict[str, str]:
+def environment(slack: FakeSlack, partoo: FakePartoo, database_url: str, signer: PartooSigner) -> dict[str, str]:
     """The environment of a bot pointed at the fakes (once per database backend)."""
     return bot_environment(slack, partoo, database_url, signer)
 

@@ -87,15 +87,18 @@ class RunningBot:
             channel_id=channel_id,
             response_url=response_url or self.slack.response_url("command"),
         )
-        return await self.http.post(
-            "/slack/events", content=body, headers=slack_signature_headers(secret, body)
-        )
+        return await self.http.post("/slack/events", content=body, headers=slack_signature_headers(secret, body))
 
     async def click(self, **fields: Any) -> httpx.Response:
         body = block_actions_body(**fields)
         return await self.http.post(
             "/slack/events", content=body, headers=slack_signature_headers(SIGNING_SECRET, body)
         )
+
+    async def webhook(self, event: Mapping[str, Any] | bytes, signer: PartooSigner, **headers: str) -> httpx.Response:
+        """Deliver a Partoo webhook signed with `signer` (bytes are sent as they are)."""
+        body = event if isinstance(event, bytes) else json.dumps(event).encode()
+        return await self.http.post("/partoo/webhook", content=body, headers={**signer.headers(body), **headers})
 
     async def event(self, payload: Mapping[str, Any]) -> httpx.Response:
         body = json.dumps(payload).encode()
@@ -132,3 +135,15 @@ def message_text(message: Any) -> str:
     for block in message.blocks or []:
         texts.append(json.dumps(block))
     return " ".join(texts)
+
+
+def buttons(message: Any) -> list[dict[str, Any]]:
+    """Every button in a recorded message's blocks."""
+    found: list[dict[str, Any]] = []
+    for block in message.blocks or []:
+        if block.get("type") == "actions":
+            found.extend(element for element in block.get("elements", []) if element.get("type") == "button")
+        accessory = block.get("accessory")
+        if isinstance(accessory, dict) and accessory.get("type") == "button":
+            found.append(accessory)
+    return found

@@ -100,9 +100,7 @@ class BotProcess:
     def healthy(self) -> bool:
         """Whether GET /healthz answers 200 now; raises BotExited once the process is gone."""
         if not self.running():
-            raise BotExited(
-                f"the bot exited with {self.process.returncode} before serving /healthz\n{self.logs()}"
-            )
+            raise BotExited(f"the bot exited with {self.process.returncode} before serving /healthz\n{self.logs()}")
         try:
             return httpx.get(f"{self.url}/healthz", timeout=2.0).status_code == 200
         except httpx.TransportError:
@@ -124,9 +122,7 @@ class BotProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             name = signal.Signals(sig).name
-            raise AssertionError(
-                f"the bot was still running {timeout} s after {name}\n{self.logs()}"
-            ) from None
+            raise AssertionError(f"the bot was still running {timeout} s after {name}\n{self.logs()}") from None
 
     def kill(self) -> None:
         """SIGKILL whatever is left of the process group and reap the bot; safe to call at any time."""

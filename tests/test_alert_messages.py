@@ -104,10 +104,7 @@ def everything(message: SlackMessage) -> str:
 
 def buttons(message: SlackMessage) -> list[dict[str, Any]]:
     return [
-        element
-        for block in rendered(message)["blocks"]
-        if block["type"] == "actions"
-        for element in block["elements"]
+        element for block in rendered(message)["blocks"] if block["type"] == "actions" for element in block["elements"]
     ]
 
 
@@ -302,19 +299,14 @@ def test_a_requested_retry_shows_who_and_when_without_a_button() -> None:
     message = alert_message(requested())
 
     assert not buttons(message)
-    assert (
-        f":hourglass_flowing_sand: Retry requested by <@{USER}> <!date^{int(FAILED_AT + 60)}^"
-        in everything(message)
-    )
+    assert f":hourglass_flowing_sand: Retry requested by <@{USER}> <!date^{int(FAILED_AT + 60)}^" in everything(message)
 
 
 def test_an_accepted_retry_waits_for_delivery_without_a_button() -> None:
     message = alert_message(requested(last_outcome=OutcomeKind.ACCEPTED))
 
     assert not buttons(message)
-    assert f":arrows_counterclockwise: Retried by <@{USER}>: Partoo is sending it again." in everything(
-        message
-    )
+    assert f":arrows_counterclockwise: Retried by <@{USER}>: Partoo is sending it again." in everything(message)
 
 
 def test_a_refused_retry_shows_why_and_offers_the_button_again() -> None:
@@ -349,9 +341,7 @@ def test_unaccepted_retries_stop_offering_the_button_at_the_limit() -> None:
 
 
 def test_delivery_after_a_retry_says_how_long_it_took() -> None:
-    message = alert_message(
-        requested(last_outcome=OutcomeKind.ACCEPTED, retries=2, delivered_at=FAILED_AT + 30 * 60)
-    )
+    message = alert_message(requested(last_outcome=OutcomeKind.ACCEPTED, retries=2, delivered_at=FAILED_AT + 30 * 60))
 
     assert not buttons(message)
     assert (
@@ -368,9 +358,7 @@ def test_delivery_after_one_attempt_is_singular() -> None:
 
 
 def test_a_failure_after_a_retry_offers_the_button_again() -> None:
-    message = alert_message(
-        requested(last_outcome=OutcomeKind.ACCEPTED, failures=2, failed_again_at=FAILED_AT + 120)
-    )
+    message = alert_message(requested(last_outcome=OutcomeKind.ACCEPTED, failures=2, failed_again_at=FAILED_AT + 120))
 
     body = everything(message)
     assert f":x: Failed again after retry by <@{USER}>" in body
@@ -408,9 +396,7 @@ def test_failed_again_too_often_stops_offering_the_button() -> None:
 
 
 def test_a_caller_that_moves_failed_at_gets_the_same_answer() -> None:
-    message = alert_message(
-        requested(last_outcome=OutcomeKind.ACCEPTED, failures=2, failed_at=FAILED_AT + 120)
-    )
+    message = alert_message(requested(last_outcome=OutcomeKind.ACCEPTED, failures=2, failed_at=FAILED_AT + 120))
 
     assert ":x: Failed again after retry by" in everything(message)
 

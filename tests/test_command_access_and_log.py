@@ -67,9 +67,7 @@ async def test_a_usergroup_that_cannot_be_checked_refuses_safely(
 async def test_status_shows_every_request_and_attempt_with_a_thread_link(
     bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
 ) -> None:
-    partoo.script(
-        4567, [Reply(status=503), Reply(status=400, body={"errors": {"json": "Message not failed"}})]
-    )
+    partoo.script(4567, [Reply(status=503), Reply(status=400, body={"errors": {"json": "Message not failed"}})])
     await bot.command("4567")
     await eventually(lambda: len(slack.calls_to("chat.update")) >= 1, timeout=10)
 
@@ -92,9 +90,7 @@ async def test_status_of_an_unknown_message_says_so(bot: RunningBot, slack: Fake
     assert "No retry of Partoo message `999`" in answer["text"]
 
 
-async def test_log_lists_the_latest_retries_newest_first(
-    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
-) -> None:
+async def test_log_lists_the_latest_retries_newest_first(bot: RunningBot, slack: FakeSlack, partoo: FakePartoo) -> None:
     partoo.answer(2, 404)
     for message_id in (1, 2, 3):
         await bot.command(str(message_id))
@@ -108,9 +104,7 @@ async def test_log_lists_the_latest_retries_newest_first(
     assert "`1`" not in text
 
 
-async def test_app_home_shows_counts_and_recent_retries(
-    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
-) -> None:
+async def test_app_home_shows_counts_and_recent_retries(bot: RunningBot, slack: FakeSlack, partoo: FakePartoo) -> None:
     partoo.answer(2, 404)
     await bot.command("1 2")
     root = (await eventually(lambda: slack.root_messages(CHANNEL)))[0]

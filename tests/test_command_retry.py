@@ -49,9 +49,7 @@ async def test_the_command_is_acknowledged_before_partoo_answers(
     await eventually(lambda: slack.thread(CHANNEL, root.ts))
 
 
-async def test_refusal_shows_partoos_reason_escaped(
-    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
-) -> None:
+async def test_refusal_shows_partoos_reason_escaped(bot: RunningBot, slack: FakeSlack, partoo: FakePartoo) -> None:
     partoo.answer(88, 400, body={"errors": {"json": {"message_id": ["<!channel> not in a failed state"]}}})
 
     await bot.command("88")

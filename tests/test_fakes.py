@@ -59,9 +59,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def retry(
-    http: httpx.AsyncClient, partoo: FakePartoo, message_id: object, key: str = KEY
-) -> httpx.Response:
+async def retry(http: httpx.AsyncClient, partoo: FakePartoo, message_id: object, key: str = KEY) -> httpx.Response:
     return await http.post(f"{partoo.api_url}/messages/{message_id}/retry", headers={"x-APIKey": key})
 
 
@@ -92,9 +90,7 @@ def test_stop_releases_a_held_call() -> None:
 
     def call() -> None:
         try:
-            outcome.append(
-                httpx.post(f"{partoo.api_url}/messages/1/retry", headers={"x-APIKey": KEY}).status_code
-            )
+            outcome.append(httpx.post(f"{partoo.api_url}/messages/1/retry", headers={"x-APIKey": KEY}).status_code)
         except httpx.HTTPError as error:
             outcome.append(error)
 

@@ -42,9 +42,11 @@ SCOPES_OF_METHOD: dict[str, frozenset[str]] = {
     "usergroups_users_list": frozenset({"usergroups:read"}),
     "views_publish": frozenset(),
     "views_open": frozenset(),
-    # Public channels; private ones would need groups:read, DMs im:read / mpim:read.
-    "conversations_info": frozenset({"channels:read"}),
+    # `check` describes the alert and log channels, public (channels:read) or private (groups:read).
+    "conversations_info": frozenset({"channels:read", "groups:read"}),
     "auth_test": frozenset(),
+    # Called with the app-level token, whose scope (connections:write) is not a bot scope.
+    "apps_connections_open": frozenset(),
 }
 # Bot scopes each Events API event needs to be delivered.
 SCOPES_OF_EVENT: dict[str, frozenset[str]] = {
@@ -269,9 +271,7 @@ def test_bot_events_are_the_events_the_app_listens_to(manifest: dict[str, Any], 
     assert manifest_events(manifest) == registered_events(built.registrations)
 
 
-def test_the_home_tab_is_enabled_exactly_when_the_bot_publishes_it(
-    manifest: dict[str, Any], built: BuiltApp
-) -> None:
+def test_the_home_tab_is_enabled_exactly_when_the_bot_publishes_it(manifest: dict[str, Any], built: BuiltApp) -> None:
     home_tab = manifest["features"]["app_home"]["home_tab_enabled"]
     assert home_tab == ("app_home_opened" in registered_events(built.registrations))
     assert home_tab == ("views_publish" in called_methods())

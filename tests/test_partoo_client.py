@@ -23,10 +23,7 @@ from bot.partoo.outcomes import OutcomeKind, PartooAnswer
 API_KEY = "sk-test-4f1c9a7e2b8d"
 BASE_URL = "https://partoo.test/v2"
 
-Handler = (
-    Callable[[httpx.Request], httpx.Response]
-    | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
-)
+Handler = Callable[[httpx.Request], httpx.Response] | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
 
 
 async def call(
@@ -39,9 +36,7 @@ async def call(
     """Make one retry call through a mock transport that answers with `handler`."""
     transport = httpx.MockTransport(handler)
     async with (
-        httpx.AsyncClient(
-            transport=transport, follow_redirects=follow_redirects, timeout=http_timeout
-        ) as http,
+        httpx.AsyncClient(transport=transport, follow_redirects=follow_redirects, timeout=http_timeout) as http,
         PartooClient(base_url=BASE_URL, api_key=API_KEY, http=http) as partoo,
     ):
         return await partoo.retry_message(message_id)
@@ -362,9 +357,7 @@ async def test_final_answers_have_no_retry_after(status: int) -> None:
         (httpx.CloseError, OutcomeKind.UNKNOWN, "the connection to Partoo broke before its answer"),
     ],
 )
-async def test_transport_error_maps_to_kind(
-    error: type[httpx.TransportError], kind: OutcomeKind, detail: str
-) -> None:
+async def test_transport_error_maps_to_kind(error: type[httpx.TransportError], kind: OutcomeKind, detail: str) -> None:
     answer = await call(raising(error))
 
     assert answer.kind is kind

@@ -64,17 +64,13 @@ def test_missing_or_malformed_signature_fails(verifier: WebhookVerifier, signatu
     assert not verifier.verify(BODY, signature)
 
 
-def test_signature_with_embedded_whitespace_fails(
-    private_key: Ed25519PrivateKey, verifier: WebhookVerifier
-) -> None:
+def test_signature_with_embedded_whitespace_fails(private_key: Ed25519PrivateKey, verifier: WebhookVerifier) -> None:
     signature = sign(private_key, BODY)
 
     assert not verifier.verify(BODY, signature[:20] + "\n" + signature[20:])
 
 
-def test_truncated_or_extended_signature_fails(
-    private_key: Ed25519PrivateKey, verifier: WebhookVerifier
-) -> None:
+def test_truncated_or_extended_signature_fails(private_key: Ed25519PrivateKey, verifier: WebhookVerifier) -> None:
     raw = private_key.sign(BODY)
 
     assert not verifier.verify(BODY, base64.b64encode(raw[:-1]).decode())

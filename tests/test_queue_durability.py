@@ -66,20 +66,14 @@ async def test_a_dead_workers_requests_are_taken_over_and_a_call_in_flight_is_ne
     assert len(attempts) == 1
 
 
-async def _finished(
-    bot: RunningBot, message_id: int
-) -> tuple[RequestView, BatchView, list[AttemptView]] | None:
+async def _finished(bot: RunningBot, message_id: int) -> tuple[RequestView, BatchView, list[AttemptView]] | None:
     history = await bot.bot.queue.history(message_id)
     return history[-1] if history and history[-1][0].finished_at is not None else None
 
 
-async def test_two_replicas_share_one_pace_and_send_each_id_once(
-    slack: FakeSlack, environment: dict[str, str]
-) -> None:
+async def test_two_replicas_share_one_pace_and_send_each_id_once(slack: FakeSlack, environment: dict[str, str]) -> None:
     # Partoo allows 10 calls per second here; the bots are told 540 a minute (9 a second) between them.
-    with FakePartoo(
-        api_key=environment["PARTOO_API_KEY"], rate_limit_per_minute=10, rate_window_seconds=1.0
-    ) as partoo:
+    with FakePartoo(api_key=environment["PARTOO_API_KEY"], rate_limit_per_minute=10, rate_window_seconds=1.0) as partoo:
         shared = {**environment, "PARTOO_API_URL": partoo.api_url, "PARTOO_RATE_LIMIT_PER_MINUTE": "540"}
         async with running_bot(slack, shared) as one, running_bot(slack, shared) as two:
             await one.command(" ".join(str(n) for n in range(1, 31)))

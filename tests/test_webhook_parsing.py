@@ -171,9 +171,7 @@ def test_a_message_event_needs_a_message_object(message: object) -> None:
 
 
 def test_the_minimal_message_event_parses() -> None:
-    update = parsed_message(
-        b'{"type": "message_updated", "payload": {"message": {"id": 7, "status": "Failed"}}}'
-    )
+    update = parsed_message(b'{"type": "message_updated", "payload": {"message": {"id": 7, "status": "Failed"}}}')
 
     assert update.message_id == 7
     assert update.status == "Failed"
@@ -425,18 +423,14 @@ def test_payload_error_is_a_value_error() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
-    ),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
     max_leaves=30,
 )
 
 message_values = st.one_of(
     json_values,
     st.integers(min_value=-(2**70), max_value=2**70),
-    st.sampled_from(
-        ["Failed", "Success", "User", "Text", "Image", "2023-01-31 16:22:17+00:00", "9999-12-31"]
-    ),
+    st.sampled_from(["Failed", "Success", "User", "Text", "Image", "2023-01-31 16:22:17+00:00", "9999-12-31"]),
 )
 
 

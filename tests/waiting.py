@@ -42,9 +42,7 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
-def wait_until(
-    predicate: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.01, message: str = ""
-) -> T:
+def wait_until(predicate: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.01, message: str = "") -> T:
     """Sync twin of `eventually`, for threads and sync tests."""
     deadline = time.monotonic() + timeout
     while True:

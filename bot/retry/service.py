@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 from slack_sdk.models.views import View
 
-from bot.slack import messages
+from bot.partoo.outcomes import OutcomeKind
+from bot.slack import messages, mrkdwn
 from bot.slack.client import SlackPoster
 from bot.slack.messages import SlackMessage
 from bot.store.alerts import DELIVERED, FAILED_AGAIN, AlertStore
@@ -66,6 +67,8 @@ class RetryService:
             return ClickRefused("This button does not belong to an alert the bot posted; nothing was retried.")
         if alert.state.delivered_at is not None:
             return ClickRefused(f"Partoo message `{message_id}` was delivered; nothing to retry.")
+        if alert.state.retry_in_progress and alert.state.last_outcome in (None, OutcomeKind.ACCEPTED):
+            return ClickRefused(_already_retried(alert.state.retry_requested_by, alert.state.retry_requested_at))
         if not alert.state.can_retry:
             return ClickRefused(
                 f"Partoo message `{message_id}` was retried {alert.state.retries} times already; "
@@ -79,8 +82,14 @@ class RetryService:
             root_channel=channel_id,
             root_ts=message_ts,
             alert_message_id=message_id,
+            expected_alert_retries=alert.state.retries,
         )
-        return await self.request(ask, [message_id])
+        result = await self.request(ask, [message_id])
+        if result.alert_changed:
+            latest = await self.alerts.alert_for(message_id)
+            assert latest is not None
+            return ClickRefused(_already_retried(latest.state.retry_requested_by, latest.state.retry_requested_at))
+        return result
 
     async def retry_digest(
         self, digest_id: int, *, user_id: str, channel_id: str, message_ts: str, correlation_id: str
@@ -135,6 +144,12 @@ class RetryService:
         )
         week = _summary(await self.queue.outcome_counts(now - WEEK), await self.alerts.delivery_counts(now - WEEK))
         return messages.home(await self.queue.recent(15), today, week)
+
+
+def _already_retried(user_id: str | None, at: float | None) -> str:
+    who = mrkdwn.user(user_id) if user_id else "Someone"
+    when = f" {mrkdwn.when(at)}" if at else ""
+    return f"{who} already retried this message{when}; the bot waits for Partoo's delivery report."
 
 
 def _summary(counts: dict[str, int], deliveries: dict[str, int]) -> dict[str, int]:

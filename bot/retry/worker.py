@@ -15,6 +15,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.partoo.client import PartooClient
 from bot.partoo.outcomes import OutcomeKind, PartooAnswer
 from bot.retry.policy import RetryPolicy
@@ -22,6 +24,10 @@ from bot.store.pace import SharedPace
 from bot.store.queue import RequestView, RetryQueue
 
 log = logging.getLogger(__name__)
+
+# About two minutes of database trouble before an answer is given up on (the request then ends as
+# unknown when its lease is taken over, and is never sent twice).
+RECORD_ATTEMPTS = 30
 
 TAKEN_OVER_DETAIL = "the bot stopped while Partoo was being called; Partoo may have sent the message again"
 
@@ -129,7 +135,7 @@ class RetryWorker:
         if answer.kind is OutcomeKind.RATE_LIMITED:
             await self.pace.pause(answer.retry_after or 1.0)
         # Partoo has answered: from here on the answer must reach the database, even on shutdown.
-        await asyncio.shield(self.queue.record_answer(request.id, attempt_id, answer, retry_at=retry_at))
+        await asyncio.shield(self._persist_answer(request, attempt_id, answer, retry_at))
         log.info(
             "Partoo message %s: %s (attempt %s%s)",
             request.message_id,
@@ -139,6 +145,26 @@ class RetryWorker:
         )
         if retry_at is None:
             self.on_finished()
+
+    async def _persist_answer(
+        self, request: RequestView, attempt_id: int, answer: PartooAnswer, retry_at: float | None
+    ) -> None:
+        """Record Partoo's answer, waiting out a database hiccup rather than losing what Partoo said."""
+        delay = 0.2
+        for _ in range(RECORD_ATTEMPTS - 1):
+            try:
+                await self.queue.record_answer(request.id, attempt_id, answer, retry_at=retry_at)
+                return
+            except (SQLAlchemyError, OSError) as error:
+                log.warning(
+                    "could not record Partoo's answer (%s) for message %s yet: %s",
+                    answer.kind.value,
+                    request.message_id,
+                    type(error).__name__,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        await self.queue.record_answer(request.id, attempt_id, answer, retry_at=retry_at)
 
     async def _close_taken_over(self, request: RequestView) -> None:
         closed = await self.queue.finish_without_call(

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import AccessPolicy
+from bot.slack.client import classify
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class Authorizer:
         try:
             response = await self.client.usergroups_users_list(usergroup=group_id)
         except SlackApiError as error:
-            log.warning("could not list members of user group %s: %s", group_id, error.response.get("error"))
+            log.warning("could not list members of user group %s: %s", group_id, classify(error).error)
             return None
         except Exception as error:
             log.warning("could not list members of user group %s: %s", group_id, type(error).__name__)

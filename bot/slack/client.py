@@ -86,7 +86,9 @@ _ERRORS: dict[str, type[SlackPostError]] = {
 
 def classify(error: SlackApiError) -> SlackPostError:
     """The narrow error class for a SlackApiError, found through the table."""
-    code = str(error.response.get("error") or f"http_{error.response.status_code}")
+    data = error.response.data
+    # A 5xx from Slack (or a proxy) may carry an HTML or plain-text body instead of JSON.
+    code = str((data.get("error") if isinstance(data, dict) else None) or f"http_{error.response.status_code}")
     if error.response.status_code == 429 or error.response.status_code >= 500:
         return SlackUnavailable(code)
     return _ERRORS.get(code, SlackPostError)(code)

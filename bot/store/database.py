@@ -22,7 +22,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK_KEY = 0x5A2700
 # How long a SQLite write waits for another writer. Writes take milliseconds; a lock held longer means
 # something is wrong, and a command is better refused clearly than left to hit Slack's 3-second deadline.
-SQLITE_BUSY_SECONDS = 2.0
+SQLITE_BUSY_SECONDS = 1.0
+# How long a transaction may wait for this process's SQLite connection before it is refused.
+SQLITE_QUEUE_SECONDS = 1.5
 
 
 class SchemaTooNewError(RuntimeError):
@@ -50,7 +52,16 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine for DATABASE_URL; SQLite gets WAL and immediate write locks."""
     async_url = async_database_url(url)
     if async_url.startswith("sqlite"):
-        engine = create_async_engine(async_url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+        # SQLite has one writer at a time. One shared connection makes this process's transactions queue
+        # in order (fair, in asyncio) instead of racing in SQLite's busy-wait loop, where some writers
+        # can starve for seconds under load. Other processes on the same file still use busy_timeout.
+        engine = create_async_engine(
+            async_url,
+            connect_args={"timeout": SQLITE_BUSY_SECONDS},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=SQLITE_QUEUE_SECONDS,
+        )
         _tune_sqlite(engine)
         return engine
     return create_async_engine(async_url, pool_pre_ping=True, pool_size=10, max_overflow=10)

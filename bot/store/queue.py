@@ -37,6 +37,8 @@ class NewBatch:
     root_ts: str | None = None
     alert_message_id: int | None = None
     digest_id: int | None = None
+    # For a click: the alert's retry count the user saw. If it changed meanwhile, someone else retried.
+    expected_alert_retries: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class EnqueueResult:
     batch_id: int | None
     queued: tuple[int, ...]
     already_active: tuple[ActiveRequest, ...]
+    # True when the click was made on an alert that someone retried since it was rendered.
+    alert_changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,16 @@ class RetryQueue:
     async def _enqueue_once(self, batch: NewBatch, message_ids: Sequence[int]) -> EnqueueResult:
         now = self.clock()
         async with self.engine.begin() as connection:
+            if batch.expected_alert_retries is not None:
+                # FOR UPDATE (PostgreSQL) waits for a concurrent click's transaction and reads its result;
+                # SQLite's immediate transactions are serialized already.
+                retries = (
+                    await connection.execute(
+                        select(Alert.retries).where(Alert.message_id == batch.alert_message_id).with_for_update()
+                    )
+                ).scalar_one_or_none()
+                if retries != batch.expected_alert_retries:
+                    return EnqueueResult(batch_id=None, queued=(), already_active=(), alert_changed=True)
             active = await self._active_for(connection, message_ids)
             active_ids = {item.message_id for item in active}
             fresh = [message_id for message_id in message_ids if message_id not in active_ids]

@@ -261,9 +261,7 @@ class FakeSlack(FakeServer):
                 status, body, extra_headers = _failure_answer(failure)
             else:
                 status, body, extra_headers = self._answer(method, params, _token(request, params))
-            self._calls.append(
-                SlackCall(method, params, headers, at, body if isinstance(body, dict) else {}, status)
-            )
+            self._calls.append(SlackCall(method, params, headers, at, body if isinstance(body, dict) else {}, status))
         if isinstance(body, dict):
             return web.json_response(body, status=status, headers=extra_headers)
         return web.Response(text=body, status=status, headers=extra_headers)
