@@ -22,11 +22,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
+from bot.http_limits import BODY_READ_SECONDS, BodyLimits
 from bot.partoo.client import DEFAULT_TIMEOUT, PartooClient
 from bot.partoo.signatures import WebhookVerifier
 from bot.retry.alerter import DIGEST_WINDOW, Alerter
@@ -59,6 +61,7 @@ class Tuning:
     worker_concurrency: int = 32
     log_channel_interval: float = 5.0
     digest_window: float = DIGEST_WINDOW
+    body_read_seconds: float = BODY_READ_SECONDS
     partoo_timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
 
 
@@ -244,6 +247,7 @@ def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
             await bot.stop()
 
     app = Starlette(
+        middleware=[Middleware(BodyLimits, read_seconds=tuning.body_read_seconds)],
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/partoo/webhook", webhook, methods=["POST"]),

@@ -9,7 +9,6 @@ stored), 4xx does not (a forged, oversized or malformed delivery will not get be
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
@@ -18,34 +17,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from bot.partoo.signatures import SIGNATURE_HEADER, WebhookVerifier
-from bot.partoo.webhooks import FAILED, MAX_BODY_BYTES, MESSAGE_EVENTS, PayloadError, parse_event
+from bot.partoo.webhooks import FAILED, MESSAGE_EVENTS, PayloadError, parse_event
 from bot.store.alerts import SUCCESS, AlertStore
 
 log = logging.getLogger(__name__)
 
-# A client that trickles its body this long is holding a connection, not delivering an event.
-BODY_READ_SECONDS = 10.0
 TRYOUT_HEADER = "X-Partoo-Webhook-Tryout"
 STATUSES_KEPT = frozenset({FAILED, SUCCESS})
-
-
-class BodyTooLargeError(Exception):
-    pass
-
-
-async def read_bounded(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The raw body, refusing more than `limit` bytes before reading them all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _answer(status: str, code: int = 200) -> Response:
@@ -62,14 +40,9 @@ def partoo_webhook(
     """The Starlette endpoint for Partoo's webhooks."""
 
     async def endpoint(request: Request) -> Response:
+        # Size and read time are bounded for every route by bot.http_limits.BodyLimits.
         try:
-            async with asyncio.timeout(BODY_READ_SECONDS):
-                body = await read_bounded(request)
-        except BodyTooLargeError:
-            on_verdict("unknown", "too_large")
-            return _answer("body too large", 413)
-        except TimeoutError:
-            return _answer("body not received in time", 408)
+            body = await request.body()
         except ClientDisconnect:
             return _answer("client disconnected", 400)
 
