@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 2.0
 LOG_CHANNEL_INTERVAL = 5.0
 CLAIM_SECONDS = 60.0
+# After slack_sdk's own retries gave up on a post, how long until it is tried again.
+SLACK_RETRY_SECONDS = 5.0
 
 
 class Notifier:
@@ -90,18 +92,20 @@ class Notifier:
         message_ids = [request.message_id for request in await self.queue.batch_requests(batch.id)]
         root = messages.batch_root(batch, message_ids)
         root_ts: str | None = None
+        uses_response_url = False
         try:
             root_ts = await self.poster.post(batch.channel_id, root)
         except CannotPostHere as error:
             log.info("cannot post in %s (%s); answering through response_url", batch.channel_id, error.error)
+            uses_response_url = batch.response_url is not None
         except SlackPostError as error:
-            # Partoo's retry must not wait for Slack: the outcome is posted once Slack answers again.
+            # Partoo's retry must not wait for Slack: the outcome is posted, whole, once Slack answers again.
             log.warning("could not post the root message of batch %s: %s", batch.id, error.error)
         await self.queue.mark_announced(
             batch.id,
             root_channel=batch.channel_id if root_ts else None,
             root_ts=root_ts,
-            uses_response_url=root_ts is None and batch.response_url is not None,
+            uses_response_url=uses_response_url,
         )
         self.on_announced()
 
@@ -119,6 +123,7 @@ class Notifier:
                 request.message_id,
                 request.outcome,
             )
+            await self.queue.retry_report_in(request.id, SLACK_RETRY_SECONDS)
             return
         except SlackPostError as error:
             log.error(
@@ -190,6 +195,7 @@ class Notifier:
                 await self._deliver_whole(batch, requests)
         except SlackUnavailable as error:
             log.warning("Slack unavailable (%s); summary of batch %s will be posted later", error.error, batch.id)
+            await self.queue.retry_summary_in(batch.id, SLACK_RETRY_SECONDS)
             return
         except SlackPostError as error:
             counts = {str(r.message_id): str(r.outcome) for r in requests}

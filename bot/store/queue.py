@@ -485,6 +485,19 @@ class RetryQueue:
             )
         return result.rowcount == 1
 
+    async def retry_report_in(self, request_id: int, seconds: float) -> None:
+        """Slack was unavailable: let any replica try to post this outcome again after `seconds`."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(Request).where(Request.id == request_id).values(report_lease_until=self.clock() + seconds)
+            )
+
+    async def retry_summary_in(self, batch_id: int, seconds: float) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(Batch).where(Batch.id == batch_id).values(summary_lease_until=self.clock() + seconds)
+            )
+
     async def mark_reported(self, request_ids: Sequence[int]) -> None:
         if not request_ids:
             return
