@@ -26,7 +26,8 @@ DIGEST_THRESHOLD = 3
 DIGEST_WINDOW = 60.0
 # chat.update is Tier 3: a digest in a flood is re-rendered at most this often.
 DIGEST_REFRESH = 2.0
-CLAIM_SECONDS = 60.0
+# A claim outlives the post it covers (one paced slot and one Slack call); a dead replica's claims expire soon.
+CLAIM_SECONDS = 20.0
 
 
 class Alerter:
