@@ -37,6 +37,7 @@ from bot.retry.policy import RetryPolicy
 from bot.retry.service import RetryService
 from bot.retry.worker import RetryWorker
 from bot.slack import listeners
+from bot.slack.alerts import PREVIEW_CHARS
 from bot.slack.authz import Authorizer
 from bot.slack.client import SlackPoster, build_web_client
 from bot.store.alerts import AlertStore
@@ -181,7 +182,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         poll_interval=tuning.poll_interval,
     )
     notifier.on_announced = worker.wake
-    alerts = AlertStore(engine)
+    alerts = AlertStore(engine, preview_chars=PREVIEW_CHARS if settings.store_message_preview else None)
     alerter = Alerter(
         alerts,
         poster,

@@ -94,6 +94,7 @@ class Settings:
     access: AccessPolicy = AccessPolicy()
     database_url: str = DEFAULT_DATABASE_URL
     port: int = DEFAULT_PORT
+    store_message_preview: bool = True
     log_format: str = DEFAULT_LOG_FORMAT  # one of bot.logs.LOG_FORMATS
 
     @property
@@ -180,6 +181,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if log_format not in LOG_FORMATS:
         problems.append(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}.")
 
+    store_message_preview = _boolean(text("STORE_MESSAGE_PREVIEW"), "STORE_MESSAGE_PREVIEW", problems, default=True)
+
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -197,6 +200,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         access=access,
         database_url=database_url,
         port=port,
+        store_message_preview=store_message_preview,
         log_format=log_format,
     )
 
@@ -222,6 +226,18 @@ def _id_list(value: str, name: str, problems: list[str]) -> frozenset[str]:
     if bad:
         problems.append(f"{name} must list Slack IDs separated by commas; not IDs: {', '.join(bad)}.")
     return ids
+
+
+def _boolean(value: str, name: str, problems: list[str], *, default: bool) -> bool:
+    if not value:
+        return default
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    problems.append(f"{name} must be true or false.")
+    return default
 
 
 def _integer(value: str, name: str, problems: list[str], *, default: int, low: int, high: int) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from bot.slack.alerts import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID
 from tests.fakes import FakePartoo, FakeSlack, SlackMessage
@@ -359,3 +360,19 @@ async def _visible_failures(bot: RunningBot, slack: FakeSlack, expected: int) ->
         else:
             alone += 1
     return alone + grouped == expected
+
+
+@pytest.mark.parametrize(("setting", "kept"), [("true", "A" * 200), ("false", None)])
+async def test_only_a_preview_of_the_content_is_stored(
+    slack: FakeSlack, signer: PartooSigner, environment: dict[str, str], setting: str, kept: str | None
+) -> None:
+    async with running_bot(slack, {**environment, "STORE_MESSAGE_PREVIEW": setting}) as bot:
+        await bot.webhook(message_updated_event(4567, content="A" * 5000), signer)
+        await _alert(slack)
+        alert = await bot.bot.alerts.alert_for(4567)
+        async with bot.bot.engine.connect() as connection:
+            payloads = [row[0] for row in await connection.execute(text("SELECT payload FROM webhook_events"))]
+    assert alert is not None
+    assert alert.state.failure.content == kept
+    assert len(payloads) == 1
+    assert "A" * 201 not in payloads[0]

@@ -74,6 +74,17 @@ def parse_event(body: bytes) -> WebhookEvent:
     return WebhookEvent(type=_clean(event_type), message=message, dedupe_key=_dedupe_key(document))
 
 
+def for_storage(body: bytes, preview_chars: int | None) -> bytes:
+    """The delivery as the bot keeps it: the message content cut to a preview, or removed (None)."""
+    document = _load(body)
+    payload = document.get("payload") if isinstance(document, dict) else None
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if isinstance(message, dict) and isinstance(message.get("content"), str):
+        content: str = message["content"]
+        message["content"] = content[:preview_chars] if preview_chars else None
+    return json.dumps(document).encode()
+
+
 def is_failure_alert(update: MessageUpdate) -> bool:
     """Whether the update is a message the business sent that Partoo could not deliver."""
     return update.status == FAILED and update.sender_type == SENT_BY_BUSINESS and not update.is_deleted

@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.partoo.outcomes import OutcomeKind
-from bot.partoo.webhooks import MessageUpdate, WebhookEvent, is_failure_alert, parse_event
-from bot.slack.alerts import AlertState, DigestState
+from bot.partoo.webhooks import MessageUpdate, WebhookEvent, for_storage, is_failure_alert, parse_event
+from bot.slack.alerts import PREVIEW_CHARS, AlertState, DigestState
 from bot.store.alert_changes import bump_alerts
 from bot.store.models import Alert, Batch, Digest, Request, RequestState
 from bot.store.models import WebhookEvent as EventRow
@@ -120,8 +120,12 @@ _DIGEST_COLUMNS = list(Digest.__table__.columns)
 class AlertStore:
     """All reads and writes of webhook events, alerts and digests."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, preview_chars: int | None = PREVIEW_CHARS, clock: Clock = time.time
+    ) -> None:
         self.engine = engine
+        # Only a preview of what the business wrote is kept (or nothing, with STORE_MESSAGE_PREVIEW=false).
+        self.preview_chars = preview_chars
         self.clock = clock
 
     # -- intake -------------------------------------------------------------------------------
@@ -138,7 +142,7 @@ class AlertStore:
                         type=event.type,
                         message_id=message.message_id if message else None,
                         status=message.status[:32] if message else None,
-                        payload=body.decode("utf-8"),
+                        payload=for_storage(body, self.preview_chars).decode("utf-8"),
                     )
                 )
         except IntegrityError:
