@@ -29,8 +29,10 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.http_limits import BODY_READ_SECONDS, BodyLimits
+from bot.metrics import Metrics
 from bot.partoo.client import DEFAULT_TIMEOUT, PartooClient
 from bot.partoo.signatures import WebhookVerifier
+from bot.request_id import RequestIdMiddleware
 from bot.retry.alerter import DIGEST_WINDOW, Alerter
 from bot.retry.notifier import Notifier
 from bot.retry.policy import RetryPolicy
@@ -40,6 +42,7 @@ from bot.slack import listeners
 from bot.slack.alerts import PREVIEW_CHARS
 from bot.slack.authz import Authorizer
 from bot.slack.client import SlackPoster, build_web_client
+from bot.socket_mode import SocketModeConnection, start_socket_mode
 from bot.store.alerts import AlertStore
 from bot.store.database import create_engine, migrate
 from bot.store.pace import SLACK_ALERTS_PACE, SharedPace
@@ -83,7 +86,9 @@ class Bot:
     service: RetryService
     bolt: AsyncApp
     worker_id: str
+    metrics: Metrics
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    socket_mode: SocketModeConnection | None = None
 
     async def start(self) -> None:
         await migrate(self.engine)
@@ -92,10 +97,21 @@ class Bot:
             asyncio.create_task(self.notifier.run(), name="notifier"),
             asyncio.create_task(self.alerter.run(), name="alerter"),
         ]
-        log.info("partoo-retry %s started (worker %s)", _version(), self.worker_id)
+        if self.settings.socket_mode:
+            self.socket_mode = await start_socket_mode(
+                self.bolt, self.settings.slack_app_token.value, web_client=self.slack
+            )
+        log.info(
+            "partoo-retry %s started (worker %s, Slack over %s)",
+            _version(),
+            self.worker_id,
+            "Socket Mode" if self.settings.socket_mode else "HTTP",
+        )
 
     async def stop(self) -> None:
         """Stop taking work, finish or release what is in flight, then close every connection."""
+        if self.socket_mode is not None:
+            await self.socket_mode.close()  # no new Slack work comes in from here on
         await self.worker.stop()
         await self.notifier.stop()
         await self.alerter.stop()
@@ -119,6 +135,12 @@ class Bot:
             problems.append("retry worker not running")
         elif self.worker.last_error:
             problems.append(self.worker.last_error)
+        if not self.notifier.running:
+            problems.append("notifier not running")
+        if not self.alerter.running:
+            problems.append("alerter not running")
+        if self.socket_mode is not None and not await self.socket_mode.is_connected():
+            problems.append("Socket Mode not connected to Slack")
         return problems
 
 
@@ -159,7 +181,8 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
     engine = create_engine(settings.database_url)
     queue = RetryQueue(engine)
     slack = build_web_client(settings.slack_bot_token.value, settings.slack_api_url)
-    poster = SlackPoster(slack)
+    metrics = Metrics()
+    poster = SlackPoster(slack, on_error=metrics.slack_api_error)
     partoo = PartooClient(
         base_url=settings.partoo_api_url, api_key=settings.partoo_api_key.value, timeout=tuning.partoo_timeout
     )
@@ -180,6 +203,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         lease_seconds=tuning.lease_seconds,
         concurrency=tuning.worker_concurrency,
         poll_interval=tuning.poll_interval,
+        metrics=metrics,
     )
     notifier.on_announced = worker.wake
     alerts = AlertStore(engine, preview_chars=PREVIEW_CHARS if settings.store_message_preview else None)
@@ -190,6 +214,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         alert_channel=settings.slack_alert_channel,
         poll_interval=tuning.poll_interval,
         digest_window=tuning.digest_window,
+        on_posted=metrics.alert_posted,
     )
     worker.on_finished = _both(notifier.wake, alerter.wake)
     service = RetryService(queue, alerts, poster, on_queued=_both(notifier.wake, alerter.wake))
@@ -215,6 +240,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         service=service,
         bolt=bolt,
         worker_id=worker_id,
+        metrics=metrics,
     )
 
 
@@ -227,8 +253,19 @@ def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
         return await slack_handler.handle(request)
 
     webhook = partoo_webhook(
-        WebhookVerifier(settings.partoo_webhook_public_key), bot.alerts, on_stored=bot.alerter.wake
+        WebhookVerifier(settings.partoo_webhook_public_key),
+        bot.alerts,
+        on_stored=bot.alerter.wake,
+        on_verdict=bot.metrics.webhook_event,
     )
+
+    async def metrics(_request: Request) -> Response:
+        try:
+            bot.metrics.set_queue_depth(await bot.queue.queue_depth())
+        except Exception as error:
+            log.warning("queue depth unavailable for /metrics: %s", type(error).__name__)
+        body, content_type = bot.metrics.render()
+        return Response(body, media_type=content_type)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -248,10 +285,16 @@ def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
             await bot.stop()
 
     app = Starlette(
-        middleware=[Middleware(BodyLimits, read_seconds=tuning.body_read_seconds)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(BodyLimits, read_seconds=tuning.body_read_seconds),
+        ],
         routes=[
-            Route("/slack/events", slack_events, methods=["POST"]),
+            # In Socket Mode Slack's traffic arrives over the WebSocket; there is no signing secret to check
+            # HTTP requests with, so the route is not served at all.
+            *([] if settings.socket_mode else [Route("/slack/events", slack_events, methods=["POST"])]),
             Route("/partoo/webhook", webhook, methods=["POST"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],

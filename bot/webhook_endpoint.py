@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from bot.metrics import WebhookVerdict
 from bot.partoo.signatures import SIGNATURE_HEADER, WebhookVerifier
 from bot.partoo.webhooks import FAILED, MESSAGE_EVENTS, PayloadError, parse_event
 from bot.store.alerts import SUCCESS, AlertStore
@@ -35,7 +36,7 @@ def partoo_webhook(
     store: AlertStore,
     *,
     on_stored: Callable[[], None] = lambda: None,
-    on_verdict: Callable[[str, str], None] = lambda event_type, verdict: None,
+    on_verdict: Callable[[str, WebhookVerdict], None] = lambda event_type, verdict: None,
 ) -> Callable[[Request], object]:
     """The Starlette endpoint for Partoo's webhooks."""
 

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from bot.metrics import AlertKind
 from bot.slack import alerts as alert_messages
 from bot.slack.client import SlackPoster, SlackPostError, SlackUnavailable
 from bot.store.alerts import AlertStore, AlertView, DigestView
@@ -43,7 +44,7 @@ class Alerter:
         poll_interval: float = 0.5,
         digest_threshold: int = DIGEST_THRESHOLD,
         digest_window: float = DIGEST_WINDOW,
-        on_posted: Callable[[str], None] = lambda kind: None,
+        on_posted: Callable[[AlertKind], None] = lambda kind: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import correlation
+from bot.metrics import Metrics
 from bot.partoo.client import PartooClient
 from bot.partoo.outcomes import OutcomeKind, PartooAnswer
 from bot.retry.policy import RetryPolicy
@@ -47,6 +49,7 @@ class RetryWorker:
         concurrency: int = 32,
         poll_interval: float = 0.5,
         on_finished: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.queue = queue
@@ -58,6 +61,7 @@ class RetryWorker:
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.on_finished = on_finished
+        self.metrics = metrics or Metrics()
         self.clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
@@ -105,6 +109,11 @@ class RetryWorker:
         return claimed_any
 
     async def _run(self, request: RequestView) -> None:
+        # The id of the Slack request (or click) that asked, so every log line of this retry ties back to it.
+        with correlation.bound(request.correlation_id):
+            await self._run_bound(request)
+
+    async def _run_bound(self, request: RequestView) -> None:
         if request.in_flight_since is not None:
             await self._close_taken_over(request)
             return
@@ -119,6 +128,7 @@ class RetryWorker:
                 log.warning("lost the lease on request %s before calling Partoo; not sending", request.id)
                 return
             answer = await self.partoo.retry_message(request.message_id)
+            self.metrics.partoo_answered(_status_label(answer), answer.latency_ms / 1000)
             await self._record(request, attempt_id, answer)
         except Exception:
             log.exception("retry of Partoo message %s failed inside the bot", request.message_id)
@@ -144,6 +154,7 @@ class RetryWorker:
             ", will try again" if retry_at is not None else "",
         )
         if retry_at is None:
+            self.metrics.retry_finished(answer.kind.value)
             self.on_finished()
 
     async def _persist_answer(
@@ -172,6 +183,7 @@ class RetryWorker:
         )
         if closed:
             log.warning("request %s was in flight when its worker died; closed as unknown", request.id)
+            self.metrics.retry_finished(OutcomeKind.UNKNOWN.value)
             self.on_finished()
 
     async def _keep_lease(self, request_id: int) -> None:
@@ -196,3 +208,9 @@ class RetryWorker:
                 await self.queue.release(request_id, self.worker_id)
             except Exception as error:
                 log.warning("could not release request %s: %s", request_id, type(error).__name__)
+
+
+def _status_label(answer: PartooAnswer) -> str:
+    if answer.http_status is not None:
+        return str(answer.http_status)
+    return "timeout" if answer.kind is OutcomeKind.UNKNOWN else "connection_error"

@@ -12,6 +12,7 @@ Failure modes are told apart by a table of Slack error codes, so callers catch o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -116,8 +117,9 @@ def build_web_client(token: str, base_url: str) -> AsyncWebClient:
 class SlackPoster:
     """Posts, updates and answers through response_url, raising the narrow SlackPostError classes."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, *, on_error: Callable[[str], None] = lambda code: None) -> None:
         self.client = client
+        self.on_error = on_error
 
     async def post(self, channel: str, message: SlackMessage, *, thread_ts: str | None = None) -> str:
         """Post a message (in a thread when thread_ts is given) and return its ts."""
@@ -154,6 +156,9 @@ class SlackPoster:
         try:
             return await getattr(self.client, method)(**arguments)
         except SlackApiError as error:
-            raise classify(error) from error
+            narrow = classify(error)
+            self.on_error(narrow.error)
+            raise narrow from error
         except (aiohttp.ClientError, TimeoutError) as error:
+            self.on_error(type(error).__name__)
             raise SlackUnavailable(type(error).__name__) from error

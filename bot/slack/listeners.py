@@ -6,7 +6,6 @@ Partoo is never called here: the service only writes the request durably, and th
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import correlation
 from bot.commands import COMMAND, MAX_MESSAGE_ID, Help, Log, Retry, Status, UsageError, parse_command
 from bot.config import AccessPolicy
 from bot.retry.service import ClickRefused, RetryService
@@ -65,7 +65,7 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
             source="command",
             requested_by=user_id,
             channel_id=channel_id,
-            correlation_id=uuid.uuid4().hex,
+            correlation_id=correlation.current() or correlation.new_id(),
             response_url=command.get("response_url"),
         )
         try:
@@ -122,7 +122,7 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
                 user_id=user_id,
                 channel_id=channel_id,
                 message_ts=message_ts,
-                correlation_id=uuid.uuid4().hex,
+                correlation_id=correlation.current() or correlation.new_id(),
             )
         except (SQLAlchemyError, OSError) as error:
             log.error("could not queue the retry clicked by %s: %s", user_id, type(error).__name__)

@@ -99,6 +99,7 @@ class RequestView:
     http_status: int | None
     detail: str | None
     finished_at: float | None
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _batch_view(row: Row[Any]) -> BatchView:
     )
 
 
-def _request_view(row: Row[Any]) -> RequestView:
+def _request_view(row: Row[Any] | Any) -> RequestView:
     return RequestView(
         id=row.id,
         batch_id=row.batch_id,
@@ -154,6 +155,7 @@ def _request_view(row: Row[Any]) -> RequestView:
         http_status=row.http_status,
         detail=row.detail,
         finished_at=row.finished_at,
+        correlation_id=getattr(row, "correlation_id", None),
     )
 
 
@@ -345,7 +347,13 @@ class RetryQueue:
             )
             if claimed.rowcount != 1:
                 return None
-            row = (await connection.execute(select(*_REQUEST_COLUMNS).where(Request.id == candidate))).one()
+            row = (
+                await connection.execute(
+                    select(*_REQUEST_COLUMNS, Batch.correlation_id)
+                    .join(Batch, Batch.id == Request.batch_id)
+                    .where(Request.id == candidate)
+                )
+            ).one()
         return _request_view(row)
 
     async def renew_lease(self, request_id: int, owner: str, lease_seconds: float) -> bool:

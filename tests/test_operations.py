@@ -1,0 +1,191 @@
+"""Operating the bot: /metrics, request ids across the queue, Socket Mode, and two replicas as processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.logs import AddRequestId
+from tests.fakes import FakePartoo, FakeSlack
+from tests.fakes.socket_mode import FakeSocketMode, payload_of
+from tests.harness import (
+    ALERT_CHANNEL,
+    CHANNEL,
+    SIGNING_SECRET,
+    USER,
+    RunningBot,
+    bot_environment,
+    buttons,
+    message_text,
+    running_bot,
+)
+from tests.processes import free_port, start_bot
+from tests.signing import (
+    PartooSigner,
+    block_actions_body,
+    message_updated_event,
+    slack_signature_headers,
+    slash_command_body,
+)
+from tests.waiting import eventually, wait_until
+
+
+async def test_metrics_count_retries_partoo_calls_webhooks_alerts_and_slack_errors(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, signer: PartooSigner
+) -> None:
+    partoo.answer(2, 404)
+    slack.not_in_channel("CPRIVATE")
+    await bot.command("1 2")
+    await bot.command("3", channel_id="CPRIVATE", response_url=slack.response_url("private"))
+    await bot.webhook(message_updated_event(77), signer)
+    await bot.webhook(message_updated_event(77), signer)
+    await eventually(lambda: slack.root_messages(ALERT_CHANNEL) and slack.responses("private"))
+    await eventually(lambda: len(partoo.calls) == 3)
+
+    response = await bot.http.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'retries_total{outcome="accepted"} 2.0' in text
+    assert 'retries_total{outcome="not_found"} 1.0' in text
+    assert 'partoo_responses_total{status="200"} 2.0' in text
+    assert "partoo_request_seconds_bucket" in text
+    assert 'webhook_events_total{type="message_updated",verdict="stored"} 1.0' in text
+    assert 'webhook_events_total{type="message_updated",verdict="duplicate"} 1.0' in text
+    assert 'alerts_posted_total{kind="alert"} 1.0' in text
+    assert 'slack_api_errors_total{error="not_in_channel"}' in text
+    assert "queue_depth 0.0" in text
+
+
+async def test_one_request_id_ties_the_command_its_partoo_call_and_its_replies_together(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.handler.addFilter(AddRequestId())
+    caplog.set_level(logging.INFO)
+
+    response = await bot.command("4567")
+
+    request_id = response.headers["X-Request-ID"]
+    await eventually(lambda: partoo.count(4567) == 1)
+    record = await eventually(
+        lambda: next((r for r in caplog.records if "Partoo message 4567: accepted" in r.getMessage()), None)
+    )
+    assert record is not None
+    assert record.request_id == request_id  # type: ignore[attr-defined]
+    asked = next(r for r in caplog.records if "asked to retry" in r.getMessage())
+    assert asked.request_id == request_id  # type: ignore[attr-defined]
+
+
+async def test_metrics_and_health_need_no_slack_signature(bot: RunningBot) -> None:
+    assert (await bot.http.get("/healthz")).status_code == 200
+    assert (await bot.http.get("/readyz")).json() == {"status": "ready"}
+    assert (await bot.http.get("/metrics")).status_code == 200
+
+
+async def test_socket_mode_serves_commands_and_clicks_and_reconnects(
+    slack: FakeSlack, partoo: FakePartoo, signer: PartooSigner, environment: dict[str, str]
+) -> None:
+    with FakeSocketMode() as socket_mode:
+        slack.socket_mode_url = socket_mode.url
+        socket_environment = {key: value for key, value in environment.items() if key != "SLACK_SIGNING_SECRET"} | {
+            "SLACK_APP_TOKEN": slack.app_token
+        }
+        async with running_bot(slack, socket_environment) as bot:
+            await eventually(lambda: socket_mode.open_connections == 1)
+            assert (await bot.http.get("/readyz")).status_code == 200
+            # Over HTTP, /slack/events is not served in Socket Mode (no signing secret to check it with).
+            body = slash_command_body("4567")
+            refused = await bot.http.post("/slack/events", content=body, headers=slack_signature_headers("x", body))
+            assert refused.status_code == 404
+
+            command = socket_mode.send_envelope("slash_commands", payload_of(slash_command_body("4567")))
+            await eventually(lambda: socket_mode.ack(command))
+            root = (await eventually(lambda: slack.root_messages(CHANNEL)))[0]
+            await eventually(lambda: slack.thread(CHANNEL, root.ts))
+            assert partoo.count(4567) == 1
+
+            await bot.webhook(message_updated_event(88), signer)
+            alert = (await eventually(lambda: slack.root_messages(ALERT_CHANNEL)))[0]
+            socket_mode.disconnect("close")
+            await eventually(lambda: socket_mode.connections == 2 and socket_mode.open_connections == 1, timeout=15)
+            click = block_actions_body(
+                action_id=buttons(alert)[0]["action_id"],
+                value="88",
+                channel_id=ALERT_CHANNEL,
+                message_ts=alert.ts,
+                user_id=USER,
+            )
+            clicked = socket_mode.send_envelope("interactive", payload_of(click))
+            ack = await eventually(lambda: socket_mode.ack(clicked))
+            assert ack is not None
+            assert ack.connection == 2
+            await eventually(lambda: partoo.count(88) == 1)
+            await eventually(lambda: "Retried by" in message_text(slack.message(ALERT_CHANNEL, alert.ts)))
+
+
+def _command(url: str, text: str, slack: FakeSlack, user: str) -> httpx.Response:
+    body = slash_command_body(text, user_id=user, response_url=slack.response_url(f"{user}-{text[:8]}"))
+    return httpx.post(
+        f"{url}/slack/events", content=body, headers=slack_signature_headers(SIGNING_SECRET, body), timeout=10
+    )
+
+
+@pytest.mark.e2e
+def test_two_replica_processes_share_one_postgresql_one_pace_and_send_each_id_once(
+    slack: FakeSlack, postgres_url: str, signer: PartooSigner, tmp_path: Path
+) -> None:
+    # Partoo allows 10 calls a second here; the replicas are told 420 a minute (7 a second) between them.
+    partoo = FakePartoo(api_key="partoo-test-key-c4d8e1", rate_limit_per_minute=10, rate_window_seconds=1.0)
+    with partoo:
+        environment = bot_environment(
+            slack, partoo, postgres_url, signer, PARTOO_RATE_LIMIT_PER_MINUTE="420", LOG_FORMAT="json"
+        )
+        with (
+            start_bot(environment, tmp_path, port=free_port(), name="one") as one,
+            start_bot(environment, tmp_path, port=free_port(), name="two") as two,
+        ):
+            one.wait_healthy()
+            two.wait_healthy()
+            wait_until(lambda: httpx.get(f"{one.url}/readyz").status_code == 200, timeout=20)
+            wait_until(lambda: httpx.get(f"{two.url}/readyz").status_code == 200, timeout=20)
+            for first in range(1, 41, 10):
+                replica = one if first % 20 == 1 else two
+                ids = " ".join(str(n) for n in range(first, first + 10))
+                assert _command(replica.url, ids, slack, user=f"U{first}").status_code == 200
+            # A failure alert, clicked on both replicas by two people at once.
+            event = json.dumps(message_updated_event(500)).encode()
+            httpx.post(f"{one.url}/partoo/webhook", content=event, headers=signer.headers(event))
+            httpx.post(f"{two.url}/partoo/webhook", content=event, headers=signer.headers(event))
+            alert = wait_until(lambda: slack.root_messages(ALERT_CHANNEL), timeout=20)[0]
+            for replica, user in ((one, "UA"), (two, "UB")):
+                click = block_actions_body(
+                    action_id="partoo_retry.retry",
+                    value="500",
+                    user_id=user,
+                    channel_id=ALERT_CHANNEL,
+                    message_ts=alert.ts,
+                )
+                httpx.post(
+                    f"{replica.url}/slack/events",
+                    content=click,
+                    headers=slack_signature_headers(SIGNING_SECRET, click),
+                )
+            wait_until(lambda: len(partoo.calls) >= 41, timeout=60)
+            assert one.stop(signal.SIGTERM) == 0
+            assert two.stop(signal.SIGTERM) == 0
+        received = sorted(int(n) for n in partoo.received_ids())
+        assert received == [*range(1, 41), 500]
+        assert partoo.rate_limited_count == 0
+        assert partoo.max_calls_in_any_window(1.0) <= 10
+        assert len(slack.root_messages(ALERT_CHANNEL)) == 1
+        # Both replicas did some of the work, and logged it as JSON lines with request ids.
+        for replica in (one, two):
+            lines = [json.loads(line) for line in replica.stderr().splitlines() if line.startswith("{")]
+            assert any("Partoo message" in line["message"] for line in lines)
+            assert all("level" in line and "time" in line for line in lines)
