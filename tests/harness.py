@@ -20,6 +20,7 @@ from tests.signing import (
     slack_signature_headers,
     slash_command_body,
 )
+from tests.waiting import eventually_async
 
 # Distinctive values, so that a test can search every log line and message for them.
 BOT_TOKEN = "xoxb-test-bot-token-7f3a9c"
@@ -99,6 +100,15 @@ class RunningBot:
         """Deliver a Partoo webhook signed with `signer` (bytes are sent as they are)."""
         body = event if isinstance(event, bytes) else json.dumps(event).encode()
         return await self.http.post("/partoo/webhook", content=body, headers={**signer.headers(body), **headers})
+
+    async def alert_recorded(self, message_id: int, ts: str) -> None:
+        """Wait until the bot has stored the ts of the alert it posted (Slack shows it a moment before)."""
+
+        async def recorded() -> bool:
+            alert = await self.bot.alerts.alert_for(message_id)
+            return alert is not None and alert.ts == ts
+
+        await eventually_async(recorded, timeout=20)
 
     async def event(self, payload: Mapping[str, Any]) -> httpx.Response:
         body = json.dumps(payload).encode()

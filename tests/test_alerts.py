@@ -144,6 +144,7 @@ async def _click(
     value: str | None = None,
     channel_id: str = ALERT_CHANNEL,
 ) -> httpx.Response:
+    await bot.alert_recorded(int(buttons(alert)[0]["value"]), alert.ts)
     return await bot.click(
         action_id=action_id,
         value=value if value is not None else buttons(alert)[0]["value"],
@@ -317,6 +318,13 @@ async def test_a_flood_becomes_a_digest_and_retry_all_sends_each_once(
         grouped = [alert.message_id for alert in await bot.bot.alerts.digest_alerts(int(str(retry_all["value"])))]
         assert f"{len(grouped)} messages failed" in message_text(digest)
 
+        digest_id = int(str(retry_all["value"]))
+
+        async def digest_recorded() -> bool:
+            stored = await bot.bot.alerts.digest(digest_id)
+            return stored is not None and stored.ts == digest.ts
+
+        await eventually_async(digest_recorded)
         await bot.click(
             action_id=RETRY_ALL_ACTION_ID,
             value=str(retry_all["value"]),

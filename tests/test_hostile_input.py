@@ -141,6 +141,7 @@ async def test_mrkdwn_injection_in_every_field_is_shown_as_text(
     await bot.webhook(event, signer)
     alert = (await eventually(lambda: slack.root_messages(ALERT_CHANNEL)))[0]
 
+    await bot.alert_recorded(4567, alert.ts)
     await bot.click(action_id="partoo_retry.retry", value="4567", channel_id=ALERT_CHANNEL, message_ts=alert.ts)
     await eventually(lambda: slack.thread(ALERT_CHANNEL, alert.ts))
     refusal = await bot.command("4568 <!channel>")

@@ -112,6 +112,7 @@ async def test_socket_mode_serves_commands_and_clicks_and_reconnects(
 
             await bot.webhook(message_updated_event(88), signer)
             alert = (await eventually(lambda: slack.root_messages(ALERT_CHANNEL)))[0]
+            await bot.alert_recorded(88, alert.ts)
             socket_mode.disconnect("close")
             await eventually(lambda: socket_mode.connections == 2 and socket_mode.open_connections == 1, timeout=15)
             click = block_actions_body(

@@ -33,6 +33,7 @@ async def _main_flows(bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, sig
     answers.append(await bot.webhook(b"not json", signer))
     # DEBUG logging of every SQL statement slows everything down: wait generously.
     alert = (await eventually(lambda: slack.root_messages(ALERT_CHANNEL), timeout=20))[0]
+    await bot.alert_recorded(77, alert.ts)
     click = await bot.click(
         action_id=buttons(alert)[0]["action_id"], value="77", channel_id=ALERT_CHANNEL, message_ts=alert.ts
     )
