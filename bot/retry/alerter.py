@@ -7,13 +7,12 @@ So a bad minute at Partoo costs the channel a handful of messages, not hundreds.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 from bot.metrics import AlertKind
+from bot.retry.loop import PollingLoop
 from bot.slack import alerts as alert_messages
 from bot.slack.client import SlackPoster, SlackPostError, SlackUnavailable
 from bot.store.alerts import AlertStore, AlertView, DigestView
@@ -31,8 +30,10 @@ DIGEST_REFRESH = 2.0
 CLAIM_SECONDS = 20.0
 
 
-class Alerter:
+class Alerter(PollingLoop):
     """Processes webhook events, posts alerts and digests, and re-renders them when their state changes."""
+
+    name = "alerter"
 
     def __init__(
         self,
@@ -47,41 +48,17 @@ class Alerter:
         on_posted: Callable[[AlertKind], None] = lambda kind: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(poll_interval)
         self.store = store
         self.poster = poster
         self.channel_pace = channel_pace
         self.alert_channel = alert_channel
-        self.poll_interval = poll_interval
         self.digest_threshold = digest_threshold
         self.digest_window = digest_window
         self.on_posted = on_posted
         self.clock = clock
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self.running = False
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        self.running = True
-        try:
-            while not self._stopping:
-                try:
-                    await self.tick()
-                except Exception:
-                    log.exception("alerter round failed; trying again")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                self._wake.clear()
-        finally:
-            self.running = False
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-
-    async def tick(self) -> None:
+    async def tick(self) -> bool:
         for stored in await self.store.claim_events(CLAIM_SECONDS):
             await self.store.apply(stored, self.alert_channel)
         if self.alert_channel:
@@ -90,6 +67,7 @@ class Alerter:
             await self._render_digest(digest)
         for alert in await self.store.stale_alerts():
             await self._render_alert(alert)
+        return False
 
     async def _post_new_alerts(self, channel: str) -> None:
         waiting = await self.store.new_alerts()

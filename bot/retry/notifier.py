@@ -7,12 +7,12 @@ Each post is claimed first with a conditional UPDATE, so several replicas never 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from bot.retry.loop import PollingLoop
 from bot.slack import messages
 from bot.slack.client import CannotPostHere, SlackPoster, SlackPostError, SlackUnavailable
 from bot.store.queue import BatchView, RequestView, RetryQueue
@@ -27,8 +27,10 @@ CLAIM_SECONDS = 60.0
 SLACK_RETRY_SECONDS = 5.0
 
 
-class Notifier:
+class Notifier(PollingLoop):
     """Announces batches, reports outcomes, updates progress and mirrors outcomes to the log channel."""
+
+    name = "notifier"
 
     def __init__(
         self,
@@ -42,41 +44,17 @@ class Notifier:
         on_announced: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(poll_interval)
         self.queue = queue
         self.poster = poster
         self.owner = owner
         self.log_channel = log_channel
         self.log_interval = log_interval
-        self.poll_interval = poll_interval
         self.on_announced = on_announced
         self.clock = clock
-        self._wake = asyncio.Event()
-        self._stopping = False
         self._last_log_post = 0.0
-        self.running = False
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        self.running = True
-        try:
-            while not self._stopping:
-                try:
-                    await self.tick()
-                except Exception:
-                    log.exception("notifier round failed; trying again")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                self._wake.clear()
-        finally:
-            self.running = False
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-
-    async def tick(self) -> None:
+    async def tick(self) -> bool:
         """One round: announce, report, refresh progress, mirror to the log channel."""
         while (batch := await self.queue.claim_announcement(self.owner, CLAIM_SECONDS)) is not None:
             await self.announce(batch)
@@ -86,6 +64,7 @@ class Notifier:
             await self.refresh(batch)
         if self.log_channel and self.clock() - self._last_log_post >= self.log_interval:
             await self.mirror_to_log_channel()
+        return False
 
     async def announce(self, batch: BatchView) -> None:
         """Post the root message of a command; fall back to response_url where the bot cannot post."""

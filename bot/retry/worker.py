@@ -10,7 +10,6 @@ Exactly-once rests on three rules, each enforced by a conditional UPDATE in bot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from bot import correlation
 from bot.metrics import Metrics
 from bot.partoo.client import PartooClient
 from bot.partoo.outcomes import OutcomeKind, PartooAnswer
+from bot.retry.loop import PollingLoop
 from bot.retry.policy import RetryPolicy
 from bot.store.pace import SharedPace
 from bot.store.queue import RequestView, RetryQueue
@@ -34,8 +34,10 @@ RECORD_ATTEMPTS = 30
 TAKEN_OVER_DETAIL = "the bot stopped while Partoo was being called; Partoo may have sent the message again"
 
 
-class RetryWorker:
+class RetryWorker(PollingLoop):
     """Runs retry requests from the durable queue, at most `concurrency` at a time in this process."""
+
+    name = "retry worker"
 
     def __init__(
         self,
@@ -52,6 +54,7 @@ class RetryWorker:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(poll_interval)
         self.queue = queue
         self.pace = pace
         self.partoo = partoo
@@ -59,33 +62,16 @@ class RetryWorker:
         self.policy = policy or RetryPolicy()
         self.lease_seconds = lease_seconds
         self.concurrency = concurrency
-        self.poll_interval = poll_interval
         self.on_finished = on_finished
         self.metrics = metrics or Metrics()
         self.clock = clock
-        self._wake = asyncio.Event()
-        self._stopping = False
         self._tasks: dict[asyncio.Task[None], int] = {}
         self._sending: set[int] = set()
-        self.running = False
         self.last_error: str | None = None
 
-    def wake(self) -> None:
-        """Look for work now (called in-process when a request is queued)."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        self.running = True
-        try:
-            while not self._stopping:
-                claimed_any = await self._claim_what_fits()
-                if claimed_any:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                self._wake.clear()
-        finally:
-            self.running = False
+    async def tick(self) -> bool:
+        """Claim as much due work as fits; True when something was claimed (look again at once)."""
+        return await self._claim_what_fits()
 
     async def _claim_what_fits(self) -> bool:
         claimed_any = False
@@ -196,8 +182,7 @@ class RetryWorker:
 
     async def stop(self, grace_seconds: float = 20.0) -> None:
         """Stop claiming; let calls in flight finish; give back what was claimed but not sent."""
-        self._stopping = True
-        self._wake.set()
+        await super().stop()
         waiting = {task: rid for task, rid in self._tasks.items() if rid not in self._sending}
         for task in waiting:
             task.cancel()

@@ -28,7 +28,7 @@ from slack_sdk.models.blocks import (
 from bot.partoo.outcomes import OutcomeKind
 from bot.partoo.webhooks import MessageUpdate
 from bot.slack import mrkdwn
-from bot.slack.messages import SlackMessage
+from bot.slack.messages import OUTCOME_EMOJI, SlackMessage
 from bot.slack.mrkdwn import escape, shorten
 
 RETRY_ACTION_ID = "partoo_retry.retry"
@@ -62,16 +62,6 @@ _PLACEHOLDERS = {
     "Document": "a document",
     "IgStoryReply": "a reply to an Instagram story",
     "IgStoryMention": "a mention in an Instagram story",
-}
-
-_NOT_ACCEPTED_EMOJI = {
-    OutcomeKind.REFUSED: ":no_entry:",
-    OutcomeKind.BAD_KEY: ":key:",
-    OutcomeKind.FORBIDDEN: ":no_entry:",
-    OutcomeKind.NOT_FOUND: ":grey_question:",
-    OutcomeKind.RATE_LIMITED: ":hourglass:",
-    OutcomeKind.UNAVAILABLE: ":warning:",
-    OutcomeKind.UNKNOWN: ":warning:",
 }
 
 # A recorded rate-limited or unavailable outcome means the bot already gave up; their `sentence`
@@ -218,7 +208,7 @@ def _retry_state(state: AlertState) -> tuple[str | None, bool, str]:
         line = f":arrows_counterclockwise: Retried by {by or 'someone'}: Partoo is sending it again."
         return line, False, ": Partoo is sending it again"
     if state.retry_in_progress and state.last_outcome is not None:
-        emoji = _NOT_ACCEPTED_EMOJI.get(state.last_outcome, ":warning:")
+        emoji = OUTCOME_EMOJI[state.last_outcome]
         sentence = _outcome_sentence(state.last_outcome, state.last_detail)
         line = f"{emoji} Retry by {by or 'someone'} not done: {sentence}"
         return _with_limit(state, line), state.can_retry, ": retry not accepted"

@@ -32,7 +32,7 @@ MAX_BLOCKS = 50
 # Ids listed inline before "and N more", so that one section stays far below Slack's 3,000 characters.
 INLINE_IDS = 20
 
-_EMOJI: dict[OutcomeKind | None, str] = {
+OUTCOME_EMOJI: dict[OutcomeKind | None, str] = {
     OutcomeKind.ACCEPTED: ":white_check_mark:",
     OutcomeKind.REFUSED: ":no_entry:",
     OutcomeKind.BAD_KEY: ":key:",
@@ -83,7 +83,7 @@ def _ids(message_ids: Sequence[int]) -> str:
 
 
 def outcome_label(outcome: OutcomeKind | None) -> str:
-    return f"{_EMOJI[outcome]} {_SHORT[outcome] if outcome else 'in progress'}"
+    return f"{OUTCOME_EMOJI[outcome]} {_SHORT[outcome] if outcome else 'in progress'}"
 
 
 def outcome_sentence(request: RequestView) -> str:
@@ -189,13 +189,13 @@ def single_finished(batch: BatchView, request: RequestView) -> SlackMessage:
 
 def outcome_reply(request: RequestView) -> SlackMessage:
     """The thread reply that tells one request's outcome in plain words."""
-    text = f"{_EMOJI[request.outcome]} Partoo message `{request.message_id}`: {outcome_sentence(request)}"
+    text = f"{OUTCOME_EMOJI[request.outcome]} Partoo message `{request.message_id}`: {outcome_sentence(request)}"
     return SlackMessage(text=text, blocks=[_section(text)])
 
 
 def alert_outcome_reply(batch: BatchView, request: RequestView) -> SlackMessage:
     """The reply in an alert's thread: who retried, and what Partoo answered."""
-    text = f"{_EMOJI[request.outcome]} Retried by {mrkdwn.user(batch.requested_by)}: {outcome_sentence(request)}"
+    text = f"{OUTCOME_EMOJI[request.outcome]} Retried by {mrkdwn.user(batch.requested_by)}: {outcome_sentence(request)}"
     return SlackMessage(text=text, blocks=[_section(text)])
 
 
@@ -206,7 +206,7 @@ def batch_summary(batch: BatchView, requests: Sequence[RequestView]) -> SlackMes
     ids = [request.message_id for request in requests]
     head = f"{mrkdwn.user(batch.requested_by)} asked to retry {batch.total} Partoo messages: {_ids(ids)}."
     all_accepted = counts[OutcomeKind.ACCEPTED] == len(requests)
-    emoji = _EMOJI[OutcomeKind.ACCEPTED] if all_accepted else ":ballot_box_with_check:"
+    emoji = OUTCOME_EMOJI[OutcomeKind.ACCEPTED] if all_accepted else ":ballot_box_with_check:"
     status = f"{emoji} {len(requests)}/{batch.total} done: " + ", ".join(parts) + "."
     blocks: list[Block] = [_section(head), _context(status)]
     if batch.skipped:
@@ -217,7 +217,7 @@ def batch_summary(batch: BatchView, requests: Sequence[RequestView]) -> SlackMes
 def problems_replies(requests: Sequence[RequestView]) -> list[SlackMessage]:
     """Thread replies listing every request Partoo did not accept, split to fit Slack's limits."""
     failed = [request for request in requests if request.outcome is not OutcomeKind.ACCEPTED]
-    lines = [f"{_EMOJI[r.outcome]} `{r.message_id}`: {outcome_sentence(r)}" for r in failed]
+    lines = [f"{OUTCOME_EMOJI[r.outcome]} `{r.message_id}`: {outcome_sentence(r)}" for r in failed]
     replies: list[SlackMessage] = []
     chunk: list[str] = []
     size = 0
@@ -244,7 +244,7 @@ def response_url_outcome(batch: BatchView, requests: Sequence[RequestView]) -> S
         request = requests[0]
         text = (
             f"{mrkdwn.user(batch.requested_by)} asked to retry Partoo message `{request.message_id}`.\n"
-            f"{_EMOJI[request.outcome]} {outcome_sentence(request)}"
+            f"{OUTCOME_EMOJI[request.outcome]} {outcome_sentence(request)}"
         )
         return SlackMessage(text=text, blocks=[_section(text)])
     summary = batch_summary(batch, requests)
