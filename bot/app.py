@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import httpx
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,7 +43,7 @@ from bot.retry.worker import RetryWorker
 from bot.slack import listeners
 from bot.slack.alerts import PREVIEW_CHARS
 from bot.slack.authz import Authorizer
-from bot.slack.client import SlackPoster, build_web_client
+from bot.slack.client import SlackAuthError, SlackPoster, build_web_client, classify
 from bot.socket_mode import SocketModeConnection, start_socket_mode
 from bot.store.alerts import AlertStore
 from bot.store.database import create_engine, migrate
@@ -51,6 +53,8 @@ from bot.webhook_endpoint import partoo_webhook
 
 log = logging.getLogger(__name__)
 
+# How long a Slack token check (auth.test) answers /readyz before it is asked again.
+TOKEN_CHECK_SECONDS = 60.0
 # Slack allows about one message per second per channel.
 ALERT_POSTS_PER_MINUTE = 60
 
@@ -89,6 +93,8 @@ class Bot:
     metrics: Metrics
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     socket_mode: SocketModeConnection | None = None
+    _token_checked_at: float = -TOKEN_CHECK_SECONDS
+    _token_problem: str | None = None
 
     async def start(self) -> None:
         await migrate(self.engine)
@@ -141,7 +147,30 @@ class Bot:
             problems.append("alerter not running")
         if self.socket_mode is not None and not await self.socket_mode.is_connected():
             problems.append("Socket Mode not connected to Slack")
+        if token_problem := await self._slack_token_problem():
+            problems.append(token_problem)
         return problems
+
+    async def _slack_token_problem(self) -> str | None:
+        """Whether Slack rejects the bot token (auth.test, asked at most once a minute).
+
+        Only a rejected token counts: Slack being briefly unreachable must not take the bot out of a load
+        balancer, since webhooks and queued retries still work and replies wait for Slack to come back.
+        """
+        now = time.monotonic()
+        if now - self._token_checked_at < TOKEN_CHECK_SECONDS:
+            return self._token_problem
+        self._token_checked_at = now
+        try:
+            await self.slack.auth_test()
+            self._token_problem = None
+        except SlackApiError as error:
+            narrow = classify(error)
+            if isinstance(narrow, SlackAuthError):
+                self._token_problem = f"Slack rejects the bot token ({narrow.error})"
+        except Exception as error:
+            log.info("auth.test failed (%s); readiness unchanged", type(error).__name__)
+        return self._token_problem
 
 
 def _version() -> str:

@@ -190,3 +190,13 @@ def test_two_replica_processes_share_one_postgresql_one_pace_and_send_each_id_on
             lines = [json.loads(line) for line in replica.stderr().splitlines() if line.startswith("{")]
             assert any("Partoo message" in line["message"] for line in lines)
             assert all("level" in line and "time" in line for line in lines)
+
+
+async def test_readiness_says_when_slack_rejects_the_token(
+    slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
+) -> None:
+    async with running_bot(slack, environment) as bot:
+        slack.fail_next("auth.test", times=1, status=200, error="invalid_auth")
+        answer = await bot.http.get("/readyz")
+    assert answer.status_code == 503
+    assert "Slack rejects the bot token (invalid_auth)" in answer.json()["problems"]
