@@ -21,7 +21,7 @@ from bench.common import (
     database,
     fakes,
     get_bursts,
-    load_client,
+    load_clients,
     naive_environment,
     ours_environment,
     running,
@@ -29,15 +29,20 @@ from bench.common import (
     start_naive,
     start_ours,
 )
+from tests.fakes import FakeSlack
+from tests.processes import BotProcess
 
 LEVELS = (1, 10, 50)
 # Bursts per level for the bot: enough requests for a p99 at every level.
-OURS_ROUNDS = {1: 300, 10: 60, 50: 20}
+OURS_ROUNDS = {1: 150, 10: 50, 50: 20}
 # The naive bot needs Partoo's 2 s for every answer: a few bursts show it.
-NAIVE_ROUNDS = {1: 10, 10: 3, 50: 2}
+NAIVE_ROUNDS = {1: 5, 10: 3, 50: 2}
 # Pause between bursts, so that a burst meets the bot as a burst of users would: not queued behind the last.
 GAP = 0.1
+# Commands sent one by one before timing (the first one after start is reported on its own).
 WARMUP = 3
+NAIVE_WARMUP = 1
+FLOOR_ROUNDS = 50
 
 
 @dataclass
@@ -65,17 +70,27 @@ class AckResults:
         return None
 
 
-async def _measure(url: str, slack, concurrency: int, rounds: int, *, floor: bool) -> tuple[float, Latencies, Latencies | None]:
-    async with load_client(url, max(concurrency, 1)) as client:
-        first = await bursts(client, slack, concurrency=1, rounds=1, gap=0)
-        await bursts(client, slack, concurrency=1, rounds=WARMUP - 1, gap=0)
-        # Open every keep-alive connection the level will use before timing it.
-        await get_bursts(client, "/", concurrency=concurrency, rounds=1, gap=0)
-        latencies = await bursts(client, slack, concurrency=concurrency, rounds=rounds, gap=GAP)
-        floor_latencies = (
-            await get_bursts(client, "/healthz", concurrency=concurrency, rounds=rounds, gap=GAP) if floor else None
-        )
-    return first.seconds[0], latencies, floor_latencies
+@dataclass
+class _Measured:
+    first: float
+    latencies: Latencies
+    floor: Latencies | None
+    bot_cpu: float  # CPU seconds the bot process used during the timed bursts
+
+
+async def _measure(
+    process: BotProcess, slack: FakeSlack, concurrency: int, rounds: int, *, warmup: int, floor: bool
+) -> _Measured:
+    async with load_clients(process.url, concurrency) as clients:
+        # The floor first, while the bot has nothing else to do.
+        floor_rounds = min(rounds, FLOOR_ROUNDS)
+        floor_latencies = await get_bursts(clients, "/healthz", rounds=floor_rounds, gap=GAP) if floor else None
+        first = await bursts(clients[:1], slack, rounds=1, gap=0)
+        await bursts(clients[:1], slack, rounds=warmup - 1, gap=0)
+        cpu_before = cpu_seconds(process.pid)
+        latencies = await bursts(clients, slack, rounds=rounds, gap=GAP)
+        cpu = cpu_seconds(process.pid) - cpu_before
+    return _Measured(first.seconds[0], latencies, floor_latencies, cpu)
 
 
 def run_ours(workdir: Path, db: str, levels: tuple[int, ...] = LEVELS) -> list[Level]:
@@ -84,25 +99,22 @@ def run_ours(workdir: Path, db: str, levels: tuple[int, ...] = LEVELS) -> list[L
         with fakes() as (slack, partoo), database(db, workdir) as url:
             started = start_ours(ours_environment(slack, partoo, url), workdir)
             with running(started) as process:
-                cpu_before = cpu_seconds(process.pid)
                 began = time.perf_counter()
                 rounds = OURS_ROUNDS[concurrency]
-                first, latencies, floor = asyncio.run(
-                    _measure(process.url, slack, concurrency, rounds, floor=True)
-                )
-                elapsed = time.perf_counter() - began
-                cpu = cpu_seconds(process.pid) - cpu_before
+                measured = asyncio.run(_measure(process, slack, concurrency, rounds, warmup=WARMUP, floor=True))
+                latencies, floor = measured.latencies, measured.floor
                 level = Level(
                     "ours",
                     db,
                     concurrency,
                     latencies,
-                    first,
+                    measured.first,
                     floor,
-                    cpu_ms_per_command=cpu * 1000 / (latencies.count + WARMUP),
-                    elapsed=elapsed,
+                    cpu_ms_per_command=measured.bot_cpu * 1000 / latencies.count,
+                    elapsed=time.perf_counter() - began,
                 )
-        say(f"  ours  {db:10s} {concurrency:2d} at once: {latencies.describe()}  (floor {floor.describe() if floor else '-'})")
+        floor_text = floor.describe() if floor else "-"
+        say(f"  ours  {db:10s} {concurrency:2d} at once: {latencies.describe()}  (floor {floor_text})")
         results.append(level)
     return results
 
@@ -114,12 +126,15 @@ def run_naive(workdir: Path, levels: tuple[int, ...] = LEVELS) -> list[Level]:
             started = start_naive(naive_environment(slack, partoo), workdir)
             with running(started) as process:
                 began = time.perf_counter()
-                first, latencies, _ = asyncio.run(
-                    _measure(process.url, slack, concurrency, NAIVE_ROUNDS[concurrency], floor=False)
-                )
-                level = Level("naive", "-", concurrency, latencies, first, elapsed=time.perf_counter() - began)
+                rounds = NAIVE_ROUNDS[concurrency]
+                measured = asyncio.run(_measure(process, slack, concurrency, rounds, warmup=NAIVE_WARMUP, floor=False))
+                latencies = measured.latencies
+                level = Level("naive", "-", concurrency, latencies, measured.first, elapsed=time.perf_counter() - began)
         late = latencies.over(SLACK_DEADLINE)
-        say(f"  naive {'-':10s} {concurrency:2d} at once: {latencies.describe()}" + (f" over 3 s: {late}" if late else ""))
+        say(
+            f"  naive {'-':10s} {concurrency:2d} at once: {latencies.describe()}"
+            + (f" over 3 s: {late}" if late else "")
+        )
         results.append(level)
     return results
 

@@ -125,7 +125,7 @@ class Started:
 
 
 def ours_environment(slack: FakeSlack, partoo: FakePartoo, database_url: str, **extra: str) -> dict[str, str]:
-    return bot_environment(slack, partoo, database_url, **extra)
+    return {**bot_environment(slack, partoo, database_url), **extra}
 
 
 def naive_environment(slack: FakeSlack, partoo: FakePartoo) -> dict[str, str]:
@@ -138,10 +138,10 @@ def naive_environment(slack: FakeSlack, partoo: FakePartoo) -> dict[str, str]:
     }
 
 
-def start_ours(environment: dict[str, str], workdir: Path) -> Started:
-    """`python -m bot`, timed until GET /readyz answers 200."""
+def start_ours(environment: dict[str, str], workdir: Path, command: Sequence[str] | None = None) -> Started:
+    """`python -m bot` (or `command`), timed until GET /readyz answers 200."""
     started = time.perf_counter()
-    process = start_bot(environment, workdir, name="bot")
+    process = start_bot(environment, workdir, command=command, name="bot")
     return Started(process, _wait(process, "/readyz", lambda status: status == 200, started))
 
 
@@ -240,15 +240,19 @@ class Latencies:
 
     @property
     def not_ok(self) -> int:
+        """Answers that were not a bare acknowledgement: errors, transport failures, ephemeral refusals."""
         return sum(1 for status in self.statuses if status != 200)
+
+    @property
+    def refused(self) -> int:
+        return sum(1 for status in self.statuses if status == REFUSED)
 
     def over(self, seconds: float) -> int:
         return sum(1 for value in self.seconds if value >= seconds)
 
     def describe(self) -> str:
-        return (
-            f"n={self.count} p50={ms(self.p50)} p99={ms(self.p99)} max={ms(self.max)}"
-            + (f" non-200={self.not_ok}" if self.not_ok else "")
+        return f"n={self.count} p50={ms(self.p50)} p99={ms(self.p99)} max={ms(self.max)}" + (
+            f" not-acked={self.not_ok} (of which answered with a message: {self.refused})" if self.not_ok else ""
         )
 
 
@@ -260,6 +264,9 @@ def ms(seconds: float) -> str:
 
 
 # -- load --------------------------------------------------------------------------------------------------
+
+# A 200 whose body is a message (the command was answered, not just acknowledged).
+REFUSED = 1200
 
 _message_ids = itertools.count(10_000_001)
 
@@ -276,19 +283,34 @@ def signed_command(text: str, response_url: str) -> tuple[bytes, dict[str, str]]
 
 
 @contextlib.asynccontextmanager
-async def load_client(base_url: str, connections: int) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client that keeps up to `connections` keep-alive connections to the bot open."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
-        yield client
+async def load_clients(base_url: str, count: int) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """`count` HTTP clients, one per simulated sender, each keeping one keep-alive connection to the bot.
+
+    One client per sender, as Slack's requests come over many connections: a single httpx client shared by
+    50 concurrent requests spends more time in its own connection pool than the bot spends answering.
+    """
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) for _ in range(count)]
+    try:
+        # Open every connection before anything is timed.
+        await asyncio.gather(*(client.get("/") for client in clients))
+        yield clients
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
 
 
 async def timed_post(client: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> tuple[float, int]:
-    """POST to /slack/events; (seconds from send to full answer, status or 0 on transport error)."""
+    """POST to /slack/events; (seconds from send to full answer, status).
+
+    The status is 0 on a transport error, and REFUSED for a 200 that carries a message: a bare `ack()`
+    answers with an empty body, while an ephemeral answer (e.g. "the retry queue is unavailable") is text.
+    """
     started = time.perf_counter()
     try:
         response = await client.post("/slack/events", content=body, headers=headers)
         status = response.status_code
+        if status == 200 and response.content:
+            status = REFUSED
     except httpx.TransportError:
         status = 0
     return time.perf_counter() - started, status
@@ -304,15 +326,14 @@ async def timed_get(client: httpx.AsyncClient, path: str) -> tuple[float, int]:
 
 
 async def bursts(
-    client: httpx.AsyncClient,
+    clients: Sequence[httpx.AsyncClient],
     slack: FakeSlack,
     *,
-    concurrency: int,
     rounds: int,
     gap: float,
     ids_per_command: int = 1,
 ) -> Latencies:
-    """`rounds` bursts of `concurrency` commands sent at once; a round ends when all are answered.
+    """`rounds` bursts of one command per client sent at once; a round ends when all are answered.
 
     Bodies are built and signed before a round starts, so the timing covers only the HTTP exchange.
     """
@@ -320,10 +341,12 @@ async def bursts(
     statuses: list[int] = []
     for _ in range(rounds):
         prepared = []
-        for _ in range(concurrency):
+        for _ in clients:
             ids = fresh_ids(ids_per_command)
             prepared.append(signed_command(" ".join(map(str, ids)), slack.response_url(f"cmd-{ids[0]}")))
-        results = await asyncio.gather(*(timed_post(client, body, headers) for body, headers in prepared))
+        results = await asyncio.gather(
+            *(timed_post(client, body, headers) for client, (body, headers) in zip(clients, prepared, strict=True))
+        )
         for elapsed, status in results:
             seconds.append(elapsed)
             statuses.append(status)
@@ -332,12 +355,12 @@ async def bursts(
     return Latencies(tuple(seconds), tuple(statuses))
 
 
-async def get_bursts(client: httpx.AsyncClient, path: str, *, concurrency: int, rounds: int, gap: float) -> Latencies:
+async def get_bursts(clients: Sequence[httpx.AsyncClient], path: str, *, rounds: int, gap: float) -> Latencies:
     """The same burst pattern against a trivial GET: what loopback, uvicorn and this client cost alone."""
     seconds: list[float] = []
     statuses: list[int] = []
     for _ in range(rounds):
-        results = await asyncio.gather(*(timed_get(client, path) for _ in range(concurrency)))
+        results = await asyncio.gather(*(timed_get(client, path) for client in clients))
         for elapsed, status in results:
             seconds.append(elapsed)
             statuses.append(status)
@@ -346,21 +369,19 @@ async def get_bursts(client: httpx.AsyncClient, path: str, *, concurrency: int, 
     return Latencies(tuple(seconds), tuple(statuses))
 
 
-async def pool(
-    client: httpx.AsyncClient, commands: Iterable[tuple[bytes, dict[str, str]]], concurrency: int
-) -> Latencies:
-    """Closed loop: `concurrency` senders, each sending its next command as soon as the last is answered."""
+async def pool(clients: Sequence[httpx.AsyncClient], commands: Iterable[tuple[bytes, dict[str, str]]]) -> Latencies:
+    """Closed loop: one sender per client, each sending its next command as soon as the last is answered."""
     queue = iter(list(commands))
     seconds: list[float] = []
     statuses: list[int] = []
 
-    async def sender() -> None:
+    async def sender(client: httpx.AsyncClient) -> None:
         for body, headers in queue:
             elapsed, status = await timed_post(client, body, headers)
             seconds.append(elapsed)
             statuses.append(status)
 
-    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    await asyncio.gather(*(sender(client) for client in clients))
     return Latencies(tuple(seconds), tuple(statuses))
 
 
@@ -368,7 +389,7 @@ def ratio(naive: float, ours: float) -> str:
     if not ours or math.isnan(naive) or math.isnan(ours):
         return "-"
     value = naive / ours
-    return f"{value:,.0f}×" if value >= 10 else f"{value:.1f}×"
+    return f"{value:,.0f}x" if value >= 10 else f"{value:.1f}x"
 
 
 def as_jsonable(value: Any) -> Any:
