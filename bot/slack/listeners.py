@@ -5,6 +5,7 @@ Partoo is never called here: the service only writes the request durably, and th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,7 +34,23 @@ def ephemeral(message: SlackMessage) -> dict[str, Any]:
 
 
 def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, policy: AccessPolicy) -> None:
-    """Attach every listener of the bot to a Bolt app."""
+    """Attach every listener of the bot to a Bolt app.
+
+    The app answers Slack when a listener returns (process_before_response), so a listener does only what
+    the answer needs; slower answers (reading the log, permalinks) go out through response_url afterwards.
+    """
+    pending: set[asyncio.Task[None]] = set()
+
+    def _after_ack(respond: AsyncRespond, answer: Awaitable[SlackMessage]) -> None:
+        async def send() -> None:
+            try:
+                await respond(**ephemeral(await answer))
+            except Exception:
+                log.exception("could not answer a log question through response_url")
+
+        task = asyncio.create_task(send())
+        pending.add(task)  # keep a reference until it is done, or the task may be collected mid-way
+        task.add_done_callback(pending.discard)
 
     @app.command(COMMAND)
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -45,10 +62,10 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
                 await ack(**ephemeral(messages.usage()))
             case Status(message_id):
                 await ack()
-                await respond(**ephemeral(await service.status(message_id)))
+                _after_ack(respond, service.status(message_id))
             case Log(size):
                 await ack()
-                await respond(**ephemeral(await service.recent(size)))
+                _after_ack(respond, service.recent(size))
             case Retry(message_ids):
                 await _retry(ack, command, message_ids)
 

@@ -18,8 +18,10 @@ async def bump_alerts(connection: AsyncConnection, message_ids: Sequence[int], *
     """Change the alerts of these messages (if any) and mark them, and their digests, for re-rendering."""
     if not message_ids:
         return
-    await connection.execute(
+    changed = await connection.execute(
         update(Alert).where(Alert.message_id.in_(list(message_ids))).values(version=Alert.version + 1, **values)
     )
+    if changed.rowcount == 0:
+        return  # most retries are of messages without an alert: spare the digest update
     digest_ids = select(Alert.digest_id).where(Alert.message_id.in_(list(message_ids)), Alert.digest_id.is_not(None))
     await connection.execute(update(Digest).where(Digest.id.in_(digest_ids)).values(version=Digest.version + 1))
