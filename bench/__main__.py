@@ -67,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         if "ack" in chosen:
             results["ack"] = ack.run(workdir, postgres=postgres)
         if "webhooks" in chosen:
-            results["webhooks"] = webhooks.run()
+            results["webhooks"] = webhooks.run(workdir, postgres=postgres)
         if "bulk" in chosen:
             results["bulk"] = bulk.run(workdir, postgres=postgres)
         if "flood" in chosen:
-            results["flood"] = flood.run()
+            results["flood"] = flood.run(workdir, postgres=postgres)
         if "memory" in chosen:
             results["memory"], results["starts"] = memory.run(workdir)
     seconds = time.perf_counter() - began

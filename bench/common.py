@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import math
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -20,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from tests.databases import create_database, drop_database, postgres_server_url, probe_postgres_server
 from tests.fakes import FakePartoo, FakeSlack
 from tests.harness import BOT_TOKEN, CHANNEL, PARTOO_API_KEY, SIGNING_SECRET, USER, bot_environment
 from tests.processes import BotProcess, start_bot
-from tests.signing import slack_signature_headers, slash_command_body
+from tests.signing import PartooSigner, json_body, message_updated_event, slack_signature_headers, slash_command_body
 
 REPO = Path(__file__).resolve().parent.parent
 NAIVE_BOT = Path(__file__).with_name("naive_bot.py")
@@ -113,6 +116,32 @@ def sqlite_path(database_url: str) -> Path:
     return Path(database_url.removeprefix("sqlite:///"))
 
 
+def read_only_query(database_url: str, query: str) -> list[tuple[Any, ...]]:
+    """Rows of one query on a bot's database, over a read-only connection of its own (never the bot's)."""
+    if database_url.startswith("sqlite"):
+        uri = f"file:{sqlite_path(database_url)}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as connection:
+            return [tuple(row) for row in connection.execute(query).fetchall()]
+    return asyncio.run(_postgres_rows(database_url, query))
+
+
+async def read_only_query_async(database_url: str, query: str) -> list[tuple[Any, ...]]:
+    """`read_only_query` from inside an event loop (SQLite in a thread, PostgreSQL with asyncpg)."""
+    if database_url.startswith("sqlite"):
+        return await asyncio.to_thread(read_only_query, database_url, query)
+    return await _postgres_rows(database_url, query)
+
+
+async def _postgres_rows(database_url: str, query: str) -> list[tuple[Any, ...]]:
+    connection = await asyncpg.connect(
+        database_url, timeout=10, server_settings={"default_transaction_read_only": "on"}
+    )
+    try:
+        return [tuple(row) for row in await connection.fetch(query)]
+    finally:
+        await connection.close()
+
+
 # -- bot processes -----------------------------------------------------------------------------------------
 
 
@@ -128,13 +157,14 @@ def ours_environment(slack: FakeSlack, partoo: FakePartoo, database_url: str, **
     return {**bot_environment(slack, partoo, database_url), **extra}
 
 
-def naive_environment(slack: FakeSlack, partoo: FakePartoo) -> dict[str, str]:
+def naive_environment(slack: FakeSlack, partoo: FakePartoo, **extra: str) -> dict[str, str]:
     return {
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": slack.api_url,
         "PARTOO_API_KEY": PARTOO_API_KEY,
         "PARTOO_API_URL": partoo.api_url,
+        **extra,
     }
 
 
@@ -380,6 +410,147 @@ async def pool(clients: Sequence[httpx.AsyncClient], commands: Iterable[tuple[by
             elapsed, status = await timed_post(client, body, headers)
             seconds.append(elapsed)
             statuses.append(status)
+
+    await asyncio.gather(*(sender(client) for client in clients))
+    return Latencies(tuple(seconds), tuple(statuses))
+
+
+# -- Partoo webhooks ---------------------------------------------------------------------------------------
+
+WEBHOOK_PATH = "/partoo/webhook"
+# Answer classes of a webhook delivery, as statuses in Latencies: 200 means "answered 200, event stored".
+DUPLICATE = 1201
+OTHER_200 = 1202
+
+
+class RawHttp:
+    """One keep-alive HTTP/1.1 connection that sends prepared request bytes and reads the answer.
+
+    The webhook benchmarks send thousands of requests a second from the process that also serves the
+    fakes, on the 2 cores the bot uses: httpx costs about 0.5 ms of CPU per request there, this about
+    0.05 ms, so the bot, not the load generator, sets the pace. Requests are built (and signed) before
+    anything is timed (`request_bytes`); answers must carry a Content-Length, as uvicorn's do.
+    """
+
+    def __init__(self, port: int, timeout: float = 30.0) -> None:
+        self.port = port
+        self.timeout = timeout
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
+        self._reader = self._writer = None
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        """(HTTP status, body); status 0 when the connection failed or timed out (reopened for the next one)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self._reader is not None and self._reader.at_eof():
+                    await self.close()  # the server closed this keep-alive connection since the last answer
+                if self._reader is None or self._writer is None:
+                    await self.open()
+                reader, writer = self._reader, self._writer
+                if reader is None or writer is None:
+                    raise OSError("not connected")
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status, length, closing = _parse_head(head)
+                body = await reader.readexactly(length) if length else b""
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            await self.close()
+            return 0, b""
+        if closing:
+            await self.close()
+        return status, body
+
+
+def _parse_head(head: bytes) -> tuple[int, int, bool]:
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length, closing = 0, False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and value.strip().lower() == b"close":
+            closing = True
+        elif name == b"transfer-encoding":
+            raise ValueError("chunked answers are not read by this client")
+    return status, length, closing
+
+
+def request_bytes(method: str, path: str, port: int, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    if body or method != "GET":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def signed_failures(signer: PartooSigner, port: int, ids: Iterable[int], status: str = "Failed") -> list[bytes]:
+    """One signed `message_updated` delivery per message id, each a whole HTTP request ready to send."""
+    requests = []
+    for message_id in ids:
+        body = json_body(message_updated_event(message_id, status=status))
+        requests.append(request_bytes("POST", WEBHOOK_PATH, port, body, signer.headers(body)))
+    return requests
+
+
+def webhook_status(status: int, body: bytes) -> int:
+    """200 for a 200 whose body says the event was stored (or, from the naive bot, anything), else a class."""
+    if status != 200:
+        return status
+    try:
+        verdict = json.loads(body).get("status")
+    except (ValueError, AttributeError):
+        return OTHER_200
+    if verdict == "stored":
+        return 200
+    return DUPLICATE if verdict == "duplicate" else OTHER_200
+
+
+@contextlib.asynccontextmanager
+async def raw_clients(port: int, count: int) -> AsyncIterator[list[RawHttp]]:
+    """`count` keep-alive connections, each opened and used once (GET /healthz) before anything is timed."""
+    clients = [RawHttp(port) for _ in range(count)]
+    try:
+        await asyncio.gather(*(client.open() for client in clients))
+        probe = request_bytes("GET", "/healthz", port)
+        await asyncio.gather(*(client.send(probe) for client in clients))
+        yield clients
+    finally:
+        await asyncio.gather(*(client.close() for client in clients))
+
+
+async def raw_pool(
+    clients: Sequence[RawHttp], requests: Iterable[bytes], classify: Callable[[int, bytes], int] | None = None
+) -> Latencies:
+    """Closed loop: each connection sends its next request as soon as the last is answered.
+
+    Statuses are `classify(status, body)`: by default `webhook_status` classes for POSTs, and plain HTTP
+    statuses for GETs.
+    """
+    queue = iter(list(requests))
+    seconds: list[float] = []
+    statuses: list[int] = []
+
+    async def sender(client: RawHttp) -> None:
+        for request in queue:
+            started = time.perf_counter()
+            status, body = await client.send(request)
+            seconds.append(time.perf_counter() - started)
+            if classify is not None:
+                statuses.append(classify(status, body))
+            else:
+                statuses.append(webhook_status(status, body) if request.startswith(b"POST") else status)
 
     await asyncio.gather(*(sender(client) for client in clients))
     return Latencies(tuple(seconds), tuple(statuses))

@@ -1,8 +1,10 @@
 """The naive bot: the few-line Bolt app most tutorials show, kept as the baseline of the benchmarks.
 
 It calls Partoo inside the `/partoo-retry` listener *before* `ack()`, so Slack's 3-second deadline has to
-cover Partoo's answer; it has no queue, no pacing, no retry and no record of what it sent. It is served the
-usual way: Bolt's Starlette adapter under uvicorn, configured by the same environment variables as the bot.
+cover Partoo's answer; it has no queue, no pacing, no retry and no record of what it sent. Its Partoo
+webhook route verifies nothing and posts each failure to SLACK_ALERT_CHANNEL before answering, so Partoo
+waits for Slack and a Slack error becomes a 500. It is served the usual way: Bolt's Starlette adapter under
+uvicorn, configured by the same environment variables as the bot.
 
     SLACK_BOT_TOKEN=... SLACK_SIGNING_SECRET=... PARTOO_API_KEY=... python bench/naive_bot.py
 """
@@ -15,9 +17,11 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 PARTOO_API_URL = os.environ.get("PARTOO_API_URL", "https://api.partoo.co/v2")
+ALERT_CHANNEL = os.environ.get("SLACK_ALERT_CHANNEL", "")
 
 # Tutorials write AsyncApp(token=...); the client is spelled out only to point it at SLACK_API_URL.
 app = AsyncApp(
@@ -48,7 +52,23 @@ async def endpoint(request):
     return await handler.handle(request)
 
 
-api = Starlette(routes=[Route("/slack/events", endpoint=endpoint, methods=["POST"])])
+async def partoo_webhook(request):
+    event = await request.json()
+    message = event["payload"]["message"]
+    if message["status"] == "Failed":
+        await app.client.chat_postMessage(
+            channel=ALERT_CHANNEL,
+            text=f"Partoo message {message['id']} to {event['payload']['conversation']['consumer_name']} failed",
+        )
+    return JSONResponse({"status": "ok"})
+
+
+api = Starlette(
+    routes=[
+        Route("/slack/events", endpoint=endpoint, methods=["POST"]),
+        Route("/partoo/webhook", endpoint=partoo_webhook, methods=["POST"]),
+    ]
+)
 
 if __name__ == "__main__":
     uvicorn.run(api, host="127.0.0.1", port=int(os.environ.get("PORT", "3000")))
