@@ -53,10 +53,7 @@ class RetryService:
             alert = await self.alerts.alert_for(message_ids[0])
             if alert is not None and alert.ts is not None:
                 ask = replace(ask, root_channel=alert.channel_id, root_ts=alert.ts, alert_message_id=alert.message_id)
-        result = await self.queue.enqueue(ask, message_ids)
-        if result.queued:
-            self.on_queued()
-        return result
+        return await self._enqueue(ask, message_ids)
 
     async def retry_from_alert(
         self, message_id: int, *, user_id: str, channel_id: str, message_ts: str, correlation_id: str
@@ -114,9 +111,9 @@ class RetryService:
             root_ts=message_ts,
             digest_id=digest_id,
         )
-        return await self.queue_many(ask, message_ids)
+        return await self._enqueue(ask, message_ids)
 
-    async def queue_many(self, ask: NewBatch, message_ids: Sequence[int]) -> EnqueueResult:
+    async def _enqueue(self, ask: NewBatch, message_ids: Sequence[int]) -> EnqueueResult:
         result = await self.queue.enqueue(ask, message_ids)
         if result.queued:
             self.on_queued()
