@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy import Row, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,6 +23,7 @@ from bot.partoo.outcomes import OutcomeKind
 from bot.partoo.webhooks import MessageUpdate, WebhookEvent, for_storage, is_failure_alert, parse_event
 from bot.slack.alerts import PREVIEW_CHARS, AlertState, DigestState
 from bot.store.alert_changes import bump_alerts
+from bot.store.leases import lease_free
 from bot.store.models import Alert, Batch, Digest, Request, RequestState
 from bot.store.models import WebhookEvent as EventRow
 
@@ -154,7 +155,7 @@ class AlertStore:
         now = self.clock()
         claimable = and_(
             EventRow.processed_at.is_(None),
-            or_(EventRow.lease_until.is_(None), EventRow.lease_until < now),
+            lease_free(EventRow.lease_until, now),
         )
         async with self.engine.begin() as connection:
             rows = list(
@@ -265,7 +266,7 @@ class AlertStore:
                 .where(
                     Alert.ts.is_(None),
                     Alert.digest_id.is_(None),
-                    or_(Alert.post_lease_until.is_(None), Alert.post_lease_until < now),
+                    lease_free(Alert.post_lease_until, now),
                 )
                 .order_by(Alert.id)
                 .limit(limit)
@@ -281,7 +282,7 @@ class AlertStore:
                 .where(
                     Alert.ts.is_not(None),
                     Alert.version > Alert.posted_version,
-                    or_(Alert.post_lease_until.is_(None), Alert.post_lease_until < now),
+                    lease_free(Alert.post_lease_until, now),
                 )
                 .order_by(Alert.id)
                 .limit(limit)
@@ -294,7 +295,7 @@ class AlertStore:
         async with self.engine.begin() as connection:
             conditions = [
                 Alert.id == alert.id,
-                or_(Alert.post_lease_until.is_(None), Alert.post_lease_until < now),
+                lease_free(Alert.post_lease_until, now),
             ]
             if alert.ts is None:
                 conditions.append(Alert.digest_id.is_(None))  # not grouped into a digest meanwhile
@@ -358,7 +359,7 @@ class AlertStore:
                     Alert.id.in_(list(alert_ids)),
                     Alert.ts.is_(None),
                     Alert.digest_id.is_(None),
-                    or_(Alert.post_lease_until.is_(None), Alert.post_lease_until < now),
+                    lease_free(Alert.post_lease_until, now),
                 )
                 .values(digest_id=digest_id)
             )
@@ -375,7 +376,7 @@ class AlertStore:
                 select(*_DIGEST_COLUMNS)
                 .where(
                     Digest.version > Digest.posted_version,
-                    or_(Digest.post_lease_until.is_(None), Digest.post_lease_until < now),
+                    lease_free(Digest.post_lease_until, now),
                 )
                 .order_by(Digest.id)
             )
@@ -393,7 +394,7 @@ class AlertStore:
                 update(Digest)
                 .where(
                     Digest.id == digest_id,
-                    or_(Digest.post_lease_until.is_(None), Digest.post_lease_until < now),
+                    lease_free(Digest.post_lease_until, now),
                 )
                 .values(post_lease_until=now + lease_seconds)
             )

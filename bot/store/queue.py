@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.partoo.outcomes import OutcomeKind, PartooAnswer
 from bot.store.alert_changes import bump_alerts
+from bot.store.leases import lease_free
 from bot.store.models import Alert, Attempt, Batch, Request, RequestState
 
 Clock = Callable[[], float]
@@ -281,7 +282,7 @@ class RetryQueue:
                     select(Batch.id)
                     .where(
                         Batch.announced_at.is_(None),
-                        or_(Batch.announce_lease_until.is_(None), Batch.announce_lease_until < now),
+                        lease_free(Batch.announce_lease_until, now),
                     )
                     .order_by(Batch.id)
                     .limit(1)
@@ -294,7 +295,7 @@ class RetryQueue:
                 .where(
                     Batch.id == candidate,
                     Batch.announced_at.is_(None),
-                    or_(Batch.announce_lease_until.is_(None), Batch.announce_lease_until < now),
+                    lease_free(Batch.announce_lease_until, now),
                 )
                 .values(announce_lease_until=now + lease_seconds)
             )
@@ -487,7 +488,7 @@ class RetryQueue:
                     Request.id == request_id,
                     Request.state == RequestState.DONE,
                     Request.reported_at.is_(None),
-                    or_(Request.report_lease_until.is_(None), Request.report_lease_until < now),
+                    lease_free(Request.report_lease_until, now),
                 )
                 .values(report_lease_until=now + lease_seconds)
             )
@@ -529,7 +530,7 @@ class RetryQueue:
                     Request.state == RequestState.DONE,
                     Request.reported_at.is_(None),
                     Request.finished_at < now - older_than,
-                    or_(Request.report_lease_until.is_(None), Request.report_lease_until < now),
+                    lease_free(Request.report_lease_until, now),
                 )
                 .order_by(Request.id)
                 .limit(limit)
@@ -573,7 +574,7 @@ class RetryQueue:
                 .where(
                     Batch.id == batch_id,
                     Batch.summarized_at.is_(None),
-                    or_(Batch.summary_lease_until.is_(None), Batch.summary_lease_until < now),
+                    lease_free(Batch.summary_lease_until, now),
                 )
                 .values(summary_lease_until=now + lease_seconds)
             )
