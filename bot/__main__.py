@@ -15,12 +15,13 @@ import sys
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import check, export
+from bot import check
 from bot.app import create_app
 from bot.config import ConfigError, Settings, settings_from_environment
 from bot.logs import configure_logging
-from bot.store.database import SchemaTooNewError, create_engine, display_database_url, migrate
-from bot.store.queue import RetryQueue
+from bot.platform.database import SchemaTooNewError, create_engine, display_database_url, migrate
+from bot.retries import export
+from bot.retries.store import RetryQueue
 
 EXIT_CONFIG = 2
 

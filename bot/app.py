@@ -29,34 +29,39 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import listeners
+from bot.alerts.alerter import Alerter
+from bot.alerts.intake import partoo_webhook
+from bot.alerts.store import AlertStore
 from bot.config import Settings
-from bot.http_limits import BODY_READ_SECONDS, BodyLimits
+from bot.defaults import (
+    ALERT_POSTS_PER_MINUTE,
+    DEFAULT_TIMEOUT,
+    DIGEST_WINDOW,
+    LEASE_SECONDS,
+    LOG_CHANNEL_INTERVAL,
+    POLL_INTERVAL,
+    PREVIEW_CHARS,
+    TOKEN_CHECK_SECONDS,
+    WORKER_CONCURRENCY,
+)
 from bot.metrics import Metrics
-from bot.partoo.client import DEFAULT_TIMEOUT, PartooClient
-from bot.partoo.signatures import WebhookVerifier
-from bot.request_id import RequestIdMiddleware
-from bot.retry.alerter import DIGEST_WINDOW, Alerter
-from bot.retry.notifier import Notifier
-from bot.retry.policy import RetryPolicy
-from bot.retry.service import RetryService
-from bot.retry.worker import RetryWorker
-from bot.slack import listeners
-from bot.slack.alerts import PREVIEW_CHARS
-from bot.slack.authz import Authorizer
-from bot.slack.client import SlackAuthError, SlackPoster, build_web_client, classify
-from bot.socket_mode import SocketModeConnection, start_socket_mode
-from bot.store.alerts import AlertStore
-from bot.store.database import create_engine, migrate
-from bot.store.pace import SLACK_ALERTS_PACE, SharedPace
-from bot.store.queue import RetryQueue
-from bot.webhook_endpoint import partoo_webhook
+from bot.platform.authz import Authorizer
+from bot.platform.database import create_engine, migrate
+from bot.platform.http_limits import BODY_READ_SECONDS, BodyLimits
+from bot.platform.pace import SLACK_ALERTS_PACE, SharedPace
+from bot.platform.partoo import PartooClient
+from bot.platform.request_id import RequestIdMiddleware
+from bot.platform.signatures import WebhookVerifier
+from bot.platform.slack import SlackAuthError, SlackPoster, build_web_client, classify
+from bot.platform.socket_mode import SocketModeConnection, start_socket_mode
+from bot.retries.notifier import Notifier
+from bot.retries.policy import RetryPolicy
+from bot.retries.service import RetryService
+from bot.retries.store import RetryQueue
+from bot.retries.worker import RetryWorker
 
 log = logging.getLogger(__name__)
-
-# How long a Slack token check (auth.test) answers /readyz before it is asked again.
-TOKEN_CHECK_SECONDS = 60.0
-# Slack allows about one message per second per channel.
-ALERT_POSTS_PER_MINUTE = 60
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,10 @@ class Tuning:
     """Internal knobs with production defaults; tests shorten them."""
 
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    lease_seconds: float = 30.0
-    poll_interval: float = 0.5
-    worker_concurrency: int = 32
-    log_channel_interval: float = 5.0
+    lease_seconds: float = LEASE_SECONDS
+    poll_interval: float = POLL_INTERVAL
+    worker_concurrency: int = WORKER_CONCURRENCY
+    log_channel_interval: float = LOG_CHANNEL_INTERVAL
     digest_window: float = DIGEST_WINDOW
     body_read_seconds: float = BODY_READ_SECONDS
     partoo_timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)

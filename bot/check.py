@@ -23,8 +23,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 
 from bot.config import ConfigError, Settings
-from bot.slack.client import build_web_client
-from bot.store.database import MIGRATIONS, async_database_url, create_engine, display_database_url, schema_status
+from bot.platform.database import MIGRATIONS, async_database_url, create_engine, display_database_url, schema_status
+from bot.platform.slack import build_web_client
 
 # A check that waits longer than this reports the wait as its problem.
 CHECK_TIMEOUT = 20.0

@@ -15,20 +15,23 @@ from enum import StrEnum
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from dotenv import find_dotenv, load_dotenv
 
-from bot.logs import LOG_FORMATS
-from bot.partoo.client import PRODUCTION_API_URL, SANDBOX_API_URL
-from bot.partoo.signatures import (
+from bot.defaults import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_LOG_FORMAT,
+    DEFAULT_PORT,
+    DEFAULT_RATE_LIMIT_PER_MINUTE,
+    DEFAULT_SLACK_API_URL,
+    LOG_FORMATS,
+    PRODUCTION_API_URL,
+    SANDBOX_API_URL,
+)
+from bot.domain.access import AccessPolicy
+from bot.platform.signatures import (
     PRODUCTION_PUBLIC_KEY_PEM,
     SANDBOX_PUBLIC_KEY_PEM,
     InvalidPublicKey,
     load_public_key,
 )
-
-DEFAULT_SLACK_API_URL = "https://slack.com/api/"
-DEFAULT_DATABASE_URL = "sqlite:///partoo-retry.db"
-DEFAULT_PORT = 3000
-DEFAULT_RATE_LIMIT_PER_MINUTE = 300
-DEFAULT_LOG_FORMAT = "auto"
 
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,}$")
 
@@ -66,19 +69,6 @@ class Secret:
 
 
 @dataclass(frozen=True)
-class AccessPolicy:
-    """Who may retry; an empty list means no restriction on that dimension."""
-
-    users: frozenset[str] = frozenset()
-    usergroups: frozenset[str] = frozenset()
-    channels: frozenset[str] = frozenset()
-
-    @property
-    def restricts_people(self) -> bool:
-        return bool(self.users or self.usergroups)
-
-
-@dataclass(frozen=True)
 class Settings:
     slack_bot_token: Secret
     slack_signing_secret: Secret
@@ -91,7 +81,7 @@ class Settings:
     partoo_api_url: str
     partoo_webhook_public_key: Ed25519PublicKey = field(repr=False)
     partoo_rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE
-    access: AccessPolicy = AccessPolicy()
+    access: AccessPolicy = field(default_factory=AccessPolicy)
     database_url: str = DEFAULT_DATABASE_URL
     port: int = DEFAULT_PORT
     store_message_preview: bool = True

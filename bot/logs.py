@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from bot.correlation import correlation_id
+from bot.defaults import LOG_FORMATS
 
 REDACTED = "[redacted]"
-LOG_FORMATS = ("auto", "json", "text")
 
 # Attributes every LogRecord has; anything else on a record came from `extra={...}`.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {

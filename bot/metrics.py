@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.partoo.outcomes import OutcomeKind
+from bot.domain.outcomes import OutcomeKind
 
 WebhookVerdict = Literal["stored", "duplicate", "ignored", "tryout", "bad_signature", "bad_payload", "too_large"]
 AlertKind = Literal["alert", "digest", "update"]

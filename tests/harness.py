@@ -12,7 +12,7 @@ import httpx
 
 from bot.app import Tuning, create_app
 from bot.config import load_settings
-from bot.retry.policy import RetryPolicy
+from bot.retries.policy import RetryPolicy
 from tests.fakes import FakePartoo, FakeSlack
 from tests.signing import (
     PartooSigner,

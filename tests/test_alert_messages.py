@@ -10,18 +10,17 @@ from typing import Any
 
 import pytest
 
-from bot.partoo.outcomes import OutcomeKind
-from bot.partoo.webhooks import MessageUpdate
-from bot.slack.alerts import (
+from bot.alerts.messages import (
     RETRY_ACTION_ID,
     RETRY_ALL_ACTION_ID,
-    AlertState,
-    DigestState,
     alert_message,
     digest_message,
     retry_all_confirmation,
 )
-from bot.slack.messages import SlackMessage
+from bot.domain.lifecycle import AlertState, DigestState
+from bot.domain.message import MessageUpdate
+from bot.domain.outcomes import OutcomeKind
+from bot.rendering.message import SlackMessage
 
 FAILED_AT = 1_700_000_000.0
 USER = "U0RETRIER"

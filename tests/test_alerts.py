@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from bot.slack.alerts import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID
+from bot.alerts.messages import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID
 from tests.fakes import FakePartoo, FakeSlack, SlackMessage
 from tests.harness import ALERT_CHANNEL, USER, RunningBot, buttons, message_text, running_bot
 from tests.signing import PartooSigner, message_updated_event

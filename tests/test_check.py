@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.__main__ import main
-from bot.store.database import create_engine, migrate, schema_status
+from bot.platform.database import create_engine, migrate, schema_status
 from tests.fakes import FakePartoo, FakeSlack
 from tests.harness import ALERT_CHANNEL, BOT_TOKEN, PARTOO_API_KEY, SECRETS, bot_environment
 from tests.logging_state import preserved_logging

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import create_app
-from bot.commands import UsageError, parse_command
 from bot.config import load_settings
+from bot.retries.commands import UsageError, parse_command
 from tests.fakes import FakePartoo, FakeSlack
 from tests.harness import ALERT_CHANNEL, FAST, SIGNING_SECRET, RunningBot, message_text, running_bot
 from tests.signing import PartooSigner, message_updated_event, slack_signature_headers, slash_command_body

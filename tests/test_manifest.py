@@ -25,8 +25,8 @@ from starlette.routing import Route
 
 import bot
 from bot.app import create_app
-from bot.commands import COMMAND
 from bot.config import load_settings
+from bot.domain.commands import COMMAND
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = ROOT / "app_manifest.yaml"

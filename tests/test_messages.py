@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from bot.commands import MAX_IDS
-from bot.config import AccessPolicy
-from bot.partoo.outcomes import OutcomeKind
-from bot.slack import messages
-from bot.store.queue import AttemptView, BatchView, RequestView
+from bot.domain.access import AccessPolicy
+from bot.domain.commands import MAX_IDS
+from bot.domain.outcomes import OutcomeKind
+from bot.domain.records import AttemptView, BatchView, RequestView
+from bot.rendering.message import SlackMessage
+from bot.retries import messages
 
 NOW = 1_795_000_000.0
 
@@ -30,7 +31,7 @@ def _request(message_id: int, outcome: OutcomeKind | None, detail: str = "") -> 
     )  # fmt: skip
 
 
-def _limits_hold(message: messages.SlackMessage) -> dict[str, object]:
+def _limits_hold(message: SlackMessage) -> dict[str, object]:
     rendered = message.as_kwargs()  # slack_sdk's models raise here when a limit is broken
     assert rendered["text"]
     assert len(rendered["blocks"]) <= 50

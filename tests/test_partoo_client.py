@@ -11,14 +11,9 @@ import httpx
 import pytest
 
 from bot import __version__
-from bot.partoo.client import (
-    DEFAULT_RETRY_AFTER,
-    DEFAULT_TIMEOUT,
-    MAX_DETAIL_LENGTH,
-    PartooClient,
-    parse_retry_after,
-)
-from bot.partoo.outcomes import OutcomeKind, PartooAnswer
+from bot.defaults import DEFAULT_TIMEOUT
+from bot.domain.outcomes import OutcomeKind, PartooAnswer
+from bot.platform.partoo import DEFAULT_RETRY_AFTER, MAX_DETAIL_LENGTH, PartooClient, parse_retry_after
 
 API_KEY = "sk-test-4f1c9a7e2b8d"
 BASE_URL = "https://partoo.test/v2"

@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from bot.partoo.signatures import (
+from bot.platform.signatures import (
     PRODUCTION_PUBLIC_KEY_PEM,
     SANDBOX_PUBLIC_KEY_PEM,
     SIGNATURE_HEADER,

@@ -8,9 +8,10 @@ import json
 import pytest
 from sqlalchemy import text
 
-from bot.partoo.outcomes import OutcomeKind
-from bot.store.database import SchemaTooNewError, create_engine, migrate
-from bot.store.queue import AttemptView, BatchView, NewBatch, RequestView, RetryQueue
+from bot.domain.outcomes import OutcomeKind
+from bot.domain.records import AttemptView, BatchView, NewBatch, RequestView
+from bot.platform.database import SchemaTooNewError, create_engine, migrate
+from bot.retries.store import RetryQueue
 from tests.fakes import FakePartoo, FakeSlack
 from tests.harness import CHANNEL, RunningBot, ephemeral_text, message_text, running_bot
 from tests.outages import database_unavailable

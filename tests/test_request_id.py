@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot import correlation
-from bot.request_id import RequestIdMiddleware
+from bot.platform.request_id import RequestIdMiddleware
 
 seen_later: list[str | None] = []
 

@@ -15,8 +15,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import correlation
-from bot.slack.client import build_web_client
-from bot.socket_mode import SocketModeConnection, SocketModeError, start_socket_mode
+from bot.platform.slack import build_web_client
+from bot.platform.socket_mode import SocketModeConnection, SocketModeError, start_socket_mode
 from tests.fakes import Ack, FakeSlack, FakeSocketMode, payload_of
 from tests.harness import BOT_TOKEN
 from tests.signing import block_actions_body, event_callback_body, slash_command_body

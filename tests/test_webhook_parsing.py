@@ -11,13 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.partoo.webhooks import (
-    MAX_BODY_BYTES,
-    MessageUpdate,
-    PayloadError,
-    is_failure_alert,
-    parse_event,
-)
+from bot.alerts.events import MAX_BODY_BYTES, PayloadError, parse_event
+from bot.domain.message import MessageUpdate, is_failure_alert
 
 # The example of Partoo's documentation (shared/partoo/NOTES.md), verbatim.
 EXAMPLE = b"""{

@@ -1,0 +1,336 @@
+"""Alerts for failed Partoo messages: one message per failure, and a digest when failures flood in.
+
+Pure functions: state in, blocks and fallback text out (`SlackMessage`). Everything Partoo sent (names,
+labels, content, channel names, details) is escaped here, at the last step before Slack, and shortened
+*before* escaping so that a cut can never split an entity such as `&lt;`.
+
+A posted button keeps its `action_id` for as long as the message exists: the ids below must never change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.defaults import PREVIEW_CHARS
+from bot.domain.lifecycle import AlertState, DigestState
+from bot.domain.message import MessageUpdate
+from bot.domain.outcomes import OutcomeKind
+from bot.rendering import limits, mrkdwn
+from bot.rendering.message import OUTCOME_EMOJI, SlackMessage
+from bot.rendering.mrkdwn import escape, shorten
+
+RETRY_ACTION_ID = "partoo_retry.retry"
+RETRY_ALL_ACTION_ID = "partoo_retry.retry_all"
+
+SECTION_LIMIT = limits.SECTION_TEXT
+FIELD_LIMIT = limits.FIELD_TEXT
+PREVIEW_LINES = 8
+NAME_CHARS = 80
+DETAIL_CHARS = 300
+GROUP_NAME_CHARS = 30
+TOP_GROUPS = 10
+INLINE_IDS = 20
+
+_PARTNERS = {
+    "google": "Google",
+    "facebook": "Facebook",
+    "instagram": "Instagram",
+    "sms": "SMS",
+    "whatsapp": "WhatsApp",
+}
+
+_PLACEHOLDERS = {
+    "Image": "an image",
+    "Video": "a video",
+    "Audio": "an audio message",
+    "Document": "a document",
+    "IgStoryReply": "a reply to an Instagram story",
+    "IgStoryMention": "a mention in an Instagram story",
+}
+
+# A recorded rate-limited or unavailable outcome means the bot already gave up; their `sentence`
+# describes the wait that came before, so the alert says what it ended in instead.
+_GAVE_UP = {
+    OutcomeKind.RATE_LIMITED: "Partoo kept rate limiting the bot, so it gave up on this retry.",
+    OutcomeKind.UNAVAILABLE: "Partoo could not be reached or kept failing, so the bot gave up on this retry.",
+}
+
+
+# -- one alert per failure ----------------------------------------------------------------------
+
+
+def alert_message(state: AlertState) -> SlackMessage:
+    """The alert for one failed message: what failed, a preview, and the retry state with its button."""
+    failure = state.failure
+    partner = partner_name(failure.messaging_partner)
+    consumer = _consumer(failure)
+    title = f":rotating_light: *Message to {consumer} failed on {partner or 'an unknown channel'}*"
+    blocks: list[Block] = [
+        _section(title),
+        SectionBlock(fields=[MarkdownTextObject(text=shorten(f, FIELD_LIMIT)) for f in _fields(state)]),
+        _section(content_preview(failure)),
+    ]
+    line, button, summary = _retry_state(state)
+    if line:
+        blocks.append(_section(line))
+    if button:
+        blocks.append(ActionsBlock(elements=[retry_button(failure.message_id)]))
+    text = f"Partoo message {failure.message_id} to {consumer} failed ({partner or 'unknown channel'})"
+    return SlackMessage(text=f"{text}{summary}", blocks=blocks)
+
+
+def retry_button(message_id: int) -> ButtonElement:
+    """The button that asks to retry one message; its value is the message id."""
+    return ButtonElement(text="Retry", action_id=RETRY_ACTION_ID, value=str(message_id), style="primary")
+
+
+def partner_name(partner: str | None) -> str | None:
+    """The messaging partner as people write it, escaped; None when Partoo did not say."""
+    if partner is None or not partner.strip():
+        return None
+    known = _PARTNERS.get(partner.strip().lower())
+    return known if known else _one_line(partner, GROUP_NAME_CHARS)
+
+
+def content_preview(failure: MessageUpdate) -> str:
+    """What the failed message said: text in a quote, a placeholder for media and unknown types."""
+    kind = failure.content_type
+    if kind in _PLACEHOLDERS:
+        return f"_({_PLACEHOLDERS[kind]})_"
+    content = (failure.content or "").strip()
+    if not content:
+        return "_(no content)_"
+    if kind == "Text":
+        return _quote(content)
+    # Unsupported, missing and new types: their content may be a raw URL or markup, so it is not shown.
+    shown = _one_line(kind, GROUP_NAME_CHARS) if kind.strip() else "unknown type"
+    return f"_(content not shown: {shown})_"
+
+
+def _fields(state: AlertState) -> list[str]:
+    failure = state.failure
+    fields = [
+        f"*Business*\n{_id(failure.business_id)}",
+        f"*Conversation*\n{_id(failure.conversation_id)}",
+        f"*Message*\n{_id(failure.message_id)}",
+        f"*Sent by*\n{_known(failure.sender_label)}",
+        f"*Sent at*\n{_date(failure.date)}",
+    ]
+    if state.failures > 1:
+        fields.append(f"*Failures*\n{state.failures}")
+    return fields
+
+
+def _retry_state(state: AlertState) -> tuple[str | None, bool, str]:
+    """The state line, whether to offer the Retry button, and a suffix for the fallback text."""
+    by = mrkdwn.user(state.retry_requested_by) if state.retry_requested_by else None
+    if state.delivered_at is not None and state.delivered_at >= state.latest_failure_at:
+        after = f"{mrkdwn.duration(state.delivered_at - state.failed_at)} after the failure"
+        if by:
+            attempts = _plural(max(state.retries, 1), "attempt")
+            line = f":white_check_mark: Delivered after retry by {by}, after {attempts}, {after}"
+        else:
+            line = f":white_check_mark: Delivered after a retry outside Slack, {after}"
+        return line, False, ": delivered after retry"
+    if state.retry_in_progress and state.last_outcome is None:
+        requested_at = state.retry_requested_at or state.failed_at
+        line = f":hourglass_flowing_sand: Retry requested by {by or 'someone'} {mrkdwn.when(requested_at)}"
+        return line, False, ": retry requested"
+    if state.retry_in_progress and state.last_outcome is OutcomeKind.ACCEPTED:
+        line = f":arrows_counterclockwise: Retried by {by or 'someone'}: Partoo is sending it again."
+        return line, False, ": Partoo is sending it again"
+    if state.retry_in_progress and state.last_outcome is not None:
+        emoji = OUTCOME_EMOJI[state.last_outcome]
+        sentence = _outcome_sentence(state.last_outcome, state.last_detail)
+        line = f"{emoji} Retry by {by or 'someone'} not done: {sentence}"
+        return _with_limit(state, line), state.can_retry, ": retry not accepted"
+    if state.failures > 1:
+        line = f":x: Failed again after retry by {by}" if by else f":x: Failed {state.failures} times"
+        return _with_limit(state, line), state.can_retry, ": failed again"
+    if not state.can_retry:
+        return _with_limit(state, None), False, ""
+    return None, True, ""
+
+
+def _outcome_sentence(outcome: OutcomeKind, last_detail: str | None) -> str:
+    detail = _one_line(last_detail, DETAIL_CHARS) if last_detail else ""
+    if outcome is OutcomeKind.REFUSED and detail:
+        return f"Partoo refused the retry: {detail}"
+    sentence = _GAVE_UP.get(outcome, outcome.sentence)
+    return f"{sentence} ({detail})" if detail else sentence
+
+
+def _with_limit(state: AlertState, line: str | None) -> str | None:
+    """The line, followed by why the Retry button is gone once the retries are used up."""
+    if state.can_retry:
+        return line
+    used = (
+        f"Retried {_plural(state.retries, 'time')} without success: the Retry button is no longer offered. "
+        "Check the conversation in Partoo."
+    )
+    return f"{line}\n{used}" if line else used
+
+
+# -- one digest for a flood of failures ---------------------------------------------------------
+
+
+def digest_message(state: DigestState) -> SlackMessage:
+    """Many failures in one message: counts by channel and business, their ids, and "Retry all"."""
+    failures = _unique(state.failures)
+    count = len(failures)
+    noun = "message" if count == 1 else "messages"
+    title = f":rotating_light: *{count} {noun} failed in the last minutes*"
+    blocks: list[Block] = [
+        _section(title),
+        ContextBlock(elements=[MarkdownTextObject(text=f"First failure {mrkdwn.when(state.first_at)}")]),
+    ]
+    if failures:
+        by_partner = _top(failures, _partner_key, "unknown channel", "channels")
+        by_business = _top(failures, lambda f: f.business_id, "unknown business", "businesses")
+        blocks.append(
+            SectionBlock(
+                fields=[
+                    MarkdownTextObject(text=shorten(f"*By channel*\n{by_partner}", FIELD_LIMIT)),
+                    MarkdownTextObject(text=shorten(f"*By business*\n{by_business}", FIELD_LIMIT)),
+                ]
+            )
+        )
+        blocks.append(_section(f"*Messages*\n{_ids([f.message_id for f in failures])}"))
+    text = f"{count} Partoo {noun} failed in the last minutes"
+    if state.retry_requested_by:
+        progress = (
+            f"Retry all requested by {mrkdwn.user(state.retry_requested_by)}: {state.requested} requested, "
+            f"{state.accepted} accepted, {state.refused} not accepted, {state.delivered} delivered, "
+            f"{state.failed_again} failed again"
+        )
+        blocks.append(_section(f":arrows_counterclockwise: {progress}"))
+        text = f"{text}. {progress}"
+    elif failures:
+        button = ButtonElement(
+            text=f"Retry all {count}",
+            action_id=RETRY_ALL_ACTION_ID,
+            value=str(state.digest_id),
+            style="primary",
+            confirm=_confirmation(count),
+        )
+        blocks.append(ActionsBlock(elements=[button]))
+    return SlackMessage(text=text, blocks=blocks)
+
+
+def retry_all_confirmation(count: int) -> dict[str, Any]:
+    """The confirmation dialog of the "Retry all" button, as a Block Kit dict."""
+    return _confirmation(count).to_dict()
+
+
+def _confirmation(count: int) -> ConfirmObject:
+    noun = "message" if count == 1 else "messages"
+    these = "this" if count == 1 else "these"
+    return ConfirmObject(
+        title=f"Retry all {count} {noun}?",
+        text=f"Partoo will send each of {these} {count} {noun} to its customer again.",
+        confirm="Retry all",
+        deny="Cancel",
+    )
+
+
+def _unique(failures: Sequence[MessageUpdate]) -> list[MessageUpdate]:
+    # A message reported twice in one flood is still one message to retry.
+    seen: set[int] = set()
+    unique: list[MessageUpdate] = []
+    for failure in failures:
+        if failure.message_id not in seen:
+            seen.add(failure.message_id)
+            unique.append(failure)
+    return unique
+
+
+def _top(
+    failures: Sequence[MessageUpdate],
+    key: Callable[[MessageUpdate], Hashable | None],
+    unknown: str,
+    plural: str,
+) -> str:
+    """`• name: count` lines for the largest groups, biggest first, then how many were left out."""
+    counts = Counter(key(failure) for failure in failures)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, str(item[0])))
+    lines = [f"• {_group_name(name, unknown)}: {n}" for name, n in ranked[:TOP_GROUPS]]
+    rest = ranked[TOP_GROUPS:]
+    if rest:
+        lines.append(f"• {len(rest)} other {plural}: {sum(n for _, n in rest)}")
+    return "\n".join(lines)
+
+
+def _partner_key(failure: MessageUpdate) -> str | None:
+    return partner_name(failure.messaging_partner)
+
+
+def _group_name(name: Hashable | None, unknown: str) -> str:
+    if name is None:
+        return f"_{unknown}_"
+    # Partner names arrive already escaped from `partner_name`; business ids are integers.
+    return f"`{name}`" if isinstance(name, int) else str(name)
+
+
+# -- small pieces -------------------------------------------------------------------------------
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=shorten(text, SECTION_LIMIT)))
+
+
+def _one_line(text: str, limit: int) -> str:
+    """Outside text on one line: whitespace collapsed, shortened, then escaped."""
+    return escape(shorten(" ".join(text.split()), limit))
+
+
+def _known(text: str | None) -> str:
+    return _one_line(text, NAME_CHARS) if text and text.strip() else "_unknown_"
+
+
+def _consumer(failure: MessageUpdate) -> str:
+    name = failure.consumer_name
+    return _one_line(name, NAME_CHARS) if name and name.strip() else "a customer"
+
+
+def _quote(content: str) -> str:
+    lines = shorten(content, PREVIEW_CHARS).splitlines()
+    if len(lines) > PREVIEW_LINES:
+        lines = [*lines[:PREVIEW_LINES], "…"]
+    return "\n".join(f"> {escape(line)}" for line in lines)
+
+
+def _id(value: int | None) -> str:
+    return f"`{value}`" if value is not None else "_unknown_"
+
+
+def _date(date: datetime | None) -> str:
+    if date is None:
+        return "_unknown_"
+    try:
+        return mrkdwn.when(date.timestamp())
+    except (ValueError, OverflowError, OSError):
+        # Dates at the edges of the calendar (year 1 or 9999) cannot be formatted from a timestamp.
+        return escape(date.isoformat())
+
+
+def _ids(message_ids: Sequence[int]) -> str:
+    shown = ", ".join(f"`{message_id}`" for message_id in message_ids[:INLINE_IDS])
+    hidden = len(message_ids) - INLINE_IDS
+    return f"{shown} and {hidden} more" if hidden > 0 else shown
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"

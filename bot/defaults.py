@@ -1,0 +1,57 @@
+"""Defaults in one place: every tunable number and default value the bot starts with.
+
+`config.py` reads the environment and falls back on these; feature modules take them as arguments, so a test
+or a deployment changes them without editing code. Slack's own limits are in `bot/rendering/limits.py`.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+# -- configuration defaults (the README's configuration table) ----------------------------------
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_DATABASE_URL = "sqlite:///partoo-retry.db"
+DEFAULT_PORT = 3000
+DEFAULT_RATE_LIMIT_PER_MINUTE = 300
+DEFAULT_LOG_FORMAT = "auto"
+LOG_FORMATS = ("auto", "json", "text")
+PRODUCTION_API_URL = "https://api.partoo.co/v2"
+SANDBOX_API_URL = "https://api.sandbox.partoo.co/v2"
+
+# -- Partoo -------------------------------------------------------------------------------------
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=5.0, pool=5.0)
+# Partoo calls one process runs at once (each still waits for its slot in the shared pace).
+WORKER_CONCURRENCY = 32
+
+# -- the durable queue and its loops ------------------------------------------------------------
+# Background loops look for work another replica stored at least this often.
+POLL_INTERVAL = 0.5
+# How long a worker holds a retry request before another may take it over (after a crash).
+LEASE_SECONDS = 30.0
+# A notifier's claim on a post outlives one Slack call with slack_sdk's own retries.
+NOTIFIER_CLAIM_SECONDS = 60.0
+# After slack_sdk's own retries gave up on a post, how long until it is tried again.
+SLACK_RETRY_SECONDS = 5.0
+# chat.update is Tier 3 (50+ a minute): one progress update every few seconds per batch is plenty.
+PROGRESS_INTERVAL = 2.0
+# The log channel mirror posts at most this often, many outcomes at a time.
+LOG_CHANNEL_INTERVAL = 5.0
+
+# -- alerts -------------------------------------------------------------------------------------
+# Raw characters kept from Partoo's text before escaping; escaping can make them up to five times longer,
+# so each limit below leaves every section well under Slack's 3,000 characters.
+PREVIEW_CHARS = 200
+# Failures waiting together at once that make a digest rather than separate alerts.
+DIGEST_THRESHOLD = 3
+# How long a digest keeps taking new failures after it opened.
+DIGEST_WINDOW = 60.0
+# chat.update is Tier 3: a digest in a flood is re-rendered at most this often.
+DIGEST_REFRESH = 2.0
+# A claim outlives the post it covers (one paced slot and one Slack call); a dead replica's claims expire soon.
+ALERT_CLAIM_SECONDS = 20.0
+# Slack allows about one message per second per channel.
+ALERT_POSTS_PER_MINUTE = 60
+
+# -- operations ---------------------------------------------------------------------------------
+# How long a Slack token check (auth.test) answers /readyz before it is asked again.
+TOKEN_CHECK_SECONDS = 60.0

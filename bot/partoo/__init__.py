@@ -1,1 +1,0 @@
-"""Everything the bot knows about Partoo: the retry call, its outcomes, and webhook signatures."""

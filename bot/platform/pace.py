@@ -1,0 +1,87 @@
+"""The Partoo call budget, kept in the database so that every replica shares one pace.
+
+Each call reserves the next free slot with one atomic UPDATE: the slot moves forward by one interval
+(60 s / limit) from whichever is latest of now, the end of a 429 pause, and the last reserved slot.
+A 429 pushes both the pause and the next slot past Retry-After, so every replica waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import case, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.platform.models import Pace
+
+# Partoo counts requests per minute; spacing calls a little wider than 60/limit keeps network
+# jitter from ever putting limit+1 calls into one of Partoo's windows.
+SAFETY_MARGIN = 1.02
+PACE_NAME = "partoo"
+SLACK_ALERTS_PACE = "slack-alerts"
+
+
+class SharedPace:
+    """Hands out Partoo call slots at `per_minute`, shared through the database."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        per_minute: int,
+        *,
+        name: str = PACE_NAME,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.engine = engine
+        self.name = name
+        self.interval = 60.0 / per_minute * SAFETY_MARGIN
+        self.clock = clock
+        self.sleep = sleep
+
+    async def reserve(self) -> float:
+        """Reserve the next call slot and return its time (UNIX seconds)."""
+        now = self.clock()
+        floor = case((Pace.paused_until > now, Pace.paused_until), else_=now)
+        async with self.engine.begin() as connection:
+            next_slot = (
+                await connection.execute(
+                    update(Pace)
+                    .where(Pace.name == self.name)
+                    .values(
+                        next_slot_at=case((Pace.next_slot_at < floor, floor), else_=Pace.next_slot_at) + self.interval
+                    )
+                    .returning(Pace.next_slot_at)
+                )
+            ).scalar_one()
+        return float(next_slot) - self.interval
+
+    async def paused_until(self) -> float:
+        async with self.engine.connect() as connection:
+            value = (await connection.execute(select(Pace.paused_until).where(Pace.name == self.name))).scalar_one()
+        return float(value)
+
+    async def wait_for_slot(self) -> None:
+        """Sleep until this caller's slot, taking a new one if a 429 pause began meanwhile."""
+        while True:
+            slot = await self.reserve()
+            delay = slot - self.clock()
+            if delay > 0:
+                await self.sleep(delay)
+            if await self.paused_until() <= self.clock():
+                return
+
+    async def pause(self, seconds: float) -> None:
+        """Stop every replica's calls for `seconds` (Partoo's Retry-After)."""
+        until = self.clock() + seconds
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(Pace)
+                .where(Pace.name == self.name)
+                .values(
+                    paused_until=case((Pace.paused_until < until, until), else_=Pace.paused_until),
+                    next_slot_at=case((Pace.next_slot_at < until, until), else_=Pace.next_slot_at),
+                )
+            )

@@ -1,0 +1,173 @@
+"""Talking to Slack: a Web API client with slack_sdk's retry handlers, and a poster with narrow errors.
+
+Failure modes are told apart by a table of Slack error codes, so callers catch only what they handle:
+
+    SlackPostError
+    ├── CannotPostHere     the bot is not in the channel, or it is gone: answer through response_url
+    ├── MessageGone        the message to update no longer exists
+    ├── SlackAuthError     the token is wrong or revoked: nothing will work until it is fixed
+    └── SlackUnavailable   rate limited, 5xx or no connection, still so after the retry handlers gave up
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+log = logging.getLogger(__name__)
+
+# How often each slack_sdk handler retries before the poster reports SlackUnavailable.
+
+
+class Postable(Protocol):
+    """What the bot posts: anything that renders to chat.postMessage's `text` and `blocks` arguments.
+
+    A protocol, so that this client never imports the message builders (they sit above it).
+    """
+
+    def as_kwargs(self) -> dict[str, Any]: ...
+
+
+RATE_LIMIT_RETRIES = 4
+SERVER_ERROR_RETRIES = 2
+CONNECTION_ERROR_RETRIES = 2
+WEB_API_TIMEOUT = 10
+
+
+class SlackPostError(Exception):
+    """Slack refused or failed a post; `error` is Slack's error code."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class CannotPostHere(SlackPostError):
+    pass
+
+
+class MessageGone(SlackPostError):
+    pass
+
+
+class SlackAuthError(SlackPostError):
+    pass
+
+
+class SlackUnavailable(SlackPostError):
+    pass
+
+
+_ERRORS: dict[str, type[SlackPostError]] = {
+    "not_in_channel": CannotPostHere,
+    "channel_not_found": CannotPostHere,
+    "is_archived": CannotPostHere,
+    "restricted_action": CannotPostHere,
+    "restricted_action_read_only_channel": CannotPostHere,
+    "cannot_reply_to_message": CannotPostHere,
+    "message_not_found": MessageGone,
+    "cant_update_message": MessageGone,
+    "edit_window_closed": MessageGone,
+    "thread_not_found": MessageGone,
+    "invalid_auth": SlackAuthError,
+    "not_authed": SlackAuthError,
+    "token_revoked": SlackAuthError,
+    "token_expired": SlackAuthError,
+    "account_inactive": SlackAuthError,
+    "missing_scope": SlackAuthError,
+    "ratelimited": SlackUnavailable,
+    "fatal_error": SlackUnavailable,
+    "internal_error": SlackUnavailable,
+    "service_unavailable": SlackUnavailable,
+    "request_timeout": SlackUnavailable,
+}
+
+
+def classify(error: SlackApiError) -> SlackPostError:
+    """The narrow error class for a SlackApiError, found through the table."""
+    data = error.response.data
+    # A 5xx from Slack (or a proxy) may carry an HTML or plain-text body instead of JSON.
+    code = str((data.get("error") if isinstance(data, dict) else None) or f"http_{error.response.status_code}")
+    if error.response.status_code == 429 or error.response.status_code >= 500:
+        return SlackUnavailable(code)
+    return _ERRORS.get(code, SlackPostError)(code)
+
+
+def retry_handlers() -> list[Any]:
+    return [
+        AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        AsyncServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
+        AsyncConnectionErrorRetryHandler(max_retry_count=CONNECTION_ERROR_RETRIES),
+    ]
+
+
+def build_web_client(token: str, base_url: str) -> AsyncWebClient:
+    """The Web API client every part of the bot shares (Bolt included)."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        timeout=WEB_API_TIMEOUT,
+        retry_handlers=retry_handlers(),
+        logger=logging.getLogger("bot.slack.web"),
+    )
+
+
+class SlackPoster:
+    """Posts, updates and answers through response_url, raising the narrow SlackPostError classes."""
+
+    def __init__(self, client: AsyncWebClient, *, on_error: Callable[[str], None] = lambda code: None) -> None:
+        self.client = client
+        self.on_error = on_error
+
+    async def post(self, channel: str, message: Postable, *, thread_ts: str | None = None) -> str:
+        """Post a message (in a thread when thread_ts is given) and return its ts."""
+        response = await self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, **message.as_kwargs())
+        return str(response["ts"])
+
+    async def update(self, channel: str, ts: str, message: Postable) -> None:
+        await self._call("chat_update", channel=channel, ts=ts, **message.as_kwargs())
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            response = await self._call("chat_getPermalink", channel=channel, message_ts=ts)
+        except SlackPostError:
+            return None
+        return str(response["permalink"])
+
+    async def respond(self, response_url: str, message: Postable, *, in_channel: bool) -> None:
+        """Answer through a command's or click's response_url (works where the bot is not a member)."""
+        webhook = AsyncWebhookClient(response_url, timeout=WEB_API_TIMEOUT, retry_handlers=retry_handlers())
+        try:
+            response = await webhook.send(
+                response_type="in_channel" if in_channel else "ephemeral", **message.as_kwargs()
+            )
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise SlackUnavailable(type(error).__name__) from error
+        if response.status_code == 429 or response.status_code >= 500:
+            raise SlackUnavailable(f"http_{response.status_code}")
+        if response.status_code != 200:
+            # 404 used_url / expired_url: the 5 answers or 30 minutes Slack allows are spent.
+            raise CannotPostHere(response.body or f"http_{response.status_code}")
+
+    async def _call(self, method: str, **arguments: Any) -> Any:
+        arguments = {key: value for key, value in arguments.items() if value is not None}
+        try:
+            return await getattr(self.client, method)(**arguments)
+        except SlackApiError as error:
+            narrow = classify(error)
+            self.on_error(narrow.error)
+            raise narrow from error
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self.on_error(type(error).__name__)
+            raise SlackUnavailable(type(error).__name__) from error

@@ -1,0 +1,93 @@
+"""Parsing the text of `/partoo-retry`: what the user asked for, or what is wrong with it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.domain.commands import DEFAULT_LOG_SIZE, MAX_IDS, MAX_LOG_SIZE, MAX_MESSAGE_ID
+from bot.rendering.mrkdwn import quote_code
+
+_SEPARATORS = re.compile(r"[\s,]+")
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True)
+class Retry:
+    message_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Status:
+    message_id: int
+
+
+@dataclass(frozen=True)
+class Log:
+    size: int
+
+
+@dataclass(frozen=True)
+class UsageError:
+    problem: str
+
+
+Parsed = Help | Retry | Status | Log | UsageError
+
+
+def parse_command(text: str) -> Parsed:
+    """Turn the command's text into a request, or a UsageError that says what was wrong."""
+    tokens = [token for token in _SEPARATORS.split(text.strip()) if token]
+    if not tokens or tokens[0].lower() == "help":
+        return Help() if len(tokens) <= 1 else UsageError("`help` takes nothing after it.")
+    keyword = tokens[0].lower()
+    if keyword == "status":
+        if len(tokens) != 2:
+            return UsageError("`status` takes exactly one message id.")
+        parsed = _message_id(tokens[1])
+        return parsed if isinstance(parsed, UsageError) else Status(parsed)
+    if keyword == "log":
+        return _log(tokens[1:])
+    if tokens[0].isalpha():
+        return UsageError(f"`{_shown(tokens[0])}` is not a subcommand; use `status`, `log` or `help`.")
+
+    message_ids: dict[int, None] = {}  # a dict keeps the order while collapsing duplicates
+    for token in tokens:
+        parsed = _message_id(token)
+        if isinstance(parsed, UsageError):
+            return parsed
+        message_ids[parsed] = None
+    if len(message_ids) > MAX_IDS:
+        return UsageError(f"At most {MAX_IDS} message ids per command; you gave {len(message_ids)}.")
+    return Retry(tuple(message_ids))
+
+
+def _message_id(token: str) -> int | UsageError:
+    if not token.isascii() or not token.lstrip("+-").isdigit():
+        return UsageError(f"`{_shown(token)}` is not a message id: ids are whole numbers such as 4567.")
+    number = int(token)
+    if number <= 0:
+        return UsageError(f"`{_shown(token)}` is not a message id: ids are positive.")
+    if number > MAX_MESSAGE_ID:
+        return UsageError(f"`{_shown(token)}` is too large to be a Partoo message id.")
+    return number
+
+
+def _log(arguments: list[str]) -> Log | UsageError:
+    if not arguments:
+        return Log(DEFAULT_LOG_SIZE)
+    if len(arguments) > 1:
+        return UsageError("`log` takes at most one number.")
+    token = arguments[0]
+    if not token.isascii() or not token.isdigit() or not 1 <= int(token) <= MAX_LOG_SIZE:
+        return UsageError(f"`log` takes a number from 1 to {MAX_LOG_SIZE}; `{_shown(token)}` is not one.")
+    return Log(int(token))
+
+
+def _shown(token: str) -> str:
+    """A user's token, made safe to show inside `code` in mrkdwn."""
+    return quote_code(token, limit=40)

@@ -1,0 +1,324 @@
+"""Every message the bot posts, built by pure functions: domain objects in, blocks and fallback text out.
+
+Outside text (Partoo's details, ids typed by users) is escaped here, at the last step before Slack.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.domain.access import AccessPolicy
+from bot.domain.commands import COMMAND, DEFAULT_LOG_SIZE, MAX_IDS, MAX_LOG_SIZE
+from bot.domain.outcomes import OutcomeKind
+from bot.domain.records import ActiveRequest, AttemptView, BatchView, RequestView
+from bot.rendering import limits, mrkdwn
+from bot.rendering.message import OUTCOME_EMOJI, SlackMessage
+from bot.rendering.mrkdwn import escape, shorten
+
+SECTION_LIMIT = limits.SECTION_TEXT
+MAX_BLOCKS = limits.MAX_BLOCKS
+# Ids listed inline before "and N more", so that one section stays far below Slack's 3,000 characters.
+INLINE_IDS = 20
+
+USAGE = (
+    f"`{COMMAND} <message id> [<message id> …]` retries Partoo messages (up to {MAX_IDS}, "
+    "separated by spaces or commas)\n"
+    f"`{COMMAND} status <message id>` shows the retry history of one message\n"
+    f"`{COMMAND} log [N]` lists the last N retries (default {DEFAULT_LOG_SIZE}, at most {MAX_LOG_SIZE})\n"
+    f"`{COMMAND} help` shows this help"
+)
+
+
+_SHORT: dict[OutcomeKind, str] = {
+    OutcomeKind.ACCEPTED: "accepted",
+    OutcomeKind.REFUSED: "refused",
+    OutcomeKind.BAD_KEY: "API key rejected",
+    OutcomeKind.FORBIDDEN: "not allowed",
+    OutcomeKind.NOT_FOUND: "not found",
+    OutcomeKind.RATE_LIMITED: "rate limited, gave up",
+    OutcomeKind.UNAVAILABLE: "Partoo unavailable, gave up",
+    OutcomeKind.UNKNOWN: "no answer, not resent",
+}
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=shorten(text, SECTION_LIMIT)))
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=shorten(text, SECTION_LIMIT))])
+
+
+def _ids(message_ids: Sequence[int]) -> str:
+    shown = ", ".join(f"`{message_id}`" for message_id in message_ids[:INLINE_IDS])
+    hidden = len(message_ids) - INLINE_IDS
+    return f"{shown} and {hidden} more" if hidden > 0 else shown
+
+
+def outcome_label(outcome: OutcomeKind | None) -> str:
+    return f"{OUTCOME_EMOJI[outcome]} {_SHORT[outcome] if outcome else 'in progress'}"
+
+
+def outcome_sentence(request: RequestView) -> str:
+    """The plain-words outcome of one request, with Partoo's detail when there is one."""
+    if request.outcome is None:
+        return "Waiting for its turn with Partoo."
+    sentence = request.outcome.sentence
+    if request.outcome is OutcomeKind.REFUSED and request.detail:
+        sentence = f"Partoo refused the retry: {escape(request.detail)}"
+    elif request.outcome in (OutcomeKind.RATE_LIMITED, OutcomeKind.UNAVAILABLE):
+        sentence = f"{request.outcome.sentence} The bot gave up after {request.attempts} attempts."
+        if request.detail:
+            sentence += f" Last answer: {escape(request.detail)}"
+    elif request.detail and request.outcome is not OutcomeKind.ACCEPTED:
+        sentence += f" ({escape(request.detail)})"
+    return sentence
+
+
+# -- answers to the person who typed the command (ephemeral) ------------------------------------
+
+
+def usage(problem: str | None = None) -> SlackMessage:
+    blocks: list[Block] = []
+    if problem:
+        blocks.append(_section(f":warning: {problem}"))
+    blocks.append(_section(f"*How to use it*\n{USAGE}"))
+    text = f"{problem} See /partoo-retry help." if problem else "How to use /partoo-retry"
+    return SlackMessage(text=text, blocks=blocks)
+
+
+def not_allowed(policy: AccessPolicy) -> SlackMessage:
+    """Why the user may not retry, and who may."""
+    people = [mrkdwn.user(user_id) for user_id in sorted(policy.users)]
+    people += [f"members of {mrkdwn.usergroup(group_id)}" for group_id in sorted(policy.usergroups)]
+    parts = []
+    if people:
+        parts.append("Retrying Partoo messages is open to " + ", ".join(people))
+    if policy.channels:
+        channels = ", ".join(mrkdwn.channel(channel_id) for channel_id in sorted(policy.channels))
+        parts.append(("in " if people else "Retrying Partoo messages is open in ") + channels)
+    who = " ".join(parts) + "." if parts else ""
+    text = f":lock: You may not retry Partoo messages here. {who} Ask a workspace admin to be added."
+    return SlackMessage(text=text, blocks=[_section(text)])
+
+
+def authorization_unavailable() -> SlackMessage:
+    text = (
+        ":warning: The bot could not check whether you may retry (Slack did not answer its "
+        "user group lookup). Nothing was retried; try again in a minute."
+    )
+    return SlackMessage(text=text, blocks=[_section(text)])
+
+
+def click_refused(reason: str) -> SlackMessage:
+    text = f":no_entry_sign: {reason}"
+    return SlackMessage(text=text, blocks=[_section(text)])
+
+
+def queue_unavailable() -> SlackMessage:
+    text = (
+        ":warning: The retry log is unavailable right now (database unreachable or busy), so nothing was "
+        "retried. Try again in a minute; if it lasts, tell whoever runs the bot (`/readyz` says why)."
+    )
+    return SlackMessage(text=text, blocks=[_section(text)])
+
+
+def already_active(active: Sequence[ActiveRequest]) -> SlackMessage:
+    """For ids someone already asked to retry: who asked, and when."""
+    lines = [
+        f"• `{item.message_id}` was already asked for by {mrkdwn.user(item.requested_by)} "
+        f"{mrkdwn.when(item.requested_at)}: the bot will not send it twice."
+        for item in active[:INLINE_IDS]
+    ]
+    if len(active) > INLINE_IDS:
+        lines.append(f"• and {len(active) - INLINE_IDS} more already in progress.")
+    text = ":hourglass_flowing_sand: Already being retried:\n" + "\n".join(lines)
+    return SlackMessage(text=text, blocks=[_section(text)])
+
+
+# -- the root message of a command and its thread -----------------------------------------------
+
+
+def batch_root(batch: BatchView, message_ids: Sequence[int], done: int = 0) -> SlackMessage:
+    """The channel message that says who asked to retry what; its thread gets the outcomes."""
+    who = mrkdwn.user(batch.requested_by)
+    if batch.total == 1:
+        text = f"{who} asked to retry Partoo message `{message_ids[0]}`."
+        status = ":hourglass_flowing_sand: Retrying…"
+    else:
+        text = f"{who} asked to retry {batch.total} Partoo messages: {_ids(message_ids)}."
+        status = f":hourglass_flowing_sand: {done}/{batch.total} done"
+    blocks: list[Block] = [_section(text), _context(status)]
+    if batch.skipped:
+        blocks.append(_context(f"Not asked again, already being retried: {_ids(list(batch.skipped))}."))
+    return SlackMessage(text=text, blocks=blocks)
+
+
+def single_finished(batch: BatchView, request: RequestView) -> SlackMessage:
+    """The root message of a one-id command once Partoo has answered."""
+    text = f"{mrkdwn.user(batch.requested_by)} asked to retry Partoo message `{request.message_id}`."
+    return SlackMessage(text=text, blocks=[_section(text), _context(outcome_label(request.outcome))])
+
+
+def outcome_reply(request: RequestView) -> SlackMessage:
+    """The thread reply that tells one request's outcome in plain words."""
+    text = f"{OUTCOME_EMOJI[request.outcome]} Partoo message `{request.message_id}`: {outcome_sentence(request)}"
+    return SlackMessage(text=text, blocks=[_section(text)])
+
+
+def alert_outcome_reply(batch: BatchView, request: RequestView) -> SlackMessage:
+    """The reply in an alert's thread: who retried, and what Partoo answered."""
+    text = f"{OUTCOME_EMOJI[request.outcome]} Retried by {mrkdwn.user(batch.requested_by)}: {outcome_sentence(request)}"
+    return SlackMessage(text=text, blocks=[_section(text)])
+
+
+def batch_summary(batch: BatchView, requests: Sequence[RequestView]) -> SlackMessage:
+    """The root message of a many-id command once every request is finished."""
+    counts = Counter(request.outcome for request in requests)
+    parts = [f"{count} {_SHORT[outcome]}" for outcome, count in counts.most_common() if outcome]
+    ids = [request.message_id for request in requests]
+    head = f"{mrkdwn.user(batch.requested_by)} asked to retry {batch.total} Partoo messages: {_ids(ids)}."
+    all_accepted = counts[OutcomeKind.ACCEPTED] == len(requests)
+    emoji = OUTCOME_EMOJI[OutcomeKind.ACCEPTED] if all_accepted else ":ballot_box_with_check:"
+    status = f"{emoji} {len(requests)}/{batch.total} done: " + ", ".join(parts) + "."
+    blocks: list[Block] = [_section(head), _context(status)]
+    if batch.skipped:
+        blocks.append(_context(f"Not asked again, already being retried: {_ids(list(batch.skipped))}."))
+    return SlackMessage(text=f"{head} {status}", blocks=blocks)
+
+
+def problems_replies(requests: Sequence[RequestView]) -> list[SlackMessage]:
+    """Thread replies listing every request Partoo did not accept, split to fit Slack's limits."""
+    failed = [request for request in requests if request.outcome is not OutcomeKind.ACCEPTED]
+    lines = [f"{OUTCOME_EMOJI[r.outcome]} `{r.message_id}`: {outcome_sentence(r)}" for r in failed]
+    replies: list[SlackMessage] = []
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        line = shorten(line, 600)
+        if chunk and (size + len(line) + 1 > SECTION_LIMIT - 100 or len(chunk) >= 25):
+            replies.append(_lines_message(chunk, len(failed)))
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line) + 1
+    if chunk:
+        replies.append(_lines_message(chunk, len(failed)))
+    return replies
+
+
+def _lines_message(lines: Sequence[str], total: int) -> SlackMessage:
+    body = "\n".join(lines)
+    return SlackMessage(text=f"{total} messages were not retried:\n{body}", blocks=[_section(body)])
+
+
+def response_url_outcome(batch: BatchView, requests: Sequence[RequestView]) -> SlackMessage:
+    """Everything in one message, for channels where the bot cannot post (sent via response_url)."""
+    if len(requests) == 1:
+        request = requests[0]
+        text = (
+            f"{mrkdwn.user(batch.requested_by)} asked to retry Partoo message `{request.message_id}`.\n"
+            f"{OUTCOME_EMOJI[request.outcome]} {outcome_sentence(request)}"
+        )
+        return SlackMessage(text=text, blocks=[_section(text)])
+    summary = batch_summary(batch, requests)
+    blocks = list(summary.blocks)
+    for reply in problems_replies(requests)[: MAX_BLOCKS - len(blocks)]:
+        blocks.extend(reply.blocks)
+    return SlackMessage(text=summary.text, blocks=blocks[:MAX_BLOCKS])
+
+
+# -- the log ------------------------------------------------------------------------------------
+
+
+def status(
+    message_id: int,
+    history: Sequence[tuple[RequestView, BatchView, Sequence[AttemptView]]],
+    permalinks: dict[int, str],
+) -> SlackMessage:
+    """The whole retry history of one Partoo message."""
+    if not history:
+        text = f"No retry of Partoo message `{message_id}` is in the log."
+        return SlackMessage(text=text, blocks=[_section(text)])
+    blocks: list[Block] = [HeaderBlock(text=shorten(f"Partoo message {message_id}", 150))]
+    for request, batch, attempts in history[-12:]:
+        where = f" in {mrkdwn.channel(batch.channel_id)}" if batch.channel_id else ""
+        link = f" · <{permalinks[batch.id]}|thread>" if batch.id in permalinks else ""
+        lines = [
+            f"*{outcome_label(request.outcome)}* · asked by {mrkdwn.user(request.requested_by)} "
+            f"{mrkdwn.when(request.requested_at)} by {batch.source}{where}{link}",
+            outcome_sentence(request),
+        ]
+        for attempt in attempts[-8:]:
+            answer = f"HTTP {attempt.http_status}" if attempt.http_status else "no HTTP answer"
+            latency = f", {attempt.latency_ms:.0f} ms" if attempt.latency_ms is not None else ""
+            detail = f": {escape(shorten(attempt.detail, 200))}" if attempt.detail else ""
+            kind = attempt.outcome.value if attempt.outcome else "in flight"
+            lines.append(f"  ↳ attempt {mrkdwn.when(attempt.started_at)}: {kind} ({answer}{latency}){detail}")
+        blocks.append(_section("\n".join(lines)))
+    if len(history) > 12:
+        blocks.append(_context(f"Showing the last 12 of {len(history)} requests."))
+    text = f"Retry history of Partoo message {message_id}: {len(history)} requests."
+    return SlackMessage(text=text, blocks=blocks)
+
+
+def log_lines(requests: Sequence[RequestView]) -> list[str]:
+    return [
+        f"{outcome_label(r.outcome)} · `{r.message_id}` · {mrkdwn.user(r.requested_by)} · {mrkdwn.when(r.requested_at)}"
+        for r in requests
+    ]
+
+
+def recent_log(requests: Sequence[RequestView]) -> SlackMessage:
+    """The last N retries, newest first."""
+    if not requests:
+        text = "No retries in the log yet."
+        return SlackMessage(text=text, blocks=[_section(text)])
+    text = f"The last {len(requests)} retries, newest first"
+    return SlackMessage(text=text, blocks=[_section(f"*{text}*"), _section("\n".join(log_lines(requests)))])
+
+
+def log_channel_post(requests: Sequence[RequestView]) -> SlackMessage:
+    """One post in SLACK_LOG_CHANNEL for a batch of finished retries."""
+    lines = log_lines(requests)
+    text = "Retry outcomes:\n" + "\n".join(lines)
+    return SlackMessage(text=shorten(text, 3900), blocks=[_section("\n".join(lines))])
+
+
+_COUNT_LABELS = (
+    ("requested", "requested"),
+    (OutcomeKind.ACCEPTED.value, "accepted"),
+    ("not_accepted", "not accepted"),
+    ("delivered", "delivered"),
+    ("failed_again", "failed again"),
+)
+
+
+def home(recent: Sequence[RequestView], today: dict[str, int], week: dict[str, int]) -> View:
+    """The App Home tab: counts for today and this week, then the recent log."""
+
+    def counts_line(counts: dict[str, int]) -> str:
+        return " · ".join(f"*{counts.get(key, 0)}* {label}" for key, label in _COUNT_LABELS)
+
+    blocks: list[Block] = [
+        HeaderBlock(text="Partoo retries"),
+        _section(f"*Today (UTC)*\n{counts_line(today)}"),
+        _section(f"*Last 7 days*\n{counts_line(week)}"),
+        DividerBlock(),
+        _section("*Recent retries*"),
+    ]
+    if recent:
+        blocks.append(_section("\n".join(log_lines(recent))))
+    else:
+        blocks.append(_context("No retries yet. Use `/partoo-retry <message id>` or a Retry button."))
+    return View(type="home", blocks=blocks)

@@ -1,0 +1,201 @@
+"""The notifier: everything the retry service tells Slack, driven by what is in the database.
+
+Because it works from stored state (not from the worker's memory), answers survive a restart and a
+Slack outage: whatever could not be posted is found again on the next round and posted then.
+Each post is claimed first with a conditional UPDATE, so several replicas never post it twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from bot.defaults import (
+    LOG_CHANNEL_INTERVAL,
+    NOTIFIER_CLAIM_SECONDS,
+    POLL_INTERVAL,
+    PROGRESS_INTERVAL,
+    SLACK_RETRY_SECONDS,
+)
+from bot.domain.records import BatchView, RequestView
+from bot.platform.loop import PollingLoop
+from bot.platform.slack import CannotPostHere, SlackPoster, SlackPostError, SlackUnavailable
+from bot.retries import messages
+from bot.retries.store import RetryQueue
+
+log = logging.getLogger(__name__)
+
+
+class Notifier(PollingLoop):
+    """Announces batches, reports outcomes, updates progress and mirrors outcomes to the log channel."""
+
+    name = "notifier"
+
+    def __init__(
+        self,
+        queue: RetryQueue,
+        poster: SlackPoster,
+        *,
+        owner: str,
+        log_channel: str | None = None,
+        log_interval: float = LOG_CHANNEL_INTERVAL,
+        poll_interval: float = POLL_INTERVAL,
+        on_announced: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(poll_interval)
+        self.queue = queue
+        self.poster = poster
+        self.owner = owner
+        self.log_channel = log_channel
+        self.log_interval = log_interval
+        self.on_announced = on_announced
+        self.clock = clock
+        self._last_log_post = 0.0
+
+    async def tick(self) -> bool:
+        """One round: announce, report, refresh progress, mirror to the log channel."""
+        while (batch := await self.queue.claim_announcement(self.owner, NOTIFIER_CLAIM_SECONDS)) is not None:
+            await self.announce(batch)
+        for request in await self.queue.unreported():
+            await self.report(request)
+        for batch in await self.queue.open_batches():
+            await self.refresh(batch)
+        if self.log_channel and self.clock() - self._last_log_post >= self.log_interval:
+            await self.mirror_to_log_channel()
+        return False
+
+    async def announce(self, batch: BatchView) -> None:
+        """Post the root message of a command; fall back to response_url where the bot cannot post."""
+        message_ids = [request.message_id for request in await self.queue.batch_requests(batch.id)]
+        root = messages.batch_root(batch, message_ids)
+        root_ts: str | None = None
+        uses_response_url = False
+        try:
+            root_ts = await self.poster.post(batch.channel_id, root)
+        except CannotPostHere as error:
+            log.info("cannot post in %s (%s); answering through response_url", batch.channel_id, error.error)
+            uses_response_url = batch.response_url is not None
+        except SlackPostError as error:
+            # Partoo's retry must not wait for Slack: the outcome is posted, whole, once Slack answers again.
+            log.warning("could not post the root message of batch %s: %s", batch.id, error.error)
+        await self.queue.mark_announced(
+            batch.id,
+            root_channel=batch.channel_id if root_ts else None,
+            root_ts=root_ts,
+            uses_response_url=uses_response_url,
+        )
+        self.on_announced()
+
+    async def report(self, request: RequestView) -> None:
+        """Tell the outcome of a one-message batch in its thread (or through response_url)."""
+        if not await self.queue.claim_report(request.id, NOTIFIER_CLAIM_SECONDS):
+            return
+        batch = await self.queue.batch(request.batch_id)
+        try:
+            await self._deliver_single(batch, request)
+        except SlackUnavailable as error:
+            log.warning(
+                "Slack unavailable (%s); outcome of Partoo message %s (%s) will be posted later",
+                error.error,
+                request.message_id,
+                request.outcome,
+            )
+            await self.queue.retry_report_in(request.id, SLACK_RETRY_SECONDS)
+            return
+        except SlackPostError as error:
+            log.error(
+                "could not post the outcome of Partoo message %s (%s: %s) for %s: %s",
+                request.message_id,
+                request.outcome,
+                request.detail,
+                batch.requested_by,
+                error.error,
+            )
+        await self.queue.mark_reported([request.id])
+
+    async def _deliver_single(self, batch: BatchView, request: RequestView) -> None:
+        if batch.alert_message_id is not None and batch.root_channel and batch.root_ts:
+            # The alert itself is re-rendered by the alerter; its thread tells who retried and what Partoo said.
+            await self.poster.post(
+                batch.root_channel, messages.alert_outcome_reply(batch, request), thread_ts=batch.root_ts
+            )
+            return
+        if batch.root_channel and batch.root_ts:
+            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=batch.root_ts)
+            with contextlib.suppress(SlackPostError):
+                await self.poster.update(batch.root_channel, batch.root_ts, messages.single_finished(batch, request))
+            return
+        await self._deliver_whole(batch, [request])
+
+    async def _deliver_whole(self, batch: BatchView, requests: list[RequestView]) -> None:
+        """No root message: one self-contained message, in the channel or through response_url."""
+        message = messages.response_url_outcome(batch, requests)
+        if not batch.uses_response_url:
+            try:
+                await self.poster.post(batch.channel_id, message)
+                return
+            except CannotPostHere:
+                if not batch.response_url:
+                    raise
+        if not batch.response_url:
+            raise CannotPostHere("no_response_url")
+        await self.poster.respond(batch.response_url, message, in_channel=True)
+
+    async def refresh(self, batch: BatchView) -> None:
+        """Update a many-message batch's progress in place; post its summary once all are done."""
+        requests = await self.queue.batch_requests(batch.id)
+        done = sum(1 for request in requests if request.finished_at is not None)
+        if done == len(requests):
+            await self._summarize(batch, requests)
+            return
+        if not (batch.root_channel and batch.root_ts) or done == batch.progress_shown or batch.digest_id:
+            return  # a digest shows its own progress, rendered by the alerter
+        if batch.progress_shown_at and self.clock() - batch.progress_shown_at < PROGRESS_INTERVAL:
+            return
+        message_ids = [request.message_id for request in requests]
+        try:
+            await self.poster.update(batch.root_channel, batch.root_ts, messages.batch_root(batch, message_ids, done))
+        except SlackPostError as error:
+            log.info("progress update of batch %s skipped: %s", batch.id, error.error)
+        await self.queue.note_progress(batch.id, done)
+
+    async def _summarize(self, batch: BatchView, requests: list[RequestView]) -> None:
+        if not await self.queue.claim_summary(batch.id, NOTIFIER_CLAIM_SECONDS):
+            return
+        try:
+            if batch.root_channel and batch.root_ts:
+                if batch.digest_id is None:
+                    await self.poster.update(batch.root_channel, batch.root_ts, messages.batch_summary(batch, requests))
+                for reply in messages.problems_replies(requests):
+                    await self.poster.post(batch.root_channel, reply, thread_ts=batch.root_ts)
+            else:
+                await self._deliver_whole(batch, requests)
+        except SlackUnavailable as error:
+            log.warning("Slack unavailable (%s); summary of batch %s will be posted later", error.error, batch.id)
+            await self.queue.retry_summary_in(batch.id, SLACK_RETRY_SECONDS)
+            return
+        except SlackPostError as error:
+            counts = {str(r.message_id): str(r.outcome) for r in requests}
+            log.error("could not post the summary of batch %s (%s): %s", batch.id, counts, error.error)
+        await self.queue.mark_summarized(batch.id)
+        await self.queue.mark_reported([request.id for request in requests])
+
+    async def mirror_to_log_channel(self) -> None:
+        """One post per round listing the outcomes finished since the last one."""
+        assert self.log_channel is not None
+        self._last_log_post = self.clock()
+        finished = await self.queue.claim_log_lines()
+        if not finished:
+            return
+        try:
+            await self.poster.post(self.log_channel, messages.log_channel_post(finished))
+        except SlackPostError as error:
+            log.error(
+                "could not mirror %d outcomes to the log channel: %s (%s)",
+                len(finished),
+                error.error,
+                ", ".join(f"{r.message_id}={r.outcome}" for r in finished),
+            )

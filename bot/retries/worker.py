@@ -1,0 +1,203 @@
+"""The worker: claims due retry requests, waits for a shared Partoo slot, calls Partoo, records the answer.
+
+Exactly-once rests on three rules, each enforced by a conditional UPDATE in bot.retries.store:
+- a request is leased by one worker at a time (lease renewed while it waits for its slot);
+- the attempt is opened in the database *before* the HTTP call, so a worker that dies mid-call leaves a
+  mark, and whoever takes the request over closes it as UNKNOWN instead of sending it again;
+- a request released on shutdown goes back to the queue only if no attempt is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import correlation
+from bot.defaults import POLL_INTERVAL
+from bot.domain.outcomes import OutcomeKind, PartooAnswer
+from bot.domain.records import RequestView
+from bot.metrics import Metrics
+from bot.platform.loop import PollingLoop
+from bot.platform.pace import SharedPace
+from bot.platform.partoo import PartooClient
+from bot.retries.policy import RetryPolicy
+from bot.retries.store import RetryQueue
+
+log = logging.getLogger(__name__)
+
+# About two minutes of database trouble before an answer is given up on (the request then ends as
+# unknown when its lease is taken over, and is never sent twice).
+RECORD_ATTEMPTS = 30
+
+TAKEN_OVER_DETAIL = "the bot stopped while Partoo was being called; Partoo may have sent the message again"
+
+
+class RetryWorker(PollingLoop):
+    """Runs retry requests from the durable queue, at most `concurrency` at a time in this process."""
+
+    name = "retry worker"
+
+    def __init__(
+        self,
+        queue: RetryQueue,
+        pace: SharedPace,
+        partoo: PartooClient,
+        *,
+        worker_id: str,
+        policy: RetryPolicy | None = None,
+        lease_seconds: float = 30.0,
+        concurrency: int = 32,
+        poll_interval: float = POLL_INTERVAL,
+        on_finished: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(poll_interval)
+        self.queue = queue
+        self.pace = pace
+        self.partoo = partoo
+        self.worker_id = worker_id
+        self.policy = policy or RetryPolicy()
+        self.lease_seconds = lease_seconds
+        self.concurrency = concurrency
+        self.on_finished = on_finished
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self._tasks: dict[asyncio.Task[None], int] = {}
+        self._sending: set[int] = set()
+        self.last_error: str | None = None
+
+    async def tick(self) -> bool:
+        """Claim as much due work as fits; True when something was claimed (look again at once)."""
+        return await self._claim_what_fits()
+
+    async def _claim_what_fits(self) -> bool:
+        claimed_any = False
+        while len(self._tasks) < self.concurrency and not self._stopping:
+            try:
+                request = await self.queue.claim_next(self.worker_id, self.lease_seconds)
+                self.last_error = None
+            except Exception as error:
+                self.last_error = f"cannot claim work: {type(error).__name__}"
+                log.warning("retry worker %s: %s", self.worker_id, self.last_error)
+                await asyncio.sleep(self.poll_interval)
+                return False
+            if request is None:
+                return claimed_any
+            claimed_any = True
+            task = asyncio.create_task(self._run(request), name=f"retry-{request.message_id}")
+            self._tasks[task] = request.id
+            task.add_done_callback(self._tasks.pop)
+        if len(self._tasks) >= self.concurrency:
+            await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+        return claimed_any
+
+    async def _run(self, request: RequestView) -> None:
+        # The id of the Slack request (or click) that asked, so every log line of this retry ties back to it.
+        with correlation.bound(request.correlation_id):
+            await self._run_bound(request)
+
+    async def _run_bound(self, request: RequestView) -> None:
+        if request.in_flight_since is not None:
+            await self._close_taken_over(request)
+            return
+        keeper = asyncio.create_task(self._keep_lease(request.id))
+        try:
+            await self.pace.wait_for_slot()
+            if self._stopping:
+                return
+            self._sending.add(request.id)
+            attempt_id = await self.queue.begin_attempt(request.id, self.worker_id, self.worker_id)
+            if attempt_id is None:
+                log.warning("lost the lease on request %s before calling Partoo; not sending", request.id)
+                return
+            answer = await self.partoo.retry_message(request.message_id)
+            self.metrics.partoo_answered(_status_label(answer), answer.latency_ms / 1000)
+            await self._record(request, attempt_id, answer)
+        except Exception:
+            log.exception("retry of Partoo message %s failed inside the bot", request.message_id)
+        finally:
+            self._sending.discard(request.id)
+            keeper.cancel()
+
+    async def _record(self, request: RequestView, attempt_id: int, answer: PartooAnswer) -> None:
+        attempts = request.attempts + 1
+        now = self.clock()
+        retry_at = self.policy.next_attempt_at(
+            answer, attempts=attempts, first_attempt_at=request.first_attempt_at or now, now=now
+        )
+        if answer.kind is OutcomeKind.RATE_LIMITED:
+            await self.pace.pause(answer.retry_after or 1.0)
+        # Partoo has answered: from here on the answer must reach the database, even on shutdown.
+        await asyncio.shield(self._persist_answer(request, attempt_id, answer, retry_at))
+        log.info(
+            "Partoo message %s: %s (attempt %s%s)",
+            request.message_id,
+            answer.kind.value,
+            attempts,
+            ", will try again" if retry_at is not None else "",
+        )
+        if retry_at is None:
+            self.metrics.retry_finished(answer.kind.value)
+            self.on_finished()
+
+    async def _persist_answer(
+        self, request: RequestView, attempt_id: int, answer: PartooAnswer, retry_at: float | None
+    ) -> None:
+        """Record Partoo's answer, waiting out a database hiccup rather than losing what Partoo said."""
+        delay = 0.2
+        for _ in range(RECORD_ATTEMPTS - 1):
+            try:
+                await self.queue.record_answer(request.id, attempt_id, answer, retry_at=retry_at)
+                return
+            except (SQLAlchemyError, OSError) as error:
+                log.warning(
+                    "could not record Partoo's answer (%s) for message %s yet: %s",
+                    answer.kind.value,
+                    request.message_id,
+                    type(error).__name__,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        await self.queue.record_answer(request.id, attempt_id, answer, retry_at=retry_at)
+
+    async def _close_taken_over(self, request: RequestView) -> None:
+        closed = await self.queue.finish_without_call(
+            request.id, self.worker_id, OutcomeKind.UNKNOWN, TAKEN_OVER_DETAIL
+        )
+        if closed:
+            log.warning("request %s was in flight when its worker died; closed as unknown", request.id)
+            self.metrics.retry_finished(OutcomeKind.UNKNOWN.value)
+            self.on_finished()
+
+    async def _keep_lease(self, request_id: int) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self.queue.renew_lease(request_id, self.worker_id, self.lease_seconds)
+            except Exception as error:
+                log.warning("could not renew lease of request %s: %s", request_id, type(error).__name__)
+
+    async def stop(self, grace_seconds: float = 20.0) -> None:
+        """Stop claiming; let calls in flight finish; give back what was claimed but not sent."""
+        await super().stop()
+        waiting = {task: rid for task, rid in self._tasks.items() if rid not in self._sending}
+        for task in waiting:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace_seconds)
+        for request_id in waiting.values():
+            try:
+                await self.queue.release(request_id, self.worker_id)
+            except Exception as error:
+                log.warning("could not release request %s: %s", request_id, type(error).__name__)
+
+
+def _status_label(answer: PartooAnswer) -> str:
+    if answer.http_status is not None:
+        return str(answer.http_status)
+    return "timeout" if answer.kind is OutcomeKind.UNKNOWN else "connection_error"

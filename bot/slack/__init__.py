@@ -1,1 +1,0 @@
-"""The Slack side: client, listeners, authorization, and the messages the bot posts."""

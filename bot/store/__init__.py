@@ -1,1 +1,0 @@
-"""Durable state: the retry log, the retry queue and the shared Partoo pace, in one SQL database."""
