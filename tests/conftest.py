@@ -90,9 +90,14 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    """A fake Slack Web API on loopback that knows the bot's token."""
+    """A fake Slack Web API on loopback that knows the bot's token.
+
+    A test fails if the bot sent anything Slack would refuse (a block over a limit, a spent response_url), even
+    when the bot only logged Slack's error: checking Slack's contract comes with every scenario test.
+    """
     with FakeSlack(bot_token=BOT_TOKEN, usergroups={"S0ONCALL": ["U777"]}) as fake:
         yield fake
+    assert fake.refusals == [], f"Slack would have refused: {fake.refusals}"
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from bot.app import Tuning, create_app
 from bot.config import load_settings
 from bot.retry.policy import RetryPolicy
 from tests.fakes import FakePartoo, FakeSlack
+from tests.fakes.block_kit import message_refusal
 from tests.signing import (
     PartooSigner,
     block_actions_body,
@@ -88,13 +89,15 @@ class RunningBot:
             channel_id=channel_id,
             response_url=response_url or self.slack.response_url("command"),
         )
-        return await self.http.post("/slack/events", content=body, headers=slack_signature_headers(secret, body))
+        response = await self.http.post("/slack/events", content=body, headers=slack_signature_headers(secret, body))
+        return acceptable_answer(response)
 
     async def click(self, **fields: Any) -> httpx.Response:
         body = block_actions_body(**fields)
-        return await self.http.post(
+        response = await self.http.post(
             "/slack/events", content=body, headers=slack_signature_headers(SIGNING_SECRET, body)
         )
+        return acceptable_answer(response)
 
     async def webhook(self, event: Mapping[str, Any] | bytes, signer: PartooSigner, **headers: str) -> httpx.Response:
         """Deliver a Partoo webhook signed with `signer` (bytes are sent as they are)."""
@@ -126,6 +129,16 @@ async def running_bot(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bot") as http:
             yield RunningBot(app=app, http=http, slack=slack)
+
+
+def acceptable_answer(response: httpx.Response) -> httpx.Response:
+    """The bot's HTTP answer to Slack, after checking that Slack would show the message it carries."""
+    if response.status_code == 200 and response.headers.get("content-type", "").startswith("application/json"):
+        body = response.json()
+        refusal = message_refusal(body) if isinstance(body, dict) else None
+        # Slack shows the user an error instead of an answer it cannot render.
+        assert refusal is None, f"Slack would refuse this answer ({refusal}): {body}"
+    return response
 
 
 def ephemeral_text(response: httpx.Response) -> str:
