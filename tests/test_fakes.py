@@ -473,6 +473,15 @@ async def test_fail_next_5xx_and_errors_count_once_each(slack: FakeSlack, http: 
     assert answers[3].json()["ok"] is True
 
 
+async def test_fail_next_in_one_channel(slack: FakeSlack, web: AsyncWebClient) -> None:
+    slack.fail_next("chat.postMessage", status=503, channel="CLOG")
+    assert (await web.chat_postMessage(channel="C1", text="x"))["ok"]
+    with pytest.raises(SlackApiError) as caught:
+        await web.chat_postMessage(channel="CLOG", text="x")
+    assert caught.value.response.status_code == 503
+    assert (await web.chat_postMessage(channel="CLOG", text="x"))["ok"]
+
+
 async def test_channel_errors(slack: FakeSlack, web: AsyncWebClient) -> None:
     posted = await web.chat_postMessage(channel="C1", text="x")
     slack.not_in_channel("C1")

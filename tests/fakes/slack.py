@@ -96,6 +96,7 @@ class _Failure:
     retry_after: int
     error: str | None
     body: dict[str, Any] | str | None
+    channel: str | None = None  # None: any call to the method
 
 
 _Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -193,10 +194,14 @@ class FakeSlack(FakeServer):
         retry_after: int = 1,
         error: str | None = None,
         body: dict[str, Any] | str | None = None,
+        channel: str | None = None,
     ) -> None:
-        """Answer the next `times` calls to `method` with `status` (429: ratelimited; 5xx: plain text)."""
+        """Answer the next `times` calls to `method` (to `channel`, if given) with `status`.
+
+        429 answers `ratelimited` with Retry-After; 5xx answers plain text.
+        """
         with self._lock:
-            self._failures[method].append(_Failure(times, status, retry_after, error, body))
+            self._failures[method].append(_Failure(times, status, retry_after, error, body, channel))
 
     def not_in_channel(self, channel_id: str) -> None:
         """Make chat.postMessage/chat.update to this channel fail with not_in_channel."""
@@ -303,7 +308,7 @@ class FakeSlack(FakeServer):
                 self._drops[method] -= 1
                 self._calls.append(SlackCall(method, params, headers, at))
                 return self.drop(request)
-            failure = self._next_failure(method)
+            failure = self._next_failure(method, params.get("channel"))
             if failure is not None:
                 status, body, extra_headers = _failure_answer(failure)
             else:
@@ -342,14 +347,14 @@ class FakeSlack(FakeServer):
         self._refusals.append(SlackRefusal(method, refusal.error, refusal.errors, params))
         return refusal.api_answer()
 
-    def _next_failure(self, method: str) -> _Failure | None:
-        queue = self._failures.get(method)
-        if not queue:
+    def _next_failure(self, method: str, channel: object) -> _Failure | None:
+        queue = self._failures.get(method) or []
+        failure = next((f for f in queue if f.channel is None or f.channel == channel), None)
+        if failure is None:
             return None
-        failure = queue[0]
         failure.times -= 1
         if failure.times <= 0:
-            queue.pop(0)
+            queue.remove(failure)
         return failure
 
     def _answer(
