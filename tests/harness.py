@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -170,3 +171,25 @@ def buttons(message: Any) -> list[dict[str, Any]]:
         if isinstance(accessory, dict) and accessory.get("type") == "button":
             found.append(accessory)
     return found
+
+
+# What Slack reads as an entity in mrkdwn: mentions, dates and specials (`<@U1>`, `<!date^…|…>`), links, escapes.
+_ENTITY = re.compile(r"<(?:[@#!]|https?://|mailto:)[^<>]*>|&(?:amp|lt|gt);")
+
+
+def section_texts(blocks: list[dict[str, Any]]) -> list[str]:
+    """The mrkdwn of every section (text and fields) and context element, in order."""
+    texts: list[str] = []
+    for block in blocks:
+        if isinstance(block.get("text"), dict):
+            texts.append(block["text"]["text"])
+        texts.extend(field["text"] for field in block.get("fields") or [])
+        texts.extend(element["text"] for element in block.get("elements") or [] if "text" in element)
+    return [text for text in texts if isinstance(text, str)]
+
+
+def assert_whole_entities(text: str) -> None:
+    """Every `<` and `&` in mrkdwn begins a whole entity: nothing was cut in half, nothing reads as a link."""
+    rest = _ENTITY.sub("", text)
+    assert "<" not in rest, f"a `<` that is no entity (cut, or unescaped) in: {text!r}"
+    assert "&" not in rest, f"an `&` that is no entity (cut, or unescaped) in: {text!r}"

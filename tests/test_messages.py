@@ -7,8 +7,9 @@ import json
 from bot.commands import MAX_IDS
 from bot.config import AccessPolicy
 from bot.partoo.outcomes import OutcomeKind
-from bot.slack import messages
+from bot.slack import messages, mrkdwn
 from bot.store.queue import AttemptView, BatchView, RequestView
+from tests.harness import assert_whole_entities
 
 NOW = 1_795_000_000.0
 
@@ -95,3 +96,14 @@ def test_the_home_view_renders() -> None:
     rendered = view.to_dict()
     assert rendered["type"] == "home"
     assert "*3* requested" in json.dumps(rendered)
+
+
+def test_shortening_never_cuts_an_entity() -> None:
+    date = mrkdwn.when(NOW)
+    text = f"{'a' * 10}{date} {mrkdwn.user('U1')} &amp;&lt;&gt; end"
+    for limit in range(2, len(text) + 1):
+        shortened = mrkdwn.shorten(text, limit)
+        assert len(shortened) <= limit
+        assert_whole_entities(shortened)
+        assert text.startswith(shortened.removesuffix("…"))
+    assert mrkdwn.shorten(text, len(text)) == text
