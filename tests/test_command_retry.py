@@ -9,7 +9,17 @@ import httpx
 import pytest
 
 from tests.fakes import FakePartoo, FakeSlack, Reply
-from tests.harness import CHANNEL, FAST, USER, RunningBot, ephemeral_text, message_text, running_bot
+from tests.harness import (
+    CHANNEL,
+    FAST,
+    USER,
+    RunningBot,
+    assert_whole_entities,
+    ephemeral_text,
+    message_text,
+    running_bot,
+    section_texts,
+)
 from tests.waiting import eventually
 
 
@@ -198,8 +208,12 @@ async def test_bad_input_gets_a_clear_ephemeral_answer_and_changes_nothing(
 
 @pytest.mark.parametrize("text", ["", "help", "  HELP "])
 async def test_help_is_an_ephemeral_usage(bot: RunningBot, partoo: FakePartoo, text: str) -> None:
-    answer = ephemeral_text(await bot.command(text))
-    assert "/partoo-retry <message id>" in answer
+    response = await bot.command(text)
+    answer = ephemeral_text(response)
+    # Escaped: Slack would read `<message id>` as a link to "message id" and show a broken one.
+    assert "/partoo-retry &lt;message id&gt;" in answer
+    for shown in [response.json()["text"], *section_texts(response.json()["blocks"])]:
+        assert_whole_entities(shown)
     assert partoo.calls == []
 
 

@@ -12,7 +12,7 @@ from bot.config import AccessPolicy
 from bot.partoo.outcomes import OutcomeKind
 from bot.slack import messages, mrkdwn
 from bot.store.queue import AttemptView, BatchView, RequestView
-from tests.fakes.block_kit import message_refusal
+from tests.fakes.block_kit import message_refusal, view_refusal
 from tests.harness import assert_whole_entities, section_texts
 
 NOW = 1_795_000_000.0
@@ -133,6 +133,21 @@ def test_the_log_channel_gets_every_outcome_in_posts_within_limits() -> None:
             shown += _shown_ids(rendered)
         assert shown == [request.message_id for request in requests]
     assert len(posts) > 1  # 400 long lines are more than one post holds
+
+
+def test_usage_shows_its_placeholders_instead_of_broken_links() -> None:
+    for message in (messages.usage(), messages.usage("`x` is not a message id.")):
+        rendered = _limits_hold(message)
+        assert "`/partoo-retry &lt;message id&gt; [&lt;message id&gt; …]`" in section_texts(rendered["blocks"])[-1]
+
+
+def test_the_home_view_is_one_slack_accepts() -> None:
+    for recent in ([], [_long_line_request(n) for n in range(15)]):
+        view = messages.home(recent, {}, {}).to_dict()
+        assert view_refusal(view) is None
+        for text in section_texts(view["blocks"]):
+            assert_whole_entities(text)
+        assert _shown_ids({"blocks": view["blocks"]}) == [LONG_ID + n for n in range(len(recent))]
 
 
 def test_status_never_cuts_an_entity_and_says_what_it_shows() -> None:

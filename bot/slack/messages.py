@@ -153,7 +153,8 @@ def usage(problem: str | None = None) -> SlackMessage:
     blocks: list[Block] = []
     if problem:
         blocks.append(_section(f":warning: {problem}"))
-    blocks.append(_section(f"*How to use it*\n{USAGE}"))
+    # USAGE is plain text: its placeholders (`<message id>`) would read as links in mrkdwn.
+    blocks.append(_section(f"*How to use it*\n{escape(USAGE)}"))
     text = f"{problem} See /partoo-retry help." if problem else "How to use /partoo-retry"
     return SlackMessage(text=text, blocks=blocks)
 
@@ -399,5 +400,5 @@ def home(recent: Sequence[RequestView], today: dict[str, int], week: dict[str, i
         sections, _shown = _line_sections(log_lines(recent), MAX_VIEW_BLOCKS - len(blocks))
         blocks.extend(sections)
     else:
-        blocks.append(_context("No retries yet. Use `/partoo-retry <message id>` or a Retry button."))
+        blocks.append(_context(f"No retries yet. Use `{escape('/partoo-retry <message id>')}` or a Retry button."))
     return View(type="home", blocks=blocks)
