@@ -249,8 +249,10 @@ async def test_an_outcome_that_cannot_be_posted_is_logged_not_dropped(
 ) -> None:
     slack.channel_not_found("CGONE")
 
-    # A response_url Slack no longer honours (used five times, or older than 30 minutes) answers 404.
-    await bot.command("4567", channel_id="CGONE", response_url=slack.base_url + "/expired")
+    # The response_url is older than the 30 minutes Slack honours it: it answers 404 expired_url.
+    response_url = slack.response_url("late")
+    slack.advance(31 * 60)
+    await bot.command("4567", channel_id="CGONE", response_url=response_url)
 
     record = await eventually(
         lambda: next((r for r in caplog.records if "could not post the outcome" in r.getMessage()), None),
@@ -259,6 +261,8 @@ async def test_an_outcome_that_cannot_be_posted_is_logged_not_dropped(
     assert record is not None
     assert "4567" in record.getMessage()
     assert "accepted" in record.getMessage()
+    assert "expired_url" in record.getMessage()
+    assert [(refusal.method, refusal.error) for refusal in slack.refusals] == [("response_url:late", "expired_url")]
 
 
 async def test_a_forged_command_is_refused(bot: RunningBot, partoo: FakePartoo, slack: FakeSlack) -> None:
