@@ -245,11 +245,13 @@ async def test_response_url_refuses_what_slack_cannot_show(slack: FakeSlack) -> 
     assert (refused.status_code, refused.body) == (400, "invalid_blocks")
     too_long = await hook.send(text="x" * 40_001)
     assert (too_long.status_code, too_long.body) == (400, "msg_too_long")
+    empty = await hook.send(response_type="ephemeral")
+    assert (empty.status_code, empty.body) == (400, "no_text")
     assert slack.responses("r1") == []
     # Refused posts are not shown, so they do not use up the five.
     for n in range(5):
         assert (await hook.send(text=f"post {n}")).status_code == 200
-    assert [r.error for r in slack.refusals] == ["invalid_blocks", "msg_too_long"]
+    assert [r.error for r in slack.refusals] == ["invalid_blocks", "msg_too_long", "no_text"]
 
 
 # -- FakeSlack: Block Kit limits ------------------------------------------------------------------------------

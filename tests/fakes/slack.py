@@ -334,7 +334,12 @@ class FakeSlack(FakeServer):
             if spent is not None:
                 self._refuse(f"response_url:{name}", Refusal(spent), body if isinstance(body, dict) else {})
                 return web.Response(status=404, text=spent)
-            refusal = message_refusal(body) if isinstance(body, dict) else Refusal("invalid_payload")
+            if not isinstance(body, dict):
+                refusal: Refusal | None = Refusal("invalid_payload")
+            elif not any(body.get(key) for key in ("text", "blocks", "attachments", "delete_original")):
+                refusal = Refusal("no_text")
+            else:
+                refusal = message_refusal(body)
             if refusal is not None:
                 # Slack answers a response_url in plain text: the error code, with HTTP 400.
                 self._refuse(f"response_url:{name}", refusal, body if isinstance(body, dict) else {})
