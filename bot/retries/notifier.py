@@ -188,14 +188,20 @@ class Notifier(PollingLoop):
         assert self.log_channel is not None
         self._last_log_post = self.clock()
         finished = await self.queue.claim_log_lines()
-        if not finished:
-            return
-        try:
-            await self.poster.post(self.log_channel, messages.log_channel_post(finished))
-        except SlackPostError as error:
-            log.error(
-                "could not mirror %d outcomes to the log channel: %s (%s)",
-                len(finished),
-                error.error,
-                ", ".join(f"{r.message_id}={r.outcome}" for r in finished),
-            )
+        posts = messages.log_channel_posts(finished)
+        for number, (message, shown) in enumerate(posts):
+            try:
+                await self.poster.post(self.log_channel, message)
+            except SlackUnavailable as error:
+                # Claiming marked these lines mirrored; give back the ones not posted, for a later round.
+                unposted = [request.id for _message, rest in posts[number:] for request in rest]
+                log.warning("Slack unavailable (%s); %d outcomes will be mirrored later", error.error, len(unposted))
+                await self.queue.release_log_lines(unposted)
+                return
+            except SlackPostError as error:
+                log.error(
+                    "could not mirror %d outcomes to the log channel: %s (%s)",
+                    len(shown),
+                    error.error,
+                    ", ".join(f"{r.message_id}={r.outcome}" for r in shown),
+                )

@@ -526,6 +526,13 @@ class RetryQueue:
                 raise _ContendedError
         return [_request_view(row) for row in rows]
 
+    async def release_log_lines(self, request_ids: Sequence[int]) -> None:
+        """Give back claimed log lines that could not be posted, so that a later round mirrors them."""
+        if not request_ids:
+            return
+        async with self.engine.begin() as connection:
+            await connection.execute(update(Request).where(Request.id.in_(list(request_ids))).values(logged_at=None))
+
     # -- the log ------------------------------------------------------------------------------
 
     async def history(self, message_id: int) -> list[tuple[RequestView, BatchView, list[AttemptView]]]:
