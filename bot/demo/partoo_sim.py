@@ -259,9 +259,11 @@ class SimulatedPartoo:
         return message
 
     async def _report_waves(self, failures: list[SimulatedMessage], seconds: float) -> None:
+        """Report `failures` in waves spread over `seconds` (slower only if the bot takes longer to store them)."""
         wave = max(1, math.ceil(len(failures) / OUTAGE_WAVES))
         for start in range(0, len(failures), wave):
-            await asyncio.gather(*(self._report(message) for message in failures[start : start + wave]))
+            for message in failures[start : start + wave]:
+                self._background(self._report(message))
             await asyncio.sleep(seconds / OUTAGE_WAVES)
 
     async def _report(self, message: SimulatedMessage, status: str = "Failed", *, delay: float = 0.0) -> None:
