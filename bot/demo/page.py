@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from bot.demo import workspace
 from bot.demo.changes import Changes
@@ -24,8 +25,8 @@ from bot.demo.slack_standin import SlackStandIn
 from bot.demo.workspace import BOT_NAME, BOT_USER_ID, CHANNELS, COMMAND, PEOPLE, Channel, Person
 
 STATIC = Path(__file__).parent / "static"
-# Server-sent events: at most one "changed" a this often during a flood, and a comment now and then so
-# that nothing between the page and the server closes a quiet connection.
+# Server-sent events: during a flood, at most one change event per EVENTS_THROTTLE_SECONDS (the page reads
+# the whole state after each); when quiet, a comment now and then so that no proxy closes the connection.
 EVENTS_THROTTLE_SECONDS = 0.25
 EVENTS_HEARTBEAT_SECONDS = 15.0
 MAX_TEXT = 4000
@@ -56,7 +57,7 @@ def build_page_app(
     return app
 
 
-def _local_only(hosts: set[str]) -> Any:
+def _local_only(hosts: set[str]) -> Middleware:
     """Refuse requests for another host name (DNS rebinding) and page actions that are not JSON (CSRF).
 
     A cross-site form can post text/plain or form data without asking; JSON needs a CORS preflight, which

@@ -218,6 +218,7 @@ class SimulatedPartoo:
             "status": state.status,
             "issues": state.issues,
             "is_expired": state.status == "Closed",
+            "is_solved": False,
             "messaging_partner": known.partner,
             "business": {"id": known.business_id},
         }

@@ -62,7 +62,7 @@ def main(port: int = 0, out: TextIO = sys.stdout) -> int:
         return asyncio.run(_run(Path(folder), port, out))
 
 
-def demo_settings(page_url: str, folder: Path, webhook_key: Ed25519PublicKey) -> Settings:
+def _settings(page_url: str, folder: Path, webhook_key: Ed25519PublicKey) -> Settings:
     """The bot's settings for this run: made-up secrets, the stand-ins' URLs and a throwaway database.
 
     Given to `load_settings` as the variables a user would set (the README's public contract), so the
@@ -90,9 +90,10 @@ def demo_settings(page_url: str, folder: Path, webhook_key: Ed25519PublicKey) ->
 
 async def _run(folder: Path, port: int, out: TextIO) -> int:
     page_socket, bot_socket = _listen(port), _listen(0)
-    page_url, bot_url = _url(page_socket), _url(bot_socket)
+    page_port = page_socket.getsockname()[1]
+    page_url, bot_url = f"http://{HOST}:{page_port}", f"http://{HOST}:{bot_socket.getsockname()[1]}"
     webhook_key = Ed25519PrivateKey.generate()
-    settings = demo_settings(page_url, folder, webhook_key.public_key())
+    settings = _settings(page_url, folder, webhook_key.public_key())
     changes = Changes()
     partoo = SimulatedPartoo(
         api_key=settings.partoo_api_key.value,
@@ -105,10 +106,9 @@ async def _run(folder: Path, port: int, out: TextIO) -> int:
 
     standin = SlackStandIn(bot_token=settings.slack_bot_token.value, base_url=page_url, changes=changes)
     slack = SignedSlack(bot_url, settings.slack_signing_secret.value)
-    port_number = page_socket.getsockname()[1]
-    hosts = {f"{HOST}:{port_number}", f"localhost:{port_number}"}
-    # A short shutdown: what is still open at exit (the page's event stream, a held Partoo answer) is cut.
+    hosts = {f"{HOST}:{page_port}", f"localhost:{page_port}"}
     page_app = build_page_app(standin, partoo, slack, changes, hosts=hosts)
+    # A short shutdown: what is still open at exit (the page's event stream, a held Partoo answer) is cut.
     runner = web.AppRunner(page_app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     await web.SockSite(runner, page_socket).start()
@@ -166,10 +166,6 @@ def _listen(port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, port))
     return sock
-
-
-def _url(sock: socket.socket) -> str:
-    return f"http://{HOST}:{sock.getsockname()[1]}"
 
 
 def _forget_real_configuration() -> None:
