@@ -6,6 +6,7 @@
     slack_standin.py the Slack Web API and workspace the bot posts to
     signed.py        what Slack sends the bot: signed commands, clicks and App Home events
     partoo_sim.py    Partoo's API and its signed webhooks, with knobs for failures and outages
+    customers.py     its made-up businesses, customers and messages, and the webhook body
     controls.py      those knobs, as the page's control panel shows them
     page.py          the page and the JSON it reads and posts; static/ holds its HTML, CSS and JS
 

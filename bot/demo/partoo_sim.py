@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -27,26 +26,11 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bot.demo.changes import Changes
+from bot.demo.customers import PARTNERS, SimulatedMessage, made_up_message, message_updated
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Partoo-Signature-v1"
-PARTNERS = ("Whatsapp", "Facebook", "Instagram", "Google", "SMS")
-BUSINESSES = (1042, 1187, 2210, 3305, 4471, 5120)
-CUSTOMERS = (
-    "John Doe", "Camille Laurent", "Hugo Bernard", "Chloé Petit", "Lucas Moreau", "Inès Dubois", "Nathan Roux",
-    "Léa Fournier", "Mohamed Haddad", "Emma Girard", "Jules Lambert", "Sofia Rossi", "Noah Fontaine",
-)  # fmt: skip
-AGENTS = ("Jane Doe", "Marc (front desk)", "Sarah, store manager", "Automated reminder")
-CONTENTS = (
-    "Your order #{n} is ready for pickup.",
-    "Your appointment is confirmed for tomorrow at 10:00.",
-    "Thanks for your review! Here is 10% off your next visit: WELCOME10",
-    "We are open until 8 pm today.",
-    "Your table for 4 is booked for Friday, 8 pm.",
-    "Promo <b>-20%</b> & free delivery this weekend *only*",  # shows that outside text is escaped
-    "Hello!\nYour repair is done, you can come and get it.\nSee you soon",
-)
 # A WhatsApp outage: this many failures within OUTAGE_SECONDS, in waves (what a webhook storm looks like).
 OUTAGE_FAILURES = 240
 OUTAGE_SECONDS = 3.0
@@ -63,20 +47,6 @@ class NextRetries(StrEnum):
     DELIVERED = "delivered"
     FAIL_AGAIN = "fail_again"
     TIME_OUT = "time_out"
-
-
-@dataclass
-class SimulatedMessage:
-    id: int
-    conversation_id: int
-    business_id: int
-    partner: str
-    consumer: str
-    agent: str
-    content_type: str
-    content: str
-    date: str
-    status: str = "Failed"
 
 
 @dataclass
@@ -243,19 +213,7 @@ class SimulatedPartoo:
 
     def _new_failure(self, partner: str) -> SimulatedMessage:
         self._next_id += self._rng.randint(1, 9)
-        content_type = "Image" if self._rng.random() < 0.1 else "Text"
-        content = self._rng.choice(CONTENTS).format(n=self._rng.randint(1000, 9999)) if content_type == "Text" else ""
-        message = SimulatedMessage(
-            id=self._next_id,
-            conversation_id=self._rng.randint(9_000, 99_999),
-            business_id=self._rng.choice(BUSINESSES),
-            partner=partner,
-            consumer=self._rng.choice(CUSTOMERS),
-            agent=self._rng.choice(AGENTS),
-            content_type=content_type,
-            content=content,
-            date=datetime.now(UTC).isoformat(sep=" "),
-        )
+        message = made_up_message(self._rng, self._next_id, partner)
         self.messages[message.id] = message
         return message
 
@@ -271,7 +229,7 @@ class SimulatedPartoo:
         """Send the bot a signed `message_updated` webhook; like Partoo, deliver again after a 5xx."""
         await asyncio.sleep(delay)
         message.status = status
-        body = json.dumps(_webhook(message)).encode()
+        body = json.dumps(message_updated(message)).encode()
         signature = base64.b64encode(self._key.sign(body)).decode()
         headers = {SIGNATURE_HEADER: signature, "Content-Type": "application/json"}
         async with self._sending:
@@ -294,34 +252,3 @@ class SimulatedPartoo:
         task = asyncio.create_task(work)
         self._tasks.add(task)  # a reference until done, or the task may be collected mid-way
         task.add_done_callback(self._tasks.discard)
-
-
-def _webhook(message: SimulatedMessage) -> dict[str, Any]:
-    """A `message_updated` delivery, shaped like the example in Partoo's documentation."""
-    return {
-        "type": "message_updated",
-        "payload": {
-            "message": {
-                "id": message.id,
-                "conversation_id": message.conversation_id,
-                "date": message.date,
-                "content_type": message.content_type,
-                "sender_type": "User",
-                "sender_label": message.agent,
-                "status": message.status,
-                "is_deleted": False,
-                "content": message.content or None,
-                "user_id": "demo-user",
-                "custom_channel": None,
-            },
-            "conversation": {
-                "id": message.conversation_id,
-                "consumer_img": None,
-                "consumer_name": message.consumer,
-                "business": {"id": message.business_id},
-                "messaging_partner": message.partner,
-                "custom_channel": None,
-            },
-            "org_id": 7,
-        },
-    }

@@ -235,25 +235,25 @@ function confirmed(confirm) {
   return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true }));
 }
 
-function openChannel(id) {
-  view.home = false;
-  view.channel = id;
+// The main column shows either a channel (with the composer) or the app's Home tab.
+function show(home) {
+  view.home = home;
   view.rendered = "";
-  document.getElementById("home").hidden = true;
-  document.getElementById("conversation").hidden = false;
-  document.getElementById("composer").hidden = false;
+  document.getElementById("home").hidden = !home;
+  document.getElementById("conversation").hidden = home;
+  document.getElementById("composer").hidden = home;
   render();
+}
+
+function openChannel(id) {
+  view.channel = id;
+  show(false);
   const box = document.getElementById("conversation");
   box.scrollTop = box.scrollHeight;
 }
 
 async function openHome() {
-  view.home = true;
-  view.rendered = "";
-  document.getElementById("home").hidden = false;
-  document.getElementById("conversation").hidden = true;
-  document.getElementById("composer").hidden = true;
-  render();
+  show(true);
   await post("/demo/home", { user: view.user });
 }
 
