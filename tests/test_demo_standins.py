@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.demo.changes import Changes
 from bot.demo.page import build_page_app
-from bot.demo.partoo_sim import NextRetries, SimulatedPartoo
+from bot.demo.partoo_sim import Conversation, NextRetries, SimulatedPartoo
 from bot.demo.signed import SignedSlack, signature_headers
 from bot.demo.slack_standin import SlackStandIn
 from tests.processes import free_port
@@ -164,9 +164,11 @@ async def test_simulated_partoo_answers_as_partoo_documents(world: World) -> Non
 
         conversation = await api.get(f"/conversations/{again.conversation_id}")
         assert (conversation.json()["status"], conversation.json()["issues"]) == ("Open", [])
-        world.partoo.set_conversation(again.conversation_id, status="Closed", issues=["facebook_no_page_linked"])
-        closed = (await api.get(f"/conversations/{again.conversation_id}")).json()
-        assert (closed["status"], closed["issues"]) == ("Closed", ["facebook_no_page_linked"])
+        in_closed = world.partoo.fail_one(Conversation("Closed", ["facebook_no_page_linked"]))
+        closed = (await api.get(f"/conversations/{in_closed.conversation_id}")).json()
+        assert (closed["status"], closed["is_expired"]) == ("Closed", True)
+        assert closed["issues"] == ["facebook_no_page_linked"]
+        assert (await api.get("/conversations/1")).status_code == 404
 
         world.partoo.rate_limit(30)
         limited = await api.post(f"/messages/{again.id}/retry")

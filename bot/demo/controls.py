@@ -19,8 +19,9 @@ class Control:
     act: Callable[[SimulatedPartoo], object]
 
 
-# The page draws its control panel from this table. Scenarios for the diagnosis issue ("conversation closed",
-# "channel issue") are one row each here, acting through `SimulatedPartoo.set_conversation`.
+# The page draws its control panel from this table. Scenarios for the bot's conversation checks are one row
+# each, e.g. `lambda p: p.fail_one(Conversation("Closed"))` or `Conversation(issues=["facebook_no_page_linked"])`;
+# they are left out while the bot does not read conversations, since they would change nothing on the page.
 CONTROLS = (
     Control("fail", "Failures", "A message fails", "A random customer, channel and content", lambda p: p.fail_one()),
     Control(

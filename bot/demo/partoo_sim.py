@@ -113,9 +113,14 @@ class SimulatedPartoo:
 
     # -- scenarios -------------------------------------------------------------------------------------------
 
-    def fail_one(self) -> SimulatedMessage:
-        """A random customer's message fails on a random channel; Partoo reports it in the background."""
+    def fail_one(self, conversation: Conversation | None = None) -> SimulatedMessage:
+        """A random customer's message fails on a random channel; Partoo reports it in the background.
+
+        `conversation` is what Partoo then says about its conversation (default: Open, no issues).
+        """
         message = self._new_failure(self._rng.choice(PARTNERS))
+        if conversation is not None:
+            self.conversations[message.conversation_id] = conversation
         self._background(self._report(message))
         return message
 
@@ -131,11 +136,6 @@ class SimulatedPartoo:
     def rate_limit(self, seconds: float = RATE_LIMIT_SECONDS) -> None:
         """Answer 429 to every call for `seconds`."""
         self._rate_limited_until = time.monotonic() + seconds
-        self.changes.bump()
-
-    def set_conversation(self, conversation_id: int, *, status: str = "Open", issues: list[str] | None = None) -> None:
-        """What Partoo says about one conversation (for scenarios such as "conversation closed")."""
-        self.conversations[conversation_id] = Conversation(status, list(issues or []))
         self.changes.bump()
 
     def status(self) -> dict[str, Any]:
