@@ -127,3 +127,18 @@ async def bot(slack: FakeSlack, environment: dict[str, str]) -> AsyncIterator[Ru
     """The real ASGI app, started with its lifespan, reached through httpx."""
     async with running_bot(slack, environment) as running:
         yield running
+
+
+# Debian's package, which the browser tests drive through Playwright (never Playwright's own download).
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's chromium: browser tests skip locally without it, and fail when CI=true, like PostgreSQL's."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} not found (apt-get install chromium)"
+        if _in_ci():
+            pytest.fail(f"{message}. CI=true: browser tests must run, not be skipped.", pytrace=False)
+        pytest.skip(message)
+    return CHROMIUM
