@@ -130,7 +130,8 @@ class RetryService:
                 link = await self.poster.permalink(batch.root_channel, batch.root_ts)
                 if link:
                     permalinks[batch.id] = link
-        return messages.status(message_id, history, permalinks)
+        alert = await self.alerts.alert_for(message_id)
+        return messages.status(message_id, history, permalinks, alert.post_error if alert else None)
 
     async def recent(self, size: int) -> SlackMessage:
         return messages.recent_log(await self.queue.recent(size))
