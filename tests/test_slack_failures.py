@@ -205,3 +205,24 @@ async def _all_shown(bot: RunningBot, slack: FakeSlack, ids: range) -> bool:
             if digest is None or digest.ts is None:
                 return False
     return bool(slack.root_messages(ALERT_CHANNEL))
+
+
+async def test_a_slack_error_inside_a_bolt_listener_is_narrowed_the_same_way(
+    bot: RunningBot, slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.fail_next("views.publish", status=200, error="token_revoked")
+
+    await bot.event(
+        {
+            "type": "event_callback",
+            "team_id": "T0001",
+            "api_app_id": "A0001",
+            "event_id": "Ev1",
+            "event_time": 1,
+            "event": {"type": "app_home_opened", "user": "U123", "channel": "D1", "tab": "home"},
+        }
+    )
+
+    problems = await eventually_async(lambda: _not_ready(bot), timeout=10)
+    assert any("token_revoked" in problem for problem in problems)
+    assert "SlackAuthError" in caplog.text
