@@ -171,6 +171,7 @@ class Bot:
         try:
             await self.slack.auth_test()
             self._token_problem = None
+            self.poster.auth_problem = None  # the token works again (a rotation finished)
         except SlackApiError as error:
             narrow = classify(error)
             if isinstance(narrow, SlackAuthError):

@@ -130,6 +130,7 @@ async def test_a_transient_failure_keeps_the_post_and_it_lands_later(
 async def test_an_auth_failure_keeps_the_post_shows_in_readyz_and_clears_when_slack_takes_it(
     bot: RunningBot, slack: FakeSlack, signer: PartooSigner, grouped: bool
 ) -> None:
+    assert (await bot.http.get("/readyz")).status_code == 200  # its token check (auth.test) is now fresh
     # A token rotation: Slack refuses the old token for a moment.
     slack.fail_next("chat.postMessage", times=1, status=200, error="token_revoked")
     ids = range(1, 6) if grouped else range(1, 2)
@@ -210,6 +211,7 @@ async def _all_shown(bot: RunningBot, slack: FakeSlack, ids: range) -> bool:
 async def test_a_slack_error_inside_a_bolt_listener_is_narrowed_the_same_way(
     bot: RunningBot, slack: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
+    assert (await bot.http.get("/readyz")).status_code == 200  # its token check (auth.test) is now fresh
     slack.fail_next("views.publish", status=200, error="token_revoked")
 
     await bot.event(
