@@ -286,23 +286,26 @@ class RetryQueue:
         """Open an attempt, or None if the lease was lost. After this, the request is never sent again."""
         now = self.clock()
         async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(Request)
-                .where(*_leased(request_id, token), Request.in_flight_since.is_(None))
-                .values(
-                    in_flight_since=now,
-                    attempts=Request.attempts + 1,
-                    first_attempt_at=func.coalesce(Request.first_attempt_at, now),
+            message_id = (
+                await connection.execute(
+                    update(Request)
+                    .where(*_leased(request_id, token), Request.in_flight_since.is_(None))
+                    .values(
+                        in_flight_since=now,
+                        attempts=Request.attempts + 1,
+                        first_attempt_at=func.coalesce(Request.first_attempt_at, now),
+                    )
+                    .returning(Request.message_id)
                 )
-            )
-            if result.rowcount != 1:
+            ).scalar_one_or_none()
+            if message_id is None:
                 return None
             attempt_id: int = (
                 await connection.execute(
                     insert(Attempt).values(request_id=request_id, worker=worker, started_at=now).returning(Attempt.id)
                 )
             ).scalar_one()
-            await apply_to_alerts(connection, [await _message_of(connection, request_id)], SendingStarted(now))
+            await apply_to_alerts(connection, [message_id], SendingStarted(now))
         return attempt_id
 
     async def record_answer(
@@ -328,12 +331,15 @@ class RetryQueue:
                 values = {**common, "state": RequestState.DONE, "finished_at": now}
             else:
                 values = {**common, "state": RequestState.QUEUED, "next_attempt_at": retry_at}
-            taken = await connection.execute(
-                update(Request)
-                .where(*_leased(request_id, token), Request.in_flight_since.is_not(None))
-                .values(**values)
-            )
-            ours = taken.rowcount == 1
+            message_id = (
+                await connection.execute(
+                    update(Request)
+                    .where(*_leased(request_id, token), Request.in_flight_since.is_not(None))
+                    .values(**values)
+                    .returning(Request.message_id)
+                )
+            ).scalar_one_or_none()
+            ours = message_id is not None
             detail = answer.detail if ours else f"{LATE_ANSWER}{': ' if answer.detail else ''}{answer.detail}"
             await connection.execute(
                 update(Attempt)
@@ -346,9 +352,9 @@ class RetryQueue:
                     latency_ms=answer.latency_ms,
                 )
             )
-            if ours:
+            if message_id is not None:
                 event = Answered(answer.kind, answer.detail, now, final=retry_at is None)
-                await apply_to_alerts(connection, [await _message_of(connection, request_id)], event)
+                await apply_to_alerts(connection, [message_id], event)
         return ours
 
     async def finish_without_call(self, request_id: int, token: int, outcome: OutcomeKind, detail: str) -> bool:
