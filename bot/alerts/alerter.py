@@ -95,7 +95,7 @@ class Alerter(PollingLoop):
                 return
 
     async def _render_alert(self, alert: AlertView) -> None:
-        claim = await self.store.claim_alert(alert, self.claim_seconds)
+        claim = await self.store.claim_alert(alert.id, self.claim_seconds, unposted=alert.ts is None)
         if claim is None:
             return
         message = alert_messages.alert_message(alert.state)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.alerts.changes import ALERT_COLUMNS, alert_state, apply_to_alerts, state_columns
 from bot.alerts.events import WebhookEvent, for_storage, parse_event
+from bot.alerts.posts import PostClaims
 from bot.defaults import PREVIEW_CHARS
 from bot.domain import lifecycle
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN, AlertState, DigestState
@@ -97,8 +98,8 @@ _ALERT_COLUMNS = ALERT_COLUMNS
 _DIGEST_COLUMNS = list(Digest.__table__.columns)
 
 
-class AlertStore:
-    """All reads and writes of webhook events, alerts and digests."""
+class AlertStore(PostClaims):
+    """All reads and writes of webhook events, alerts and digests (their posts' claims: PostClaims)."""
 
     def __init__(
         self, engine: AsyncEngine, *, preview_chars: int | None = PREVIEW_CHARS, clock: Clock = time.time
@@ -268,60 +269,6 @@ class AlertStore:
             )
             return [_alert_view(row) for row in rows]
 
-    async def claim_alert(self, alert: AlertView, lease_seconds: float) -> int | None:
-        """Take the job of posting or updating this alert's message (one replica at a time).
-
-        Returns the claim's fencing token, which every later write about this post must name; None when
-        another replica holds the claim (or the alert was grouped into a digest meanwhile).
-        """
-        conditions = [Alert.id == alert.id]
-        if alert.ts is None:
-            conditions.append(Alert.digest_id.is_(None))  # not grouped into a digest meanwhile
-        return await self._claim(Alert, conditions, lease_seconds)
-
-    async def renew_alert_claim(self, alert_id: int, claim: int, lease_seconds: float) -> bool:
-        """Extend the claim while its Slack call is in flight; False when it was lost (taken over)."""
-        return await self._fenced(Alert, alert_id, claim, post_lease_until=self.clock() + lease_seconds)
-
-    async def mark_alert_posted(self, alert_id: int, version: int, ts: str | None, claim: int) -> bool:
-        values: dict[str, Any] = {"posted_version": version, "post_lease_until": None, "post_error": None}
-        if ts is not None:
-            values["ts"] = ts
-        return await self._fenced(Alert, alert_id, claim, **values)
-
-    async def mark_alert_unpostable(self, alert_id: int, version: int, claim: int, error: str) -> bool:
-        """Slack refuses this alert for good: keep why (for `status`) and stop trying until it changes."""
-        return await self._fenced(
-            Alert, alert_id, claim, posted_version=version, post_lease_until=None, post_error=error[:64]
-        )
-
-    async def release_alert(self, alert_id: int, claim: int, *, retry_in: float = 0.0) -> None:
-        """Give the post back, to be tried again (by any replica) after `retry_in` seconds."""
-        await self._fenced(Alert, alert_id, claim, post_lease_until=self.clock() + retry_in if retry_in else None)
-
-    async def _claim(
-        self, table: type[Alert] | type[Digest], conditions: list[Any], lease_seconds: float
-    ) -> int | None:
-        now = self.clock()
-        async with self.engine.begin() as connection:
-            claim = (
-                await connection.execute(
-                    update(table)
-                    .where(*conditions, lease_free(table.post_lease_until, now))
-                    .values(post_lease_until=now + lease_seconds, post_claim=table.post_claim + 1)
-                    .returning(table.post_claim)
-                )
-            ).scalar_one_or_none()
-        return int(claim) if claim is not None else None
-
-    async def _fenced(self, table: type[Alert] | type[Digest], row_id: int, claim: int, **values: Any) -> bool:
-        """Write `values` only while `claim` is still the row's latest claim."""
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(table).where(table.id == row_id, table.post_claim == claim).values(**values)
-            )
-        return result.rowcount == 1
-
     # -- digests --------------------------------------------------------------------------------
 
     async def open_digest(self, channel_id: str, window_seconds: float) -> DigestView | None:
@@ -393,32 +340,6 @@ class AlertStore:
         async with self.engine.connect() as connection:
             row = (await connection.execute(select(*_DIGEST_COLUMNS).where(Digest.id == digest_id))).one_or_none()
         return _digest_view(row) if row else None
-
-    async def claim_digest(self, digest_id: int, lease_seconds: float) -> int | None:
-        """Take the job of posting or updating this digest; its fencing token, or None."""
-        return await self._claim(Digest, [Digest.id == digest_id], lease_seconds)
-
-    async def renew_digest_claim(self, digest_id: int, claim: int, lease_seconds: float) -> bool:
-        return await self._fenced(Digest, digest_id, claim, post_lease_until=self.clock() + lease_seconds)
-
-    async def mark_digest_posted(self, digest_id: int, version: int, ts: str | None, claim: int) -> bool:
-        values: dict[str, Any] = {
-            "posted_version": version,
-            "post_lease_until": None,
-            "posted_at": self.clock(),
-            "post_error": None,
-        }
-        if ts is not None:
-            values["ts"] = ts
-        return await self._fenced(Digest, digest_id, claim, **values)
-
-    async def mark_digest_unpostable(self, digest_id: int, version: int, claim: int, error: str) -> bool:
-        return await self._fenced(
-            Digest, digest_id, claim, posted_version=version, post_lease_until=None, post_error=error[:64]
-        )
-
-    async def release_digest(self, digest_id: int, claim: int, *, retry_in: float = 0.0) -> None:
-        await self._fenced(Digest, digest_id, claim, post_lease_until=self.clock() + retry_in if retry_in else None)
 
     async def digest_alerts(self, digest_id: int) -> list[AlertView]:
         async with self.engine.connect() as connection:
