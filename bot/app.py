@@ -154,6 +154,8 @@ class Bot:
             problems.append("Socket Mode not connected to Slack")
         if token_problem := await self._slack_token_problem():
             problems.append(token_problem)
+        elif self.poster.auth_problem:
+            problems.append(self.poster.auth_problem)
         return problems
 
     async def _slack_token_problem(self) -> str | None:
@@ -169,6 +171,7 @@ class Bot:
         try:
             await self.slack.auth_test()
             self._token_problem = None
+            self.poster.auth_problem = None  # the token works again (a rotation finished)
         except SlackApiError as error:
             narrow = classify(error)
             if isinstance(narrow, SlackAuthError):
@@ -261,6 +264,8 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         process_before_response=True,
     )
     listeners.register(bolt, service, Authorizer(settings.access, slack), settings.access)
+    # Slack failures inside Bolt's listeners are narrowed like the bot's own (and an auth one shows in /readyz).
+    bolt.error(poster.bolt_error_handler())
     return Bot(
         settings=settings,
         engine=engine,

@@ -64,7 +64,7 @@ async def test_a_dead_workers_requests_are_taken_over_and_a_call_in_flight_is_ne
     second = await queue.claim_next("dead-worker", lease_seconds=0.5)
     assert first is not None
     assert second is not None
-    assert await queue.begin_attempt(first.id, "dead-worker", "dead-worker") is not None
+    assert await queue.begin_attempt(first.id, first.lease_token, "dead-worker") is not None
     await engine.dispose()
 
     async with running_bot(slack, environment) as bot:

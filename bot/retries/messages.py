@@ -292,11 +292,20 @@ def status(
     message_id: int,
     history: Sequence[tuple[RequestView, BatchView, Sequence[AttemptView]]],
     permalinks: dict[int, str],
+    alert_post_error: str | None = None,
 ) -> SlackMessage:
-    """The whole retry history of one Partoo message."""
+    """The whole retry history of one Partoo message (and why its alert could not be posted, if so)."""
+    problem: list[Block] = []
+    if alert_post_error:
+        problem = [
+            _section(
+                f":warning: The failure alert for this message could not be posted in Slack: "
+                f"`{escape(shorten(alert_post_error, 64))}`."
+            )
+        ]
     if not history:
         text = f"No retry of Partoo message `{message_id}` is in the log."
-        return SlackMessage(text=text, blocks=[_section(text)])
+        return SlackMessage(text=text, blocks=[_section(text), *problem])
     groups: list[list[Block]] = []
     for request, batch, attempts in history[-12:]:
         where = f" in {mrkdwn.channel(batch.channel_id)}" if batch.channel_id else ""
@@ -321,6 +330,7 @@ def status(
     blocks.extend(block for group in groups for block in group)
     if len(groups) < len(history):
         blocks.append(_context(f"Showing the last {len(groups)} of {len(history)} requests."))
+    blocks.extend(problem)
     text = f"Retry history of Partoo message {message_id}: {len(history)} requests."
     return SlackMessage(text=text, blocks=blocks)
 
