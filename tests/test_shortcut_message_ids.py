@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -93,8 +95,8 @@ def test_national_phone_numbers_are_never_ids(pairs: list[int], joiner: str) -> 
 
 
 @given(st.datetimes())
-def test_dates_and_times_are_never_ids(moment: object) -> None:
-    for text in (f"{moment}", f"{moment:%d/%m/%Y %H:%M}", f"{moment:%Y-%m-%dT%H:%M:%S}"):  # type: ignore[str-format]
+def test_dates_and_times_are_never_ids(moment: datetime) -> None:
+    for text in (f"{moment}", f"{moment:%d/%m/%Y %H:%M}", f"{moment:%Y-%m-%dT%H:%M:%S}"):
         assert find_message_ids(f"message failed on {text}") == ()
 
 
