@@ -7,16 +7,18 @@ So a bad minute at Partoo costs the channel a handful of messages, not hundreds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 
 from bot.alerts import messages as alert_messages
-from bot.alerts.store import AlertStore, AlertView, DigestView
+from bot.alerts.routing import AlertRoutes
+from bot.alerts.store import AlertStore, AlertView, DigestView, StoredEvent
 from bot.defaults import ALERT_CLAIM_SECONDS, DIGEST_REFRESH, DIGEST_THRESHOLD, DIGEST_WINDOW, POLL_INTERVAL
 from bot.metrics import AlertKind
 from bot.platform.loop import PollingLoop
-from bot.platform.pace import SharedPace
+from bot.platform.pace import ChannelPaces
 from bot.platform.slack import SlackPoster, SlackPostError, SlackUnavailable
 
 log = logging.getLogger(__name__)
@@ -31,9 +33,10 @@ class Alerter(PollingLoop):
         self,
         store: AlertStore,
         poster: SlackPoster,
-        channel_pace: SharedPace,
+        channel_paces: ChannelPaces,
         *,
         alert_channel: str | None,
+        routes: AlertRoutes | None = None,
         poll_interval: float = POLL_INTERVAL,
         digest_threshold: int = DIGEST_THRESHOLD,
         digest_window: float = DIGEST_WINDOW,
@@ -43,8 +46,9 @@ class Alerter(PollingLoop):
         super().__init__(poll_interval)
         self.store = store
         self.poster = poster
-        self.channel_pace = channel_pace
+        self.channel_paces = channel_paces
         self.alert_channel = alert_channel
+        self.routes = routes or AlertRoutes()
         self.digest_threshold = digest_threshold
         self.digest_window = digest_window
         self.on_posted = on_posted
@@ -52,19 +56,30 @@ class Alerter(PollingLoop):
 
     async def tick(self) -> bool:
         for stored in await self.store.claim_events(ALERT_CLAIM_SECONDS):
-            await self.store.apply(stored, self.alert_channel)
-        if self.alert_channel:
-            await self._post_new_alerts(self.alert_channel)
+            await self.store.apply(stored, self._destination(stored))
+        await self._post_new_alerts()
         for digest in await self.store.stale_digests():
             await self._render_digest(digest)
         for alert in await self.store.stale_alerts():
             await self._render_alert(alert)
         return False
 
-    async def _post_new_alerts(self, channel: str) -> None:
-        waiting = await self.store.new_alerts()
-        if not waiting:
-            return
+    def _destination(self, stored: StoredEvent) -> str | None:
+        """The channel a new alert about this event goes to: its route, or the alert channel."""
+        message = stored.event.message
+        if message is None:
+            return self.alert_channel
+        return self.routes.channel_for(message.business_id, message.messaging_partner, self.alert_channel)
+
+    async def _post_new_alerts(self) -> None:
+        """Each destination channel floods on its own: its digest groups only its own failures."""
+        by_channel: dict[str, list[AlertView]] = {}
+        for alert in await self.store.new_alerts():
+            by_channel.setdefault(alert.channel_id, []).append(alert)
+        # Concurrently: a channel waiting for its next slot does not hold up the others.
+        await asyncio.gather(*(self._post_new_alerts_in(channel, waiting) for channel, waiting in by_channel.items()))
+
+    async def _post_new_alerts_in(self, channel: str, waiting: list[AlertView]) -> None:
         digest = await self.store.open_digest(channel, self.digest_window)
         if digest is not None or len(waiting) >= self.digest_threshold:
             grouped = await self.store.group([alert.id for alert in waiting], channel, digest.id if digest else None)
@@ -83,7 +98,7 @@ class Alerter(PollingLoop):
         try:
             if alert.ts is None:
                 # One post a second per channel, shared by every replica (Slack's chat.postMessage limit).
-                await self.channel_pace.wait_for_slot()
+                await (await self.channel_paces.for_channel(alert.channel_id)).wait_for_slot()
                 ts = await self.poster.post(alert.channel_id, message)
                 self.on_posted("alert")
                 log.info("alert posted for Partoo message %s", alert.message_id)
@@ -94,7 +109,7 @@ class Alerter(PollingLoop):
         except SlackUnavailable as error:
             log.warning("alert for Partoo message %s not posted yet (%s); will retry", alert.message_id, error.error)
             await self.store.release_alert(alert.id)
-            await self._back_off(error)
+            await self._back_off(alert.channel_id)
             return
         except SlackPostError as error:
             log.error("alert for Partoo message %s cannot be posted: %s", alert.message_id, error.error)
@@ -110,7 +125,7 @@ class Alerter(PollingLoop):
         message = alert_messages.digest_message(await self.store.digest_state(digest))
         try:
             if digest.ts is None:
-                await self.channel_pace.wait_for_slot()
+                await (await self.channel_paces.for_channel(digest.channel_id)).wait_for_slot()
                 ts = await self.poster.post(digest.channel_id, message)
                 self.on_posted("digest")
             else:
@@ -120,7 +135,7 @@ class Alerter(PollingLoop):
         except SlackUnavailable as error:
             log.warning("digest %s not posted yet (%s); will retry", digest.id, error.error)
             await self.store.release_digest(digest.id)
-            await self._back_off(error)
+            await self._back_off(digest.channel_id)
             return
         except SlackPostError as error:
             log.error("digest %s cannot be posted: %s", digest.id, error.error)
@@ -128,6 +143,6 @@ class Alerter(PollingLoop):
             return
         await self.store.mark_digest_posted(digest.id, digest.version, ts)
 
-    async def _back_off(self, error: SlackUnavailable) -> None:
+    async def _back_off(self, channel_id: str) -> None:
         """After slack_sdk's own retries gave up, pause this channel's posts for every replica."""
-        await self.channel_pace.pause(5.0)
+        await (await self.channel_paces.for_channel(channel_id)).pause(5.0)
