@@ -74,7 +74,8 @@ class Notifier(PollingLoop):
         root_ts: str | None = None
         uses_response_url = False
         try:
-            root_ts = await self.poster.post(batch.channel_id, root)
+            # A message shortcut's batch answers in the thread of the message it was used on.
+            root_ts = await self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts)
         except CannotPostHere as error:
             log.info("cannot post in %s (%s); answering through response_url", batch.channel_id, error.error)
             uses_response_url = batch.response_url is not None
@@ -124,7 +125,8 @@ class Notifier(PollingLoop):
             )
             return
         if batch.root_channel and batch.root_ts:
-            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=batch.root_ts)
+            thread = batch.thread_ts or batch.root_ts  # the root may itself be a reply in a thread
+            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=thread)
             with contextlib.suppress(SlackPostError):
                 await self.poster.update(batch.root_channel, batch.root_ts, messages.single_finished(batch, request))
             return
@@ -170,7 +172,7 @@ class Notifier(PollingLoop):
                 if batch.digest_id is None:
                     await self.poster.update(batch.root_channel, batch.root_ts, messages.batch_summary(batch, requests))
                 for reply in messages.problems_replies(requests):
-                    await self.poster.post(batch.root_channel, reply, thread_ts=batch.root_ts)
+                    await self.poster.post(batch.root_channel, reply, thread_ts=batch.thread_ts or batch.root_ts)
             else:
                 await self._deliver_whole(batch, requests)
         except SlackUnavailable as error:
