@@ -157,9 +157,10 @@ def nothing_selected() -> str:
 
 def _option(message: KnownMessage) -> Option:
     emoji, phase, who = _phase(message)
-    text = f"`{message.message_id}` {emoji} {phase}"
-    if who and len(f"{text} · by {mrkdwn.user(who)}") <= OPTION_TEXT:
-        text = f"{text} · by {mrkdwn.user(who)}"
+    by = f" · by {mrkdwn.user(who)}" if who else ""
+    # The longest form that fits Slack's 75 characters: a 19-digit id leaves little room.
+    candidates = [f"`{message.message_id}` {emoji} {phase}{by}", f"`{message.message_id}` {emoji} {phase}"]
+    text = next((c for c in candidates if len(c) <= OPTION_TEXT), f"`{message.message_id}` {phase}")
     return Option(
         value=str(message.message_id),
         text=MarkdownTextObject(text=text),
@@ -177,7 +178,7 @@ def _phase(message: KnownMessage) -> tuple[str, str, str | None]:
         if alert.delivered_at is not None:
             return ":white_check_mark:", "delivered", requested_by
         if message.waiting_for_delivery:
-            return ":arrows_counterclockwise:", "retried, delivery not reported yet", requested_by
+            return ":arrows_counterclockwise:", "retried, awaiting delivery", requested_by
         if not alert.can_retry:
             return ":no_entry:", f"retried {alert.retries} times", requested_by
         if alert.failed_again_at is not None:
