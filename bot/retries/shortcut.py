@@ -8,6 +8,7 @@ shortcut was used on, or through the shortcut's response_url where the bot canno
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -57,9 +58,18 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
             return messages.authorization_unavailable()
         return None
 
+    pending: set[asyncio.Task[None]] = set()
+
     @app.message_shortcut(SHORTCUT_CALLBACK_ID)
     async def on_message_shortcut(ack: AsyncAck, shortcut: dict[str, Any], client: AsyncWebClient) -> None:
+        # Slack gets its answer when this listener returns: the modal is built and opened after that, so a
+        # slow views.open (slack_sdk retries 429 and 5xx) can never make Slack say "operation timed out".
         await ack()
+        task = asyncio.create_task(open_modal(shortcut, client))
+        pending.add(task)  # keep a reference until it is done, or the task may be collected mid-way
+        task.add_done_callback(pending.discard)
+
+    async def open_modal(shortcut: dict[str, Any], client: AsyncWebClient) -> None:
         user_id = str((shortcut.get("user") or {}).get("id", ""))
         channel_id = str((shortcut.get("channel") or {}).get("id", ""))
         message = shortcut.get("message") or {}
@@ -78,10 +88,12 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
             log.error("could not read the retry log for a message shortcut: %s", type(error).__name__)
             view = notice_modal(messages.queue_unavailable())
         try:
-            # The trigger_id expires 3 s after the click: open the modal now, not from a background task.
+            # The trigger_id expires 3 s after the click; reading a few rows takes milliseconds.
             await client.views_open(trigger_id=shortcut["trigger_id"], view=view.to_dict())
         except SlackApiError as error:
             log.warning("could not open the retry modal for %s: %s", user_id, classify(error).error)
+        except Exception:
+            log.exception("could not open the retry modal for %s", user_id)
 
     @app.view(MODAL_CALLBACK_ID)
     async def on_modal_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
