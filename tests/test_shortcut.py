@@ -28,7 +28,7 @@ from tests.harness import (
     running_bot,
 )
 from tests.signing import PartooSigner, message_updated_event, slack_signature_headers
-from tests.waiting import eventually
+from tests.waiting import eventually, eventually_async
 
 COLLEAGUE_TS = "1732790000.000200"
 PHONE = "+33 6 12 34 56 78"
@@ -261,6 +261,41 @@ async def test_an_alerted_id_asked_from_a_colleagues_message_is_answered_there_a
     assert slack.thread(ALERT_CHANNEL, alert.ts) == []
     await eventually(lambda: f"<@{USER}>" in message_text(slack.message(ALERT_CHANNEL, alert.ts)))
     assert partoo.count(4567) == 1
+
+
+async def test_on_a_digest_it_lists_the_failures_the_digest_groups(
+    bot: RunningBot, slack: FakeSlack, signer: PartooSigner
+) -> None:
+    await bot.bot.alerter.stop()  # let the failures pile up, as in a flood
+    for message_id in (5001, 5002, 5003):
+        await bot.webhook(message_updated_event(message_id, conversation_id=123456), signer)
+    await bot.bot.alerter.tick()
+    (digest,) = await eventually(lambda: slack.root_messages(ALERT_CHANNEL))
+
+    async def recorded() -> bool:
+        alert = await bot.bot.alerts.alert_for(5001)
+        stored = await bot.bot.alerts.digest(alert.digest_id) if alert and alert.digest_id else None
+        return stored is not None and stored.ts == digest.ts
+
+    await eventually_async(recorded)
+
+    view = await use_shortcut(bot, digest.as_payload(), channel_id=ALERT_CHANNEL)
+
+    assert [option["value"] for option in options(view)] == ["5001", "5002", "5003"]
+
+
+async def test_a_reply_in_an_alerts_thread_without_ids_is_about_that_alert(
+    bot: RunningBot, slack: FakeSlack, signer: PartooSigner
+) -> None:
+    await bot.webhook(message_updated_event(4567), signer)
+    (alert,) = await eventually(lambda: slack.root_messages(ALERT_CHANNEL))
+    await bot.alert_recorded(4567, alert.ts)
+    reply = colleague_message("can someone retry this one?", ts="1732790000.000900", thread_ts=alert.ts)
+
+    view = await use_shortcut(bot, reply, channel_id=ALERT_CHANNEL)
+
+    assert [option["value"] for option in options(view)] == ["4567"]
+    assert json.loads(view["private_metadata"])["t"] == alert.ts
 
 
 async def test_ids_already_being_retried_are_not_selected_and_not_asked_again(
