@@ -25,6 +25,7 @@ from bot.domain.commands import MAX_MESSAGE_ID
 BARE_DIGITS = range(6, 10)
 # Ids written one after the other with spaces ("messages 4567 4568") have at least this many digits each.
 MIN_LISTED_DIGITS = 4
+_CONTEXT = 40
 # Text longer than this is not read further: the ids people mean are near the top of a message.
 MAX_TEXT = 20_000
 
@@ -60,17 +61,18 @@ def find_message_ids(text: str) -> tuple[int, ...]:
     previous_was_id = False
     for match in _RUN.finditer(readable):
         groups = re.split(r"[ \-./:]", match.group())
-        before = readable[: match.start()]
-        after = readable[match.end() :]
+        # Only the words right around a number decide what it is (and long texts stay linear).
+        before = readable[max(0, match.start() - _CONTEXT) : match.start()]
+        after = readable[match.end() : match.end() + _CONTEXT]
         gap = readable[previous_end : match.start()] if previous_end is not None else ""
         listed = previous_was_id and _LIST_GAP.match(gap) is not None
         previous_end = match.end()
         previous_was_id = False
         if not _stands_alone(before, after, match.group()):
             continue
-        if _NOT_AN_ID_WORD.search(before[-40:]):
+        if _NOT_AN_ID_WORD.search(before):
             continue
-        explicit = listed or bool(_MARKER.search(before[-40:]))
+        explicit = listed or bool(_MARKER.search(before))
         candidates = _candidates(groups, explicit)
         for number in candidates:
             found[number] = None
