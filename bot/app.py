@@ -49,7 +49,7 @@ from bot.metrics import Metrics
 from bot.platform.authz import Authorizer
 from bot.platform.database import create_engine, migrate
 from bot.platform.http_limits import BODY_READ_SECONDS, BodyLimits
-from bot.platform.pace import SLACK_ALERTS_PACE, SharedPace
+from bot.platform.pace import ChannelPaces, SharedPace
 from bot.platform.partoo import PartooClient
 from bot.platform.request_id import RequestIdMiddleware
 from bot.platform.signatures import WebhookVerifier
@@ -247,8 +247,9 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
     alerter = Alerter(
         alerts,
         poster,
-        SharedPace(engine, ALERT_POSTS_PER_MINUTE, name=SLACK_ALERTS_PACE),
+        ChannelPaces(engine, ALERT_POSTS_PER_MINUTE, default_channel=settings.slack_alert_channel),
         alert_channel=settings.slack_alert_channel,
+        routes=settings.alert_routes,
         poll_interval=tuning.poll_interval,
         digest_window=tuning.digest_window,
         on_posted=metrics.alert_posted,

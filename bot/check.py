@@ -177,6 +177,7 @@ async def slack(settings: Settings, web: AsyncWebClient) -> list[Result]:
     channels = [
         ("SLACK_ALERT_CHANNEL", settings.slack_alert_channel),
         ("SLACK_LOG_CHANNEL", settings.slack_log_channel),
+        *(("ALERT_ROUTES", routed) for routed in sorted(settings.alert_routes.channels)),
     ]
     for variable, channel_id in channels:
         if channel_id is None:

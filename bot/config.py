@@ -15,6 +15,7 @@ from enum import StrEnum
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from dotenv import find_dotenv, load_dotenv
 
+from bot.alerts.routing import AlertRoutes, parse_routes
 from bot.defaults import (
     DEFAULT_DATABASE_URL,
     DEFAULT_LOG_FORMAT,
@@ -86,6 +87,8 @@ class Settings:
     port: int = DEFAULT_PORT
     store_message_preview: bool = True
     log_format: str = DEFAULT_LOG_FORMAT  # one of bot.logs.LOG_FORMATS
+    # ALERT_ROUTES: failures of some businesses or messaging partners go to their own channels.
+    alert_routes: AlertRoutes = field(default_factory=AlertRoutes)
 
     @property
     def socket_mode(self) -> bool:
@@ -128,6 +131,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     alert_channel = _channel(text("SLACK_ALERT_CHANNEL"), "SLACK_ALERT_CHANNEL", problems)
     log_channel = _channel(text("SLACK_LOG_CHANNEL"), "SLACK_LOG_CHANNEL", problems)
+    alert_routes, route_problems = parse_routes(text("ALERT_ROUTES"))
+    problems.extend(route_problems)
 
     api_key = required("PARTOO_API_KEY", "the key of a Partoo user allowed to retry messages")
     partoo_env = PartooEnvironment.PRODUCTION
@@ -192,6 +197,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         port=port,
         store_message_preview=store_message_preview,
         log_format=log_format,
+        alert_routes=alert_routes,
     )
 
 

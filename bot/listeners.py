@@ -21,7 +21,7 @@ from bot.domain.commands import COMMAND, MAX_MESSAGE_ID
 from bot.domain.records import EnqueueResult, NewBatch
 from bot.platform.authz import Authorizer, Verdict
 from bot.rendering.message import SlackMessage
-from bot.retries import messages
+from bot.retries import messages, shortcut
 from bot.retries.commands import Help, Log, Retry, Status, UsageError, parse_command
 from bot.retries.service import ClickRefused, RetryService
 
@@ -41,6 +41,7 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
     the answer needs; slower answers (reading the log, permalinks) go out through response_url afterwards.
     """
     pending: set[asyncio.Task[None]] = set()
+    shortcut.register(app, service, authorizer, policy)  # "Retry Partoo messages" on any message
 
     def _after_ack(respond: AsyncRespond, answer: Awaitable[SlackMessage]) -> None:
         async def send() -> None:

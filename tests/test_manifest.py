@@ -27,6 +27,7 @@ import bot
 from bot.app import create_app
 from bot.config import load_settings
 from bot.domain.commands import COMMAND
+from bot.retries.shortcut_messages import SHORTCUT_CALLBACK_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = ROOT / "app_manifest.yaml"
@@ -52,7 +53,7 @@ SCOPES_OF_METHOD: dict[str, frozenset[str]] = {
 SCOPES_OF_EVENT: dict[str, frozenset[str]] = {
     "app_home_opened": frozenset(),
 }
-# Scopes no method table can show: `commands` for slash commands; `chat:write.public` so that posts reach
+# Scopes no method table can show: `commands` for slash commands and shortcuts; `chat:write.public` so that posts reach
 # public channels the bot was never invited to (a command's channel, SLACK_ALERT_CHANNEL, SLACK_LOG_CHANNEL).
 COMMANDS_SCOPE = "commands"
 PUBLIC_POSTING_SCOPE = "chat:write.public"
@@ -192,6 +193,11 @@ def called_methods(sources: Path = BOT_SOURCES) -> dict[str, set[str]]:
     return found
 
 
+def uses_commands_scope(registrations: Registrations) -> bool:
+    """Slash commands and shortcuts (global and message) both need the `commands` scope."""
+    return bool(registrations.of(*COMMAND_METHODS, *SHORTCUT_METHODS))
+
+
 def required_scopes(methods: set[str], events: set[str], commands: bool) -> set[str]:
     unknown = sorted(methods - SCOPES_OF_METHOD.keys())
     assert not unknown, f"add the bot scopes of {unknown} to SCOPES_OF_METHOD"
@@ -228,6 +234,12 @@ def test_manifest_is_a_version_2_manifest_for_http_mode(manifest: dict[str, Any]
         assert 2 <= len(command["command"]) <= 32
         assert 1 <= len(command["description"]) <= 2000
         assert 1 <= len(command.get("usage_hint", "x")) <= 1000
+    for shortcut in manifest["features"].get("shortcuts", []):
+        assert set(shortcut) == {"name", "type", "callback_id", "description"}, shortcut
+        assert shortcut["type"] in ("global", "message")
+        assert 1 <= len(shortcut["name"]) <= 24
+        assert 1 <= len(shortcut["callback_id"]) <= 255
+        assert 1 <= len(shortcut["description"]) <= 150
     settings = manifest["settings"]
     assert settings["socket_mode_enabled"] is False, "HTTP mode: Slack must POST to the request URLs"
     assert settings["org_deploy_enabled"] is False
@@ -289,6 +301,18 @@ def test_interactivity_is_enabled_when_the_bot_has_interactive_listeners(
     assert registered == declared
 
 
+def test_the_message_shortcut_is_declared_as_the_bot_handles_it(manifest: dict[str, Any], built: BuiltApp) -> None:
+    declared = {shortcut["callback_id"]: shortcut for shortcut in manifest["features"].get("shortcuts", [])}
+    assert SHORTCUT_CALLBACK_ID in declared
+    shortcut = declared[SHORTCUT_CALLBACK_ID]
+    assert shortcut["type"] == "message"
+    assert shortcut["name"] == "Retry Partoo messages"
+    assert SHORTCUT_CALLBACK_ID in built.registrations.of("message_shortcut")
+    # A message shortcut opens a modal (views.open, no extra scope) and needs `commands`.
+    assert "views_open" in called_methods()
+    assert "commands" in manifest["oauth_config"]["scopes"]["bot"]
+
+
 def test_the_scan_finds_the_calls_it_must_find() -> None:
     # Guards the scanner itself: the bot certainly posts messages, so finding nothing means it is broken.
     assert "chat_postMessage" in called_methods()
@@ -315,7 +339,7 @@ def test_scopes_cover_every_web_api_method_the_code_calls(manifest: dict[str, An
         missing = SCOPES_OF_METHOD.get(method, frozenset()) - scopes
         assert not missing, f"{method} (called in {sorted(files)}) needs {sorted(missing)}"
     needed = required_scopes(
-        set(calls), registered_events(built.registrations), bool(built.registrations.of(*COMMAND_METHODS))
+        set(calls), registered_events(built.registrations), uses_commands_scope(built.registrations)
     )
     assert needed <= scopes, f"missing scopes: {sorted(needed - scopes)}"
 
@@ -326,7 +350,7 @@ def test_no_scope_is_requested_that_the_code_does_not_need(manifest: dict[str, A
     needed = required_scopes(
         set(called_methods()),
         registered_events(built.registrations),
-        bool(built.registrations.of(*COMMAND_METHODS)),
+        uses_commands_scope(built.registrations),
     )
     unused = set(scopes) - needed
     assert not unused, f"scopes the code does not use (each one makes installing harder): {sorted(unused)}"

@@ -14,7 +14,7 @@ from bot.alerts.alerter import Alerter
 from bot.alerts.events import parse_event
 from bot.alerts.store import AlertStore
 from bot.platform.database import create_engine, migrate
-from bot.platform.pace import SLACK_ALERTS_PACE, SharedPace
+from bot.platform.pace import ChannelPaces
 from bot.platform.slack import (
     CannotPostHere,
     SlackAuthError,
@@ -31,8 +31,8 @@ from tests.waiting import eventually, eventually_async
 
 def _alerter(store: AlertStore, slack: FakeSlack, claim_seconds: float) -> Alerter:
     poster = SlackPoster(build_web_client(BOT_TOKEN, slack.api_url))
-    pace = SharedPace(store.engine, 6000, name=SLACK_ALERTS_PACE)
-    return Alerter(store, poster, pace, alert_channel=ALERT_CHANNEL, poll_interval=0.02, claim_seconds=claim_seconds)
+    paces = ChannelPaces(store.engine, 6000, default_channel=ALERT_CHANNEL)
+    return Alerter(store, poster, paces, alert_channel=ALERT_CHANNEL, poll_interval=0.02, claim_seconds=claim_seconds)
 
 
 async def test_two_replicas_post_an_alert_once_while_slack_makes_them_wait_longer_than_the_claim(

@@ -13,12 +13,14 @@ same alert.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 
 from bot.alerts import messages as alert_messages
-from bot.alerts.store import AlertStore, AlertView, DigestView
+from bot.alerts.routing import AlertRoutes
+from bot.alerts.store import AlertStore, AlertView, DigestView, StoredEvent
 from bot.defaults import (
     ALERT_CLAIM_SECONDS,
     DIGEST_REFRESH,
@@ -30,7 +32,7 @@ from bot.defaults import (
 from bot.metrics import AlertKind
 from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.loop import PollingLoop
-from bot.platform.pace import SharedPace
+from bot.platform.pace import ChannelPaces
 from bot.platform.slack import SlackPermanent, SlackPoster, SlackPostError, SlackUnavailable
 
 log = logging.getLogger(__name__)
@@ -45,9 +47,10 @@ class Alerter(PollingLoop):
         self,
         store: AlertStore,
         poster: SlackPoster,
-        channel_pace: SharedPace,
+        channel_paces: ChannelPaces,
         *,
         alert_channel: str | None,
+        routes: AlertRoutes | None = None,
         poll_interval: float = POLL_INTERVAL,
         digest_threshold: int = DIGEST_THRESHOLD,
         digest_window: float = DIGEST_WINDOW,
@@ -59,8 +62,9 @@ class Alerter(PollingLoop):
         super().__init__(poll_interval)
         self.store = store
         self.poster = poster
-        self.channel_pace = channel_pace
+        self.channel_paces = channel_paces
         self.alert_channel = alert_channel
+        self.routes = routes or AlertRoutes()
         self.digest_threshold = digest_threshold
         self.digest_window = digest_window
         self.on_posted = on_posted
@@ -70,19 +74,30 @@ class Alerter(PollingLoop):
 
     async def tick(self) -> bool:
         for stored in await self.store.claim_events(self.claim_seconds):
-            await self.store.apply(stored, self.alert_channel)
-        if self.alert_channel:
-            await self._post_new_alerts(self.alert_channel)
+            await self.store.apply(stored, self._destination(stored))
+        await self._post_new_alerts()
         for digest in await self.store.stale_digests():
             await self._render_digest(digest)
         for alert in await self.store.stale_alerts():
             await self._render_alert(alert)
         return False
 
-    async def _post_new_alerts(self, channel: str) -> None:
-        waiting = await self.store.new_alerts()
-        if not waiting:
-            return
+    def _destination(self, stored: StoredEvent) -> str | None:
+        """The channel a new alert about this event goes to: its route, or the alert channel."""
+        message = stored.event.message
+        if message is None:
+            return self.alert_channel
+        return self.routes.channel_for(message.business_id, message.messaging_partner, self.alert_channel)
+
+    async def _post_new_alerts(self) -> None:
+        """Each destination channel floods on its own: its digest groups only its own failures."""
+        by_channel: dict[str, list[AlertView]] = {}
+        for alert in await self.store.new_alerts():
+            by_channel.setdefault(alert.channel_id, []).append(alert)
+        # Concurrently: a channel waiting for its next slot does not hold up the others.
+        await asyncio.gather(*(self._post_new_alerts_in(channel, waiting) for channel, waiting in by_channel.items()))
+
+    async def _post_new_alerts_in(self, channel: str, waiting: list[AlertView]) -> None:
         digest = await self.store.open_digest(channel, self.digest_window)
         if digest is not None or len(waiting) >= self.digest_threshold:
             grouped = await self.store.group([alert.id for alert in waiting], channel, digest.id if digest else None)
@@ -109,7 +124,7 @@ class Alerter(PollingLoop):
                 await self.poster.update(alert.channel_id, alert.ts, message)
                 return None
             # One post a second per channel, shared by every replica (Slack's chat.postMessage limit).
-            await self.channel_pace.wait_for_slot()
+            await (await self.channel_paces.for_channel(alert.channel_id)).wait_for_slot()
             return await self.poster.post(alert.channel_id, message)
 
         try:
@@ -124,7 +139,7 @@ class Alerter(PollingLoop):
         except SlackPostError as error:
             log.warning("%s not posted yet (%s); will retry", what, error.error)
             await self.store.release_alert(alert.id, claim, retry_in=self.retry_seconds)
-            await self._back_off(error)
+            await self._back_off(error, alert.channel_id)
             return
         if await self.store.mark_alert_posted(alert.id, alert.version, ts, claim):
             self.on_posted("alert" if ts else "update")
@@ -146,7 +161,7 @@ class Alerter(PollingLoop):
             if digest.ts is not None:
                 await self.poster.update(digest.channel_id, digest.ts, message)
                 return None
-            await self.channel_pace.wait_for_slot()
+            await (await self.channel_paces.for_channel(digest.channel_id)).wait_for_slot()
             return await self.poster.post(digest.channel_id, message)
 
         try:
@@ -161,12 +176,12 @@ class Alerter(PollingLoop):
         except SlackPostError as error:
             log.warning("digest %s not posted yet (%s); will retry", digest.id, error.error)
             await self.store.release_digest(digest.id, claim, retry_in=self.retry_seconds)
-            await self._back_off(error)
+            await self._back_off(error, digest.channel_id)
             return
         if await self.store.mark_digest_posted(digest.id, digest.version, ts, claim):
             self.on_posted("digest" if ts else "update")
 
-    async def _back_off(self, error: SlackPostError) -> None:
+    async def _back_off(self, error: SlackPostError, channel_id: str) -> None:
         """After slack_sdk's own retries gave up, pause this channel's posts for every replica."""
         if isinstance(error, SlackUnavailable):
-            await self.channel_pace.pause(self.retry_seconds)
+            await (await self.channel_paces.for_channel(channel_id)).pause(self.retry_seconds)

@@ -235,6 +235,28 @@ class AlertStore(PostClaims):
             rows = await connection.execute(select(*_ALERT_COLUMNS).where(Alert.message_id.in_(list(message_ids))))
             return {row.message_id: _alert_view(row) for row in rows}
 
+    # -- message shortcut: which alert or digest a Slack message is ----------------------------------
+
+    async def alert_posted_at(self, channel_id: str, ts: str) -> AlertView | None:
+        """The alert the bot posted as this Slack message, if it is one."""
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(select(*_ALERT_COLUMNS).where(Alert.channel_id == channel_id, Alert.ts == ts))
+            ).first()
+        return _alert_view(row) if row else None
+
+    async def digest_posted_at(self, channel_id: str, ts: str) -> DigestView | None:
+        """The digest the bot posted as this Slack message, if it is one."""
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(*_DIGEST_COLUMNS).where(Digest.channel_id == channel_id, Digest.ts == ts)
+                )
+            ).first()
+        return _digest_view(row) if row else None
+
+    # -- alerts, continued ----------------------------------------------------------------------
+
     async def new_alerts(self, limit: int = 500) -> list[AlertView]:
         """Alerts neither posted nor grouped into a digest yet, oldest first."""
         now = self.clock()

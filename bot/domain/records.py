@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.domain.lifecycle import AlertState
 from bot.domain.outcomes import OutcomeKind
 
 
@@ -26,6 +27,8 @@ class NewBatch:
     digest_id: int | None = None
     # For a click: the alert's retry count the user saw. If it changed meanwhile, someone else retried.
     expected_alert_retries: int | None = None
+    # For a message shortcut: the thread (of `channel_id`) that the root message and the outcomes go to.
+    thread_ts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class BatchView:
     progress_shown_at: float | None
     finished_at: float | None
     summarized_at: float | None
+    thread_ts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,3 +104,31 @@ class AttemptView:
     http_status: int | None
     detail: str | None
     latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class KnownMessage:
+    """What the bot knows of one Partoo message: its alert (if Partoo reported it failed) and its latest retry."""
+
+    message_id: int
+    alert: AlertState | None = None
+    latest: RequestView | None = None
+
+    @property
+    def being_retried(self) -> bool:
+        return self.latest is not None and self.latest.finished_at is None
+
+    @property
+    def waiting_for_delivery(self) -> bool:
+        """A retry Partoo accepted after the latest failure: its delivery report has not come yet."""
+        alert = self.alert
+        return alert is not None and alert.retry_in_progress and alert.last_outcome in (None, OutcomeKind.ACCEPTED)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether asking again makes sense: no retry under way, not delivered, retries left."""
+        if self.being_retried:
+            return False
+        if self.alert is None:
+            return True
+        return self.alert.delivered_at is None and self.alert.can_retry and not self.waiting_for_delivery

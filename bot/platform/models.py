@@ -56,6 +56,9 @@ class Batch(Base):
     # Where the answers go. Set when the root message is posted (or given, for an alert's thread).
     root_channel: Mapped[str | None] = mapped_column(String(32))
     root_ts: Mapped[str | None] = mapped_column(String(32))
+    # Set for a message shortcut: the root message is posted as a reply in this thread of root_channel's
+    # channel (the message the shortcut was used on), and the outcomes follow it there.
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
     # announced_at: the root message exists, or the bot fell back to response_url; requests may run.
     announced_at: Mapped[float | None] = mapped_column(Double)
     announce_lease_until: Mapped[float | None] = mapped_column(Double)

@@ -11,7 +11,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.platform.models import Pace
@@ -21,6 +22,7 @@ from bot.platform.models import Pace
 SAFETY_MARGIN = 1.02
 PACE_NAME = "partoo"
 SLACK_ALERTS_PACE = "slack-alerts"
+_NAME_CHARS = 32  # partoo_pace.name is String(32); Slack channel IDs are about 11 characters
 
 
 class SharedPace:
@@ -85,3 +87,41 @@ class SharedPace:
                     next_slot_at=case((Pace.next_slot_at < until, until), else_=Pace.next_slot_at),
                 )
             )
+
+
+class ChannelPaces:
+    """One shared pace per Slack channel: Slack allows about one post a second *per channel*.
+
+    The default alert channel keeps the `slack-alerts` row the first migration created; every other
+    channel (ALERT_ROUTES) gets its own row, created the first time a post goes there.
+    """
+
+    def __init__(self, engine: AsyncEngine, per_minute: int, *, default_channel: str | None) -> None:
+        self.engine = engine
+        self.per_minute = per_minute
+        self.default_channel = default_channel
+        self._paces: dict[str, SharedPace] = {}
+
+    def name_for(self, channel_id: str) -> str:
+        if channel_id == self.default_channel:
+            return SLACK_ALERTS_PACE
+        return f"{SLACK_ALERTS_PACE}:{channel_id}"[:_NAME_CHARS]
+
+    async def for_channel(self, channel_id: str) -> SharedPace:
+        pace = self._paces.get(channel_id)
+        if pace is None:
+            name = self.name_for(channel_id)
+            await self._ensure_row(name)
+            pace = self._paces[channel_id] = SharedPace(self.engine, self.per_minute, name=name)
+        return pace
+
+    async def _ensure_row(self, name: str) -> None:
+        async with self.engine.connect() as connection:
+            exists = (await connection.execute(select(Pace.name).where(Pace.name == name))).first() is not None
+        if exists:
+            return
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(insert(Pace).values(name=name, next_slot_at=0.0, paused_until=0.0))
+        except IntegrityError:
+            pass  # another replica created it first: the row is there, which is all that matters

@@ -17,3 +17,8 @@ BUTTON_VALUE = 2000
 CONTEXT_ELEMENTS = 10
 ACTIONS_ELEMENTS = 25
 MESSAGE_TEXT = 40_000  # top-level `text`; longer is refused as msg_too_long
+# Modals (views.open) and their inputs.
+VIEW_TITLE = 24
+PRIVATE_METADATA = 3000
+CHECKBOX_OPTIONS = 10  # options in one checkbox group
+OPTION_TEXT = 75  # an option's text, and its description

@@ -85,7 +85,10 @@ class Notifier(PollingLoop):
             return await self.queue.renew_announcement_claim(batch.id, NOTIFIER_CLAIM_SECONDS)
 
         try:
-            root_ts = await while_claimed(self.poster.post(batch.channel_id, root), renew, _RENEW_EVERY)
+            # A message shortcut's batch answers in the thread of the message it was used on.
+            root_ts = await while_claimed(
+                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts), renew, _RENEW_EVERY
+            )
         except ClaimLost:
             log.warning("batch %s: another replica took its announcement over", batch.id)
             return
@@ -145,7 +148,8 @@ class Notifier(PollingLoop):
             )
             return
         if batch.root_channel and batch.root_ts:
-            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=batch.root_ts)
+            thread = batch.thread_ts or batch.root_ts  # the root may itself be a reply in a thread
+            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=thread)
             with contextlib.suppress(SlackPostError):
                 await self.poster.update(batch.root_channel, batch.root_ts, messages.single_finished(batch, request))
             return
@@ -210,7 +214,7 @@ class Notifier(PollingLoop):
             if batch.digest_id is None:
                 await self.poster.update(batch.root_channel, batch.root_ts, messages.batch_summary(batch, requests))
             for reply in messages.problems_replies(requests):
-                await self.poster.post(batch.root_channel, reply, thread_ts=batch.root_ts)
+                await self.poster.post(batch.root_channel, reply, thread_ts=batch.thread_ts or batch.root_ts)
         else:
             await self._deliver_whole(batch, requests)
 

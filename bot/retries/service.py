@@ -50,12 +50,19 @@ class RetryService:
     async def request(self, ask: NewBatch, message_ids: Sequence[int]) -> EnqueueResult:
         """Write the requests durably; the notifier announces them and the worker sends them.
 
-        A single message that has an alert reports into the alert's thread instead of a new root message.
+        A single message that has an alert reports into the alert's thread instead of a new root message
+        (unless it was asked from another message's thread, by the message shortcut: it answers there).
         """
         if len(message_ids) == 1 and ask.root_ts is None:
             alert = await self.alerts.alert_for(message_ids[0])
-            if alert is not None and alert.ts is not None:
-                ask = replace(ask, root_channel=alert.channel_id, root_ts=alert.ts, alert_message_id=alert.message_id)
+            if alert is not None and alert.ts is not None and _answers_in(ask, alert.channel_id, alert.ts):
+                ask = replace(
+                    ask,
+                    root_channel=alert.channel_id,
+                    root_ts=alert.ts,
+                    alert_message_id=alert.message_id,
+                    thread_ts=None,
+                )
         return await self._enqueue(ask, message_ids)
 
     async def retry_from_alert(
@@ -152,6 +159,11 @@ class RetryService:
         )
         week = _summary(await self.queue.outcome_counts(now - WEEK), await self.alerts.delivery_counts(now - WEEK))
         return messages.home(await self.queue.recent(15), today, week)
+
+
+def _answers_in(ask: NewBatch, channel_id: str, ts: str) -> bool:
+    """Whether an ask may answer in this thread: it names none, or names this one (a shortcut on the alert)."""
+    return ask.thread_ts is None or (ask.channel_id, ask.thread_ts) == (channel_id, ts)
 
 
 def _already_retried(user_id: str | None, at: float | None) -> str:

@@ -52,6 +52,7 @@ def _batch_view(row: Row[Any]) -> BatchView:
         progress_shown_at=row.progress_shown_at,
         finished_at=row.finished_at,
         summarized_at=row.summarized_at,
+        thread_ts=row.thread_ts,
     )
 
 
@@ -135,6 +136,7 @@ class RetryQueue:
                         alert_message_id=batch.alert_message_id,
                         digest_id=batch.digest_id,
                         progress_shown=0,
+                        thread_ts=batch.thread_ts,
                     )
                     .returning(Batch.id)
                 )
@@ -611,6 +613,17 @@ class RetryQueue:
                 ]
                 history.append((request, _batch_view(batch_row), attempts))
         return history
+
+    async def latest_requests(self, message_ids: Sequence[int]) -> dict[int, RequestView]:
+        """The latest request for each of these messages that has one (for the message shortcut's modal)."""
+        if not message_ids:
+            return {}
+        latest = (
+            select(func.max(Request.id)).where(Request.message_id.in_(list(message_ids))).group_by(Request.message_id)
+        )
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(select(*_REQUEST_COLUMNS).where(Request.id.in_(latest)))
+            return {row.message_id: _request_view(row) for row in rows}
 
     async def recent(self, limit: int) -> list[RequestView]:
         """The latest requests, newest first."""
