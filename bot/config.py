@@ -16,8 +16,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from dotenv import find_dotenv, load_dotenv
 
 from bot.defaults import (
+    DEFAULT_CONVERSATION_CHECK,
+    DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS,
     DEFAULT_DATABASE_URL,
     DEFAULT_LOG_FORMAT,
+    DEFAULT_NOT_CONFIRMED_MINUTES,
     DEFAULT_PORT,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
     DEFAULT_SLACK_API_URL,
@@ -86,6 +89,9 @@ class Settings:
     port: int = DEFAULT_PORT
     store_message_preview: bool = True
     log_format: str = DEFAULT_LOG_FORMAT  # one of bot.logs.LOG_FORMATS
+    conversation_check: bool = DEFAULT_CONVERSATION_CHECK
+    conversation_check_cache_seconds: int = DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS
+    not_confirmed_minutes: int = DEFAULT_NOT_CONFIRMED_MINUTES
 
     @property
     def socket_mode(self) -> bool:
@@ -173,6 +179,26 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     store_message_preview = _boolean(text("STORE_MESSAGE_PREVIEW"), "STORE_MESSAGE_PREVIEW", problems, default=True)
 
+    conversation_check = _boolean(
+        text("CONVERSATION_CHECK"), "CONVERSATION_CHECK", problems, default=DEFAULT_CONVERSATION_CHECK
+    )
+    check_cache_seconds = _integer(
+        text("CONVERSATION_CHECK_CACHE_SECONDS"),
+        "CONVERSATION_CHECK_CACHE_SECONDS",
+        problems,
+        default=DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS,
+        low=0,
+        high=3600,
+    )
+    not_confirmed_minutes = _integer(
+        text("NOT_CONFIRMED_MINUTES"),
+        "NOT_CONFIRMED_MINUTES",
+        problems,
+        default=DEFAULT_NOT_CONFIRMED_MINUTES,
+        low=1,
+        high=24 * 60,
+    )
+
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -192,6 +218,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         port=port,
         store_message_preview=store_message_preview,
         log_format=log_format,
+        conversation_check=conversation_check,
+        conversation_check_cache_seconds=check_cache_seconds,
+        not_confirmed_minutes=not_confirmed_minutes,
     )
 
 

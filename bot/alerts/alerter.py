@@ -10,10 +10,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from bot.alerts import messages as alert_messages
 from bot.alerts.store import AlertStore, AlertView, DigestView
-from bot.defaults import ALERT_CLAIM_SECONDS, DIGEST_REFRESH, DIGEST_THRESHOLD, DIGEST_WINDOW, POLL_INTERVAL
+from bot.defaults import (
+    ALERT_CHECK_WAIT,
+    ALERT_CLAIM_SECONDS,
+    DIGEST_REFRESH,
+    DIGEST_THRESHOLD,
+    DIGEST_WINDOW,
+    POLL_INTERVAL,
+)
 from bot.metrics import AlertKind
 from bot.platform.loop import PollingLoop
 from bot.platform.pace import SharedPace
@@ -38,6 +46,8 @@ class Alerter(PollingLoop):
         digest_threshold: int = DIGEST_THRESHOLD,
         digest_window: float = DIGEST_WINDOW,
         on_posted: Callable[[AlertKind], None] = lambda kind: None,
+        checks_enabled: bool = False,
+        not_confirmed_minutes: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(poll_interval)
@@ -48,6 +58,8 @@ class Alerter(PollingLoop):
         self.digest_threshold = digest_threshold
         self.digest_window = digest_window
         self.on_posted = on_posted
+        self.checks_enabled = checks_enabled
+        self.not_confirmed_minutes = not_confirmed_minutes
         self.clock = clock
 
     async def tick(self) -> bool:
@@ -72,14 +84,31 @@ class Alerter(PollingLoop):
                 log.info("grouped %d failures into digest %s", len(waiting), grouped)
             return
         for alert in waiting:
+            if self._awaits_check(alert):
+                continue
             await self._render_alert(alert)
             if self._stopping:
                 return
 
+    def _awaits_check(self, alert: AlertView) -> bool:
+        """Hold a new alert back briefly while its conversation is checked, so its first post says what is known.
+
+        Past ALERT_CHECK_WAIT (Partoo slow, or busy with retries that come first) it is posted as "checking".
+        """
+        if not self.checks_enabled or alert.state.verdict is not None:
+            return False
+        return self.clock() - alert.state.failed_at < ALERT_CHECK_WAIT
+
     async def _render_alert(self, alert: AlertView) -> None:
         if not await self.store.claim_alert(alert, ALERT_CLAIM_SECONDS):
             return
-        message = alert_messages.alert_message(alert.state)
+        # What the rows cannot know: whether a check is on its way, and the "not confirmed" delay to quote.
+        state = replace(
+            alert.state,
+            check_pending=self.checks_enabled and alert.state.verdict is None,
+            not_confirmed_minutes=self.not_confirmed_minutes,
+        )
+        message = alert_messages.alert_message(state)
         try:
             if alert.ts is None:
                 # One post a second per channel, shared by every replica (Slack's chat.postMessage limit).

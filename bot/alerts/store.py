@@ -25,6 +25,7 @@ from bot.defaults import PREVIEW_CHARS
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN, AlertState, DigestState
 from bot.domain.message import SUCCESS, MessageUpdate, is_failure_alert
 from bot.domain.outcomes import OutcomeKind
+from bot.domain.verdict import verdict_from_json
 from bot.platform.leases import lease_free
 from bot.platform.models import Alert, Batch, Digest, Request, RequestState
 from bot.platform.models import WebhookEvent as EventRow
@@ -95,6 +96,8 @@ def _alert_view(row: Row[Any]) -> AlertView:
             last_detail=row.last_detail,
             delivered_at=row.delivered_at,
             failed_again_at=row.failed_again_at,
+            verdict=verdict_from_json(row.verdict),
+            not_confirmed_at=row.not_confirmed_at,
         ),
     )
 
@@ -444,11 +447,13 @@ class AlertStore:
             )
         requested = sum(count for *_rest, count in rows)
         accepted = sum(count for outcome, _s, _d, count in rows if outcome == OutcomeKind.ACCEPTED.value)
+        skipped = sum(count for outcome, _s, _d, count in rows if outcome == OutcomeKind.SKIPPED.value)
         refused = sum(
             count
             for outcome, state, _d, count in rows
             if state == RequestState.DONE and outcome != OutcomeKind.ACCEPTED.value
         )
+        refused -= skipped
         return DigestState(
             digest_id=digest.id,
             failures=[alert.state.failure for alert in alerts],
@@ -459,6 +464,8 @@ class AlertStore:
             refused=refused,
             delivered=sum(count for _o, _s, delivery, count in rows if delivery == DELIVERED),
             failed_again=sum(count for _o, _s, delivery, count in rows if delivery == FAILED_AGAIN),
+            skipped=skipped,
+            verdicts={alert.message_id: alert.state.verdict for alert in alerts if alert.state.verdict is not None},
         )
 
     # -- counts ---------------------------------------------------------------------------------

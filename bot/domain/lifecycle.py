@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
+from bot.domain.verdict import Verdict
 
 MAX_RETRIES = 5
 
@@ -32,6 +33,14 @@ class AlertState:
     delivered_at: float | None
     max_retries: int = MAX_RETRIES
     failed_again_at: float | None = None
+    # The latest check of the conversation (None: not checked yet, or checks are off).
+    verdict: Verdict | None = None
+    # Whether a check is expected (checks on) while `verdict` is None: the alert then says it is checking.
+    check_pending: bool = False
+    # Set when the latest accepted retry got neither Success nor Failed within `not_confirmed_minutes`.
+    # The lifecycle has no NotConfirmed event yet: this field stands in for it (a late webhook still wins).
+    not_confirmed_at: float | None = None
+    not_confirmed_minutes: int | None = None
 
     @property
     def latest_failure_at(self) -> float:
@@ -61,6 +70,10 @@ class DigestState:
     refused: int = 0
     delivered: int = 0
     failed_again: int = 0
+    # Requests of the Retry all that the conversation check kept from being sent (counted apart from refused).
+    skipped: int = 0
+    # The latest verdict on each failure's conversation, by message id (missing: not checked).
+    verdicts: Mapping[int, Verdict] = field(default_factory=dict)
 
 
 # What became of a message after a retry, as the alert row records it.

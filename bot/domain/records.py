@@ -26,6 +26,8 @@ class NewBatch:
     digest_id: int | None = None
     # For a click: the alert's retry count the user saw. If it changed meanwhile, someone else retried.
     expected_alert_retries: int | None = None
+    # "Retry anyway": send even if the conversation check says the retry cannot succeed.
+    retry_anyway: bool = False
 
 
 @dataclass(frozen=True)

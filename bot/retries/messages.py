@@ -49,6 +49,7 @@ _SHORT: dict[OutcomeKind, str] = {
     OutcomeKind.RATE_LIMITED: "rate limited, gave up",
     OutcomeKind.UNAVAILABLE: "Partoo unavailable, gave up",
     OutcomeKind.UNKNOWN: "no answer, not resent",
+    OutcomeKind.SKIPPED: "not sent, cannot succeed",
 }
 
 

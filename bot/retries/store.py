@@ -130,6 +130,7 @@ class RetryQueue:
                         alert_message_id=batch.alert_message_id,
                         digest_id=batch.digest_id,
                         progress_shown=0,
+                        retry_anyway=batch.retry_anyway,
                     )
                     .returning(Batch.id)
                 )
