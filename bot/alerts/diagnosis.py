@@ -64,6 +64,7 @@ class ConversationChecker:
         # One background check at a time waits for an idle slot: the others wait here, not in the database.
         self._idle_turn = asyncio.Lock()
         self._in_flight: dict[tuple[int, Priority], asyncio.Task[Verdict]] = {}
+        self._probes: dict[tuple[str | None, Priority], asyncio.Task[Verdict]] = {}
 
     async def before_retry(self, request: RequestView) -> Verdict | None:
         """The verdict that keeps this retry from being sent, or None to send it.
@@ -91,9 +92,19 @@ class ConversationChecker:
         return verdict
 
     async def verdict(self, ref: ConversationRef, *, fresh_since: float, priority: Priority) -> Verdict:
-        cached = await self.store.cached(ref.scopes, max(fresh_since, self.clock() - self.cache_seconds))
+        since = max(fresh_since, self.clock() - self.cache_seconds)
+        cached = await self.store.cached(ref.scopes, since)
         if cached is not None:
             return cached
+        # The first check in a channel is a probe the others wait for: if the channel has a setup problem,
+        # its verdict is cached for the whole channel and a flood from one business costs one call.
+        channel = (ref.channel_scope, priority)
+        probe = self._probes.get(channel) if ref.channel_scope else None
+        if probe is not None:
+            await asyncio.wait([probe])
+            cached = await self.store.cached(ref.scopes, since)
+            if cached is not None:
+                return cached
         # Keyed by priority too: a retry must never wait behind a background check that waits for idle slots.
         key = (ref.conversation_id, priority)
         running = self._in_flight.get(key)
@@ -101,6 +112,9 @@ class ConversationChecker:
             running = asyncio.create_task(self._check(ref, priority))
             self._in_flight[key] = running
             running.add_done_callback(lambda _task: self._in_flight.pop(key, None))
+            if ref.channel_scope and probe is None and channel not in self._probes:
+                self._probes[channel] = running
+                running.add_done_callback(lambda _task: self._probes.pop(channel, None))
         # Shielded: one caller cancelled (a retry given back on shutdown) must not cancel the others' check.
         return await asyncio.shield(running)
 
@@ -125,14 +139,7 @@ class ConversationChecker:
         return verdict
 
     async def check_alerts(self, alerts: Iterable[AlertToCheck], concurrency: int) -> None:
-        """Check many alerts: one per channel first, so a flood from one business costs one call."""
-        first: list[AlertToCheck] = []
-        rest: list[AlertToCheck] = []
-        seen: set[object] = set()
-        for alert in alerts:
-            key = (alert.ref.business_id, alert.ref.messaging_partner) if alert.ref else None
-            (rest if key in seen else first).append(alert)
-            seen.add(key)
+        """Check many alerts, `concurrency` at a time (channels' probes keep a flood to one call per channel)."""
         limit = asyncio.Semaphore(concurrency)
 
         async def one(alert: AlertToCheck) -> None:
@@ -142,8 +149,7 @@ class ConversationChecker:
                 except Exception:
                     log.exception("check of the conversation of Partoo message %s failed", alert.message_id)
 
-        for wave in (first, rest):
-            await asyncio.gather(*(one(alert) for alert in wave))
+        await asyncio.gather(*(one(alert) for alert in alerts))
 
 
 def _scopes_for(ref: ConversationRef, verdict: Verdict) -> list[str]:

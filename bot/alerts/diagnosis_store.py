@@ -38,13 +38,14 @@ class ConversationRef:
     messaging_partner: str | None
 
     @property
+    def channel_scope(self) -> str | None:
+        return channel_scope(self.business_id, self.messaging_partner)
+
+    @property
     def scopes(self) -> list[str]:
         """Cache keys whose verdict applies to this conversation."""
-        scopes = [conversation_scope(self.conversation_id)]
-        channel = channel_scope(self.business_id, self.messaging_partner)
-        if channel:
-            scopes.append(channel)
-        return scopes
+        channel = self.channel_scope
+        return [conversation_scope(self.conversation_id), *([channel] if channel else [])]
 
 
 def conversation_scope(conversation_id: int) -> str:
