@@ -10,6 +10,7 @@ import pytest
 
 from bot.alerts import verdict_messages
 from bot.alerts.messages import RETRY_ACTION_ID, alert_message, digest_message
+from bot.config import ConfigError, load_settings
 from bot.domain.lifecycle import AlertState, DigestState
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
@@ -249,3 +250,46 @@ def test_a_digest_groups_failures_by_cause_and_offers_only_what_can_work() -> No
     button = next(b for b in blocks if b["type"] == "actions")["elements"][0]
     assert button["text"]["text"] == "Retry the 1 that can work"
     assert "5 of 6 cannot" in button["confirm"]["text"]["text"]
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+REQUIRED = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "PARTOO_API_KEY": "k"}
+
+
+def test_checks_are_on_by_default_and_can_be_tuned_or_turned_off() -> None:
+    defaults = load_settings(REQUIRED)
+    tuned = load_settings(
+        {
+            **REQUIRED,
+            "CONVERSATION_CHECK": "false",
+            "CONVERSATION_CHECK_CACHE_SECONDS": "5",
+            "NOT_CONFIRMED_MINUTES": "30",
+        }
+    )
+
+    assert (defaults.conversation_check, defaults.conversation_check_cache_seconds) == (True, 60)
+    assert defaults.not_confirmed_minutes == 15
+    assert (tuned.conversation_check, tuned.conversation_check_cache_seconds, tuned.not_confirmed_minutes) == (
+        False,
+        5,
+        30,
+    )
+
+
+def test_bad_check_settings_are_all_reported() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(
+            {
+                **REQUIRED,
+                "CONVERSATION_CHECK": "maybe",
+                "CONVERSATION_CHECK_CACHE_SECONDS": "-1",
+                "NOT_CONFIRMED_MINUTES": "0",
+            }
+        )
+
+    problems = " ".join(error.value.problems)
+    assert all(
+        name in problems
+        for name in ("CONVERSATION_CHECK ", "CONVERSATION_CHECK_CACHE_SECONDS", "NOT_CONFIRMED_MINUTES")
+    )

@@ -201,8 +201,10 @@ def batch_summary(batch: BatchView, requests: Sequence[RequestView]) -> SlackMes
 
 def problems_replies(requests: Sequence[RequestView]) -> list[SlackMessage]:
     """Thread replies listing every request Partoo did not accept, split to fit Slack's limits."""
-    failed = [request for request in requests if request.outcome is not OutcomeKind.ACCEPTED]
-    lines = [f"{OUTCOME_EMOJI[r.outcome]} `{r.message_id}`: {outcome_sentence(r)}" for r in failed]
+    failed = [request for request in requests if request.outcome not in (OutcomeKind.ACCEPTED, OutcomeKind.SKIPPED)]
+    lines = _skipped_lines(requests)
+    lines += [f"{OUTCOME_EMOJI[r.outcome]} `{r.message_id}`: {outcome_sentence(r)}" for r in failed]
+    failed += [request for request in requests if request.outcome is OutcomeKind.SKIPPED]
     replies: list[SlackMessage] = []
     chunk: list[str] = []
     size = 0
@@ -216,6 +218,19 @@ def problems_replies(requests: Sequence[RequestView]) -> list[SlackMessage]:
     if chunk:
         replies.append(_lines_message(chunk, len(failed)))
     return replies
+
+
+def _skipped_lines(requests: Sequence[RequestView]) -> list[str]:
+    """Requests the conversation check kept from being sent, one line per cause rather than one per id."""
+    by_cause: dict[str, list[int]] = {}
+    for request in requests:
+        if request.outcome is OutcomeKind.SKIPPED:
+            by_cause.setdefault(request.detail or "", []).append(request.message_id)
+    emoji = OUTCOME_EMOJI[OutcomeKind.SKIPPED]
+    return [
+        f"{emoji} {len(ids)} not sent, a retry cannot succeed: {escape(cause)} ({_ids(ids)})"
+        for cause, ids in sorted(by_cause.items(), key=lambda item: -len(item[1]))
+    ]
 
 
 def _lines_message(lines: Sequence[str], total: int) -> SlackMessage:
