@@ -21,7 +21,14 @@ import time
 from collections.abc import Callable, Iterable
 from enum import Enum
 
-from bot.alerts.diagnosis_store import AlertToCheck, ConversationRef, DiagnosisStore, channel_scope, conversation_scope
+from bot.alerts.diagnosis_store import (
+    AlertToCheck,
+    ConversationRef,
+    DiagnosisStore,
+    channel_scope,
+    conversation_scope,
+    same_finding,
+)
 from bot.domain.records import RequestView
 from bot.domain.verdict import Verdict, VerdictKind, could_not_check, verdict_for
 from bot.platform.conversations import CheckOutcome
@@ -30,6 +37,8 @@ from bot.platform.partoo import PartooClient
 
 log = logging.getLogger(__name__)
 
+# Verdicts this process keeps in memory besides the database cache (cleared when full).
+RECENT_VERDICTS = 10_000
 NO_CONVERSATION = "Partoo's report of the failure names no conversation"
 
 
@@ -64,6 +73,7 @@ class ConversationChecker:
         # One background check at a time waits for an idle slot: the others wait here, not in the database.
         self._idle_turn = asyncio.Lock()
         self._in_flight: dict[tuple[int, Priority], asyncio.Task[Verdict]] = {}
+        self._recent: dict[str, Verdict] = {}
         self._probes: dict[tuple[str | None, Priority], asyncio.Task[Verdict]] = {}
 
     async def before_retry(self, request: RequestView) -> Verdict | None:
@@ -73,13 +83,13 @@ class ConversationChecker:
         so a problem fixed in Partoo unlocks the retry. "Retry anyway" and messages the bot never saw in a
         webhook (it does not know their conversation) are sent as they are.
         """
-        if await self.store.is_retry_anyway(request.batch_id):
+        context = await self.store.retry_context(request.batch_id, request.message_id)
+        if context.retry_anyway or context.ref is None:
             return None
-        ref = await self.store.conversation_of(request.message_id)
-        if ref is None:
-            return None
-        verdict = await self.verdict(ref, fresh_since=request.requested_at, priority=Priority.RETRY)
-        await self.store.set_alert_verdict(request.message_id, verdict)
+        verdict = await self.verdict(context.ref, fresh_since=request.requested_at, priority=Priority.RETRY)
+        # A Retry all re-checks hundreds of messages: only a verdict that says something new is written.
+        if context.has_alert and not same_finding(verdict, context.alert_verdict):
+            await self.store.set_alert_verdict(request.message_id, verdict)
         return verdict if verdict.blocks_retry else None
 
     async def check_alert(self, alert: AlertToCheck) -> Verdict:
@@ -93,7 +103,7 @@ class ConversationChecker:
 
     async def verdict(self, ref: ConversationRef, *, fresh_since: float, priority: Priority) -> Verdict:
         since = max(fresh_since, self.clock() - self.cache_seconds)
-        cached = await self.store.cached(ref.scopes, since)
+        cached = await self._cached(ref, since)
         if cached is not None:
             return cached
         # The first check in a channel is a probe the others wait for: if the channel has a setup problem,
@@ -102,7 +112,7 @@ class ConversationChecker:
         probe = self._probes.get(channel) if ref.channel_scope else None
         if probe is not None:
             await asyncio.wait([probe])
-            cached = await self.store.cached(ref.scopes, since)
+            cached = await self._cached(ref, since)
             if cached is not None:
                 return cached
         # Keyed by priority too: a retry must never wait behind a background check that waits for idle slots.
@@ -117,6 +127,23 @@ class ConversationChecker:
                 running.add_done_callback(lambda _task: self._probes.pop(channel, None))
         # Shielded: one caller cancelled (a retry given back on shutdown) must not cancel the others' check.
         return await asyncio.shield(running)
+
+    async def _cached(self, ref: ConversationRef, since: float) -> Verdict | None:
+        """A fresh enough verdict: this process's own memory first (a Retry all asks hundreds of times)."""
+        remembered = [self._recent[scope] for scope in ref.scopes if scope in self._recent]
+        fresh = [verdict for verdict in remembered if verdict.checked_at >= since]
+        if fresh:
+            return max(fresh, key=lambda verdict: verdict.checked_at)
+        cached = await self.store.cached(ref.scopes, since)
+        if cached is not None:
+            self._remember_here(ref.scopes[:1], cached)
+        return cached
+
+    def _remember_here(self, scopes: list[str], verdict: Verdict) -> None:
+        if len(self._recent) >= RECENT_VERDICTS:
+            self._recent.clear()  # a crude bound: the database cache still answers
+        for scope in scopes:
+            self._recent[scope] = verdict
 
     async def _check(self, ref: ConversationRef, priority: Priority) -> Verdict:
         if priority is Priority.RETRY:
@@ -134,7 +161,9 @@ class ConversationChecker:
         else:
             verdict = could_not_check(answer.reason, now)
         self.on_checked(verdict.kind.value)
-        await self.store.remember(_scopes_for(ref, verdict), verdict)
+        scopes = _scopes_for(ref, verdict)
+        await self.store.remember(scopes, verdict)
+        self._remember_here(scopes, verdict)
         log.info("conversation %s checked: %s", ref.conversation_id, verdict.kind.value)
         return verdict
 

@@ -60,6 +60,14 @@ def channel_scope(business_id: object, partner: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class RetryContext:
+    retry_anyway: bool
+    ref: ConversationRef | None
+    alert_verdict: Verdict | None
+    has_alert: bool = False
+
+
+@dataclass(frozen=True)
 class AlertToCheck:
     alert_id: int
     message_id: int
@@ -125,6 +133,19 @@ class DiagnosisStore:
 
     # -- which conversation ---------------------------------------------------------------------
 
+    async def retry_context(self, batch_id: int, message_id: int) -> RetryContext:
+        """What a check before a retry needs, read in one go (a Retry all reads it for every message)."""
+        async with self.engine.connect() as connection:
+            anyway = (await connection.execute(select(Batch.retry_anyway).where(Batch.id == batch_id))).scalar_one()
+            if anyway:
+                return RetryContext(retry_anyway=True, ref=None, alert_verdict=None)
+            alert = (
+                await connection.execute(select(Alert.failure, Alert.verdict).where(Alert.message_id == message_id))
+            ).one_or_none()
+        if alert is not None:
+            return RetryContext(False, _ref_from_failure(alert.failure), verdict_from_json(alert.verdict), True)
+        return RetryContext(False, await self.conversation_of(message_id), None)
+
     async def conversation_of(self, message_id: int) -> ConversationRef | None:
         """The message's conversation, from its alert or else the latest webhook about it; None if unseen."""
         async with self.engine.connect() as connection:
@@ -147,11 +168,6 @@ class DiagnosisStore:
         if message is None or message.conversation_id is None:
             return None
         return ConversationRef(message.conversation_id, _text(message.business_id), message.messaging_partner)
-
-    async def is_retry_anyway(self, batch_id: int) -> bool:
-        async with self.engine.connect() as connection:
-            value = (await connection.execute(select(Batch.retry_anyway).where(Batch.id == batch_id))).scalar_one()
-        return bool(value)
 
     async def latest_verdict(self, message_id: int) -> Verdict | None:
         """The newest verdict the bot holds on the message's conversation (its alert's, or the cache's)."""
@@ -206,7 +222,7 @@ class DiagnosisStore:
                 ).scalar_one_or_none()
             )
             text = verdict_to_json(verdict)
-            if previous is not None and _shown(previous) == _shown(verdict):
+            if previous is not None and same_finding(previous, verdict):
                 await connection.execute(update(Alert).where(Alert.message_id == message_id).values(verdict=text))
             else:
                 await bump_alerts(connection, [message_id], verdict=text, check_lease_until=None)
@@ -243,6 +259,13 @@ class DiagnosisStore:
                     marked.append(NotConfirmed(row.id, row.message_id, row.root_channel, row.root_ts))
             await bump_alerts(connection, [item.message_id for item in marked], not_confirmed_at=now)
         return marked
+
+
+def same_finding(one: Verdict | None, other: Verdict | None) -> bool:
+    """Whether two verdicts say the same thing (when they were made aside): no need to re-render the alert."""
+    if one is None or other is None:
+        return one is other
+    return _shown(one) == _shown(other)
 
 
 def _shown(verdict: Verdict) -> tuple[object, ...]:
