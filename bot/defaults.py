@@ -63,7 +63,7 @@ DEFAULT_NOT_CONFIRMED_MINUTES = 15
 # How long a new alert waits for its conversation's verdict before it is posted without one.
 ALERT_CHECK_WAIT = 5.0
 # Alerts checked per round by one replica (each check still waits for a free slot of the shared pace).
-CHECKS_PER_ROUND = 20
+CHECKS_PER_ROUND = 100
 
 # -- operations ---------------------------------------------------------------------------------
 # How long a Slack token check (auth.test) answers /readyz before it is asked again.

@@ -169,6 +169,17 @@ class ConversationChecker:
 
     async def check_alerts(self, alerts: Iterable[AlertToCheck], concurrency: int) -> None:
         """Check many alerts, `concurrency` at a time (channels' probes keep a flood to one call per channel)."""
+        # Those the cache answers (most of a flood) are written in one transaction, the others as they come.
+        known: list[tuple[int, Verdict]] = []
+        unknown: list[AlertToCheck] = []
+        for alert in alerts:
+            if alert.ref is None:
+                known.append((alert.message_id, could_not_check(NO_CONVERSATION, self.clock())))
+            elif cached := await self._cached(alert.ref, self.clock() - self.cache_seconds):
+                known.append((alert.message_id, cached))
+            else:
+                unknown.append(alert)
+        await self.store.set_new_alert_verdicts(known)
         limit = asyncio.Semaphore(concurrency)
 
         async def one(alert: AlertToCheck) -> None:
@@ -178,7 +189,7 @@ class ConversationChecker:
                 except Exception:
                     log.exception("check of the conversation of Partoo message %s failed", alert.message_id)
 
-        await asyncio.gather(*(one(alert) for alert in alerts))
+        await asyncio.gather(*(one(alert) for alert in unknown))
 
 
 def _scopes_for(ref: ConversationRef, verdict: Verdict) -> list[str]:

@@ -227,6 +227,17 @@ class DiagnosisStore:
             else:
                 await bump_alerts(connection, [message_id], verdict=text, check_lease_until=None)
 
+    async def set_new_alert_verdicts(self, verdicts: Sequence[tuple[int, Verdict]]) -> None:
+        """First verdicts of many alerts at once: one UPDATE per distinct verdict, in one transaction."""
+        by_text: dict[str, list[int]] = {}
+        for message_id, verdict in verdicts:
+            by_text.setdefault(verdict_to_json(verdict), []).append(message_id)
+        if not by_text:
+            return
+        async with self.engine.begin() as connection:
+            for text, message_ids in by_text.items():
+                await bump_alerts(connection, message_ids, verdict=text, check_lease_until=None)
+
     # -- "not confirmed" ------------------------------------------------------------------------
 
     async def mark_not_confirmed(self, accepted_before: float, limit: int = 100) -> list[NotConfirmed]:
