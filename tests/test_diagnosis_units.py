@@ -209,6 +209,7 @@ def test_a_blocked_alert_offers_retry_anyway_behind_a_confirmation() -> None:
     assert "<!here>" not in text
     button = next(b for b in message["blocks"] if b["type"] == "actions")["elements"][0]
     assert button["confirm"]["confirm"]["text"] == "Retry anyway"
+    assert message["text"].endswith("; a retry cannot succeed: &lt;!here&gt; odd")
 
 
 def test_an_alert_being_checked_has_no_button_and_an_unchecked_one_keeps_retry() -> None:

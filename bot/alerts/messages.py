@@ -95,7 +95,7 @@ def alert_message(state: AlertState) -> SlackMessage:
     elif retry_anyway is not None:
         blocks.append(ActionsBlock(elements=[retry_anyway]))
     text = f"Partoo message {failure.message_id} to {consumer} failed ({partner or 'unknown channel'})"
-    return SlackMessage(text=f"{text}{summary}", blocks=blocks)
+    return SlackMessage(text=f"{text}{summary}{verdict_messages.fallback_suffix(state)}", blocks=blocks)
 
 
 def retry_button(message_id: int) -> ButtonElement:

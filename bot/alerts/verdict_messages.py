@@ -72,9 +72,11 @@ def alert_blocks(state: AlertState, offers_retry: bool) -> tuple[list[Block], Bu
         if state.check_pending and offers_retry:
             blocks.append(_context(CHECKING_LINE))
         return blocks, None
-    text = verdict_text(verdict)
-    blocks.append(_context(text) if verdict.kind is VerdictKind.CAN_RETRY else _section(text))
-    blocks.append(_context(f"Checked {mrkdwn.when(verdict.checked_at)}"))
+    checked = f"Checked {mrkdwn.when(verdict.checked_at)}"
+    if verdict.kind is VerdictKind.CAN_RETRY:
+        blocks.append(_context(f"{verdict_text(verdict)} {checked}"))
+    else:
+        blocks.extend([_section(verdict_text(verdict)), _context(checked)])
     if offers_retry and verdict.blocks_retry:
         return blocks, retry_anyway_button(state.failure.message_id, verdict)
     return blocks, None
@@ -87,6 +89,14 @@ def hides_plain_retry(state: AlertState) -> bool:
     return state.verdict.blocks_retry
 
 
+def fallback_suffix(state: AlertState) -> str:
+    """What the notification text adds when the check rules a retry out (plain words, escaped)."""
+    verdict = state.verdict
+    if verdict is None or not verdict.blocks_retry or state.delivered_at is not None:
+        return ""
+    return f"; a retry cannot succeed: {escape(shorten(verdict.cause, 120))}"
+
+
 def retry_anyway_button(message_id: int, verdict: Verdict) -> ButtonElement:
     """The secondary button that sends the retry even though the check says it cannot succeed."""
     return ButtonElement(
@@ -95,7 +105,7 @@ def retry_anyway_button(message_id: int, verdict: Verdict) -> ButtonElement:
         value=str(message_id),
         confirm=ConfirmObject(
             title="Retry anyway?",
-            text=shorten(f"{verdict.sentence} Partoo will probably accept the retry and the message fail again.", 300),
+            text=shorten(f"{verdict.sentence} Partoo will accept it, but the message will probably fail again.", 300),
             confirm="Retry anyway",
             deny="Cancel",
         ),
