@@ -160,6 +160,8 @@ class Bot:
             problems.append("notifier not running")
         if not self.alerter.running:
             problems.append("alerter not running")
+        if not self.diagnosis.running:
+            problems.append("diagnosis loop not running")
         if self.socket_mode is not None and not await self.socket_mode.is_connected():
             problems.append("Socket Mode not connected to Slack")
         if token_problem := await self._slack_token_problem():
