@@ -180,7 +180,9 @@ def outcome_reply(request: RequestView) -> SlackMessage:
 
 def alert_outcome_reply(batch: BatchView, request: RequestView) -> SlackMessage:
     """The reply in an alert's thread: who retried, and what Partoo answered."""
-    text = f"{OUTCOME_EMOJI[request.outcome]} Retried by {mrkdwn.user(batch.requested_by)}: {outcome_sentence(request)}"
+    # A retry the conversation check kept back was asked for, not made.
+    verb = "Retry asked by" if request.outcome is OutcomeKind.SKIPPED else "Retried by"
+    text = f"{OUTCOME_EMOJI[request.outcome]} {verb} {mrkdwn.user(batch.requested_by)}: {outcome_sentence(request)}"
     return SlackMessage(text=text, blocks=[_section(text)])
 
 
