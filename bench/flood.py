@@ -13,6 +13,10 @@ plus each digest's "N Partoo messages failed" count. The bot's database (read-on
 every alert row has its own `ts`, or belongs to a digest with a `ts` whose posted version is its current one.
 Times are from the first delivery sent.
 
+Conversation checks: the failures come from distinct conversations of `BUSINESSES` businesses, and FakePartoo
+enforces 300 calls a minute (the bot is told the same), so the run also reports how many Partoo calls the
+bot's conversation checks cost during it, and whether any was answered 429 (checks share the retries' pace).
+
 The naive bot's webhook route posts each failure before answering: one post per failure, nothing kept,
 a 429 from Slack becomes a 500 for Partoo.
 """
@@ -30,6 +34,7 @@ from pathlib import Path
 from bench.common import (
     DUPLICATE,
     OTHER_200,
+    WEBHOOK_PATH,
     RawHttp,
     database,
     fakes,
@@ -38,9 +43,9 @@ from bench.common import (
     ours_environment,
     raw_clients,
     read_only_query_async,
+    request_bytes,
     running,
     say,
-    signed_failures,
     start_naive,
     start_ours,
     webhook_status,
@@ -48,7 +53,7 @@ from bench.common import (
 from tests.fakes import FakeSlack
 from tests.harness import ALERT_CHANNEL
 from tests.processes import BotProcess
-from tests.signing import PartooSigner
+from tests.signing import PartooSigner, json_body, message_updated_event
 
 TITLE = "4. Flood of failures"
 FAILURES = 1000
@@ -61,6 +66,8 @@ DATABASE_POLL = 0.5
 VISIBLE_TIMEOUT = 120.0
 # After every failure is visible (or the naive bot's last answer): time for late posts and updates to land.
 SETTLE = 3.0
+BUSINESSES = 50
+PARTOO_RATE = 300
 
 _DIGEST = re.compile(r"^(\d+) Partoo messages? failed")
 _ALERT = re.compile(r"^Partoo message \d+ ")
@@ -106,6 +113,8 @@ class FloodResult:
     shown_at_end_of_sending: int
     database_visible: float | None = None  # seconds until the database said every alert is visible (ours)
     database_rows: tuple[int, int] | None = None  # (alerts, digests) at the end (ours)
+    partoo_checks: int | None = None  # calls to Partoo's conversation endpoint during the run (ours)
+    partoo_rate_limited: int | None = None  # Partoo 429s during the run, checks included (ours)
     timeline: list[tuple[float, int]] = field(default_factory=list)  # (seconds, failures shown), on change
 
     @property
@@ -216,11 +225,27 @@ def _result(
     )
 
 
+def signed_failures(signer: PartooSigner, port: int, ids: list[int]) -> list[bytes]:
+    """One signed `Failed` delivery per id, each from its own conversation, spread over BUSINESSES businesses."""
+    requests = []
+    for message_id in ids:
+        event = message_updated_event(message_id, conversation_id=message_id, business_id=message_id % BUSINESSES)
+        body = json_body(event)
+        requests.append(request_bytes("POST", WEBHOOK_PATH, port, body, signer.headers(body)))
+    return requests
+
+
 def run_ours(workdir: Path, db: str, failures: int = FAILURES) -> FloodResult:
     signer = PartooSigner()
-    with fakes() as (slack, partoo), database(db, workdir) as url:
+    with fakes(partoo_rate=PARTOO_RATE) as (slack, partoo), database(db, workdir) as url:
         slack.enforce_post_rate(per_second=POST_RATE, burst=POST_BURST)
-        environment = ours_environment(slack, partoo, url, PARTOO_WEBHOOK_PUBLIC_KEY=signer.public_pem)
+        environment = ours_environment(
+            slack,
+            partoo,
+            url,
+            PARTOO_WEBHOOK_PUBLIC_KEY=signer.public_pem,
+            PARTOO_RATE_LIMIT_PER_MINUTE=str(PARTOO_RATE),
+        )
         with running(start_ours(environment, workdir)) as process:
             requests = signed_failures(signer, process.port, fresh_ids(failures))
             send_seconds, answers, timeline, database_visible, shown_at_end = asyncio.run(
@@ -231,6 +256,8 @@ def run_ours(workdir: Path, db: str, failures: int = FAILURES) -> FloodResult:
             result.database_visible = database_visible
             ((alerts, digests),) = asyncio.run(read_only_query_async(url, ALERT_ROWS))
             result.database_rows = (int(alerts), int(digests))
+            result.partoo_checks = len(partoo.conversation_calls)
+            result.partoo_rate_limited = partoo.rate_limited_count
     say(f"  ours  {db:10s}: {describe(result)}")
     return result
 
@@ -267,6 +294,10 @@ def describe(result: FloodResult) -> str:
         text += f"; the database agreed after {result.database_visible:.1f} s"
     if result.database_rows is not None:
         text += f"; rows: {result.database_rows[0]} alerts, {result.database_rows[1]} digests"
+    if result.partoo_checks is not None:
+        text += (
+            f"; conversation checks cost {result.partoo_checks} Partoo calls ({result.partoo_rate_limited} Partoo 429s)"
+        )
     return text
 
 

@@ -31,11 +31,15 @@ from starlette.routing import Route
 
 from bot import listeners
 from bot.alerts.alerter import Alerter
+from bot.alerts.diagnosis import ConversationChecker
+from bot.alerts.diagnosis_loop import DiagnosisLoop
+from bot.alerts.diagnosis_store import DiagnosisStore
 from bot.alerts.intake import partoo_webhook
 from bot.alerts.store import AlertStore
 from bot.config import Settings
 from bot.defaults import (
     ALERT_POSTS_PER_MINUTE,
+    CHECK_TIMEOUT,
     DEFAULT_TIMEOUT,
     DIGEST_WINDOW,
     LEASE_SECONDS,
@@ -76,6 +80,9 @@ class Tuning:
     digest_window: float = DIGEST_WINDOW
     body_read_seconds: float = BODY_READ_SECONDS
     partoo_timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
+    check_timeout: httpx.Timeout = field(default_factory=lambda: CHECK_TIMEOUT)
+    # None: NOT_CONFIRMED_MINUTES from the settings; tests wait seconds instead.
+    not_confirmed_seconds: float | None = None
 
 
 @dataclass
@@ -92,6 +99,7 @@ class Bot:
     notifier: Notifier
     alerts: AlertStore
     alerter: Alerter
+    diagnosis: DiagnosisLoop
     service: RetryService
     bolt: AsyncApp
     worker_id: str
@@ -107,6 +115,7 @@ class Bot:
             asyncio.create_task(self.worker.run(), name="retry-worker"),
             asyncio.create_task(self.notifier.run(), name="notifier"),
             asyncio.create_task(self.alerter.run(), name="alerter"),
+            asyncio.create_task(self.diagnosis.run(), name="diagnosis"),
         ]
         if self.settings.socket_mode:
             self.socket_mode = await start_socket_mode(
@@ -126,6 +135,7 @@ class Bot:
         await self.worker.stop()
         await self.notifier.stop()
         await self.alerter.stop()
+        await self.diagnosis.stop()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=10)
         for task in self.tasks:
@@ -150,6 +160,8 @@ class Bot:
             problems.append("notifier not running")
         if not self.alerter.running:
             problems.append("alerter not running")
+        if not self.diagnosis.running:
+            problems.append("diagnosis loop not running")
         if self.socket_mode is not None and not await self.socket_mode.is_connected():
             problems.append("Socket Mode not connected to Slack")
         if token_problem := await self._slack_token_problem():
@@ -221,7 +233,25 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
     metrics = Metrics()
     poster = SlackPoster(slack, on_error=metrics.slack_api_error)
     partoo = PartooClient(
-        base_url=settings.partoo_api_url, api_key=settings.partoo_api_key.value, timeout=tuning.partoo_timeout
+        base_url=settings.partoo_api_url,
+        api_key=settings.partoo_api_key.value,
+        timeout=tuning.partoo_timeout,
+        check_timeout=tuning.check_timeout,
+    )
+    partoo_pace = SharedPace(engine, settings.partoo_rate_limit_per_minute)
+    diagnosis_store = DiagnosisStore(engine)
+    # One pace for retries and checks alike: Partoo counts every call against the same limit.
+    checker = (
+        ConversationChecker(
+            diagnosis_store,
+            partoo,
+            partoo_pace,
+            cache_seconds=settings.conversation_check_cache_seconds,
+            poll_interval=tuning.poll_interval,
+            on_checked=metrics.conversation_checked,
+        )
+        if settings.conversation_check
+        else None
     )
     notifier = Notifier(
         queue,
@@ -233,7 +263,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
     )
     worker = RetryWorker(
         queue,
-        SharedPace(engine, settings.partoo_rate_limit_per_minute),
+        partoo_pace,
         partoo,
         worker_id=worker_id,
         policy=tuning.retry_policy,
@@ -241,6 +271,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         concurrency=tuning.worker_concurrency,
         poll_interval=tuning.poll_interval,
         metrics=metrics,
+        checker=checker,
     )
     notifier.on_announced = worker.wake
     alerts = AlertStore(engine, preview_chars=PREVIEW_CHARS if settings.store_message_preview else None)
@@ -253,9 +284,21 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         poll_interval=tuning.poll_interval,
         digest_window=tuning.digest_window,
         on_posted=metrics.alert_posted,
+        checks_enabled=checker is not None,
+        not_confirmed_minutes=settings.not_confirmed_minutes,
+    )
+    diagnosis = DiagnosisLoop(
+        diagnosis_store,
+        checker,
+        poster,
+        not_confirmed_minutes=settings.not_confirmed_minutes,
+        not_confirmed_seconds=tuning.not_confirmed_seconds,
+        poll_interval=tuning.poll_interval,
     )
     worker.on_finished = _both(notifier.wake, alerter.wake)
-    service = RetryService(queue, alerts, poster, on_queued=_both(notifier.wake, alerter.wake))
+    service = RetryService(
+        queue, alerts, poster, on_queued=_both(notifier.wake, alerter.wake), diagnosis=diagnosis_store
+    )
     bolt = AsyncApp(
         client=slack,
         logger=_bolt_logger(),
@@ -278,6 +321,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         notifier=notifier,
         alerts=alerts,
         alerter=alerter,
+        diagnosis=diagnosis,
         service=service,
         bolt=bolt,
         worker_id=worker_id,

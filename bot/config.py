@@ -17,8 +17,11 @@ from dotenv import find_dotenv, load_dotenv
 
 from bot.alerts.routing import AlertRoutes, parse_routes
 from bot.defaults import (
+    DEFAULT_CONVERSATION_CHECK,
+    DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS,
     DEFAULT_DATABASE_URL,
     DEFAULT_LOG_FORMAT,
+    DEFAULT_NOT_CONFIRMED_MINUTES,
     DEFAULT_PORT,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
     DEFAULT_SLACK_API_URL,
@@ -89,6 +92,9 @@ class Settings:
     log_format: str = DEFAULT_LOG_FORMAT  # one of bot.logs.LOG_FORMATS
     # ALERT_ROUTES: failures of some businesses or messaging partners go to their own channels.
     alert_routes: AlertRoutes = field(default_factory=AlertRoutes)
+    conversation_check: bool = DEFAULT_CONVERSATION_CHECK
+    conversation_check_cache_seconds: int = DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS
+    not_confirmed_minutes: int = DEFAULT_NOT_CONFIRMED_MINUTES
 
     @property
     def socket_mode(self) -> bool:
@@ -178,6 +184,26 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     store_message_preview = _boolean(text("STORE_MESSAGE_PREVIEW"), "STORE_MESSAGE_PREVIEW", problems, default=True)
 
+    conversation_check = _boolean(
+        text("CONVERSATION_CHECK"), "CONVERSATION_CHECK", problems, default=DEFAULT_CONVERSATION_CHECK
+    )
+    check_cache_seconds = _integer(
+        text("CONVERSATION_CHECK_CACHE_SECONDS"),
+        "CONVERSATION_CHECK_CACHE_SECONDS",
+        problems,
+        default=DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS,
+        low=0,
+        high=3600,
+    )
+    not_confirmed_minutes = _integer(
+        text("NOT_CONFIRMED_MINUTES"),
+        "NOT_CONFIRMED_MINUTES",
+        problems,
+        default=DEFAULT_NOT_CONFIRMED_MINUTES,
+        low=1,
+        high=24 * 60,
+    )
+
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -198,6 +224,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         store_message_preview=store_message_preview,
         log_format=log_format,
         alert_routes=alert_routes,
+        conversation_check=conversation_check,
+        conversation_check_cache_seconds=check_cache_seconds,
+        not_confirmed_minutes=not_confirmed_minutes,
     )
 
 

@@ -20,6 +20,8 @@ SANDBOX_API_URL = "https://api.sandbox.partoo.co/v2"
 
 # -- Partoo -------------------------------------------------------------------------------------
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=5.0, pool=5.0)
+# A conversation check is a read that must not hold a retry up for long: a slow answer means "could not check".
+CHECK_TIMEOUT = httpx.Timeout(connect=3.0, read=5.0, write=3.0, pool=3.0)
 # Partoo calls one process runs at once (each still waits for its slot in the shared pace).
 WORKER_CONCURRENCY = 32
 
@@ -51,6 +53,17 @@ DIGEST_REFRESH = 2.0
 ALERT_CLAIM_SECONDS = 20.0
 # Slack allows about one message per second per channel.
 ALERT_POSTS_PER_MINUTE = 60
+
+# -- conversation checks (README: "Why a retry would fail") -------------------------------------
+DEFAULT_CONVERSATION_CHECK = True
+# A verdict is reused for this long, so a flood from one conversation or one channel costs one check.
+DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS = 60
+# An accepted retry with neither Success nor Failed after this long is shown as "not confirmed".
+DEFAULT_NOT_CONFIRMED_MINUTES = 15
+# How long a new alert waits for its conversation's verdict before it is posted without one.
+ALERT_CHECK_WAIT = 5.0
+# Alerts checked per round by one replica (each check still waits for a free slot of the shared pace).
+CHECKS_PER_ROUND = 100
 
 # -- operations ---------------------------------------------------------------------------------
 # How long a Slack token check (auth.test) answers /readyz before it is asked again.

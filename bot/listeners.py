@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import correlation
 from bot.alerts.messages import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID
+from bot.alerts.verdict_messages import RETRY_ANYWAY_ACTION_ID
 from bot.domain.access import AccessPolicy
 from bot.domain.commands import COMMAND, MAX_MESSAGE_ID
 from bot.domain.records import EnqueueResult, NewBatch
@@ -112,6 +113,13 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
     ) -> None:
         await ack()
         await _click(body, action, respond, service.retry_from_alert)
+
+    @app.action(RETRY_ANYWAY_ACTION_ID)
+    async def on_retry_anyway_click(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        await _click(body, action, respond, service.retry_anyway)
 
     @app.action(RETRY_ALL_ACTION_ID)
     async def on_retry_all_click(

@@ -61,6 +61,12 @@ class Metrics:
         self.slack_api_errors_total = Counter(
             "slack_api_errors", "Errors from Slack's Web API, by Slack error code.", ["error"], registry=self.registry
         )
+        self.conversation_checks_total = Counter(
+            "conversation_checks",
+            "Calls to Partoo's conversation endpoint made to check a retry, by verdict.",
+            ["verdict"],
+            registry=self.registry,
+        )
         # Series that exist from the start read as 0 rather than "no data", so rate() and alerts work at once.
         for outcome in OutcomeKind:
             self.retries_total.labels(outcome=outcome.value)
@@ -69,6 +75,9 @@ class Metrics:
 
     def retry_finished(self, outcome: str) -> None:
         self.retries_total.labels(outcome=outcome).inc()
+
+    def conversation_checked(self, verdict: str) -> None:
+        self.conversation_checks_total.labels(verdict=verdict).inc()
 
     def partoo_answered(self, status: int | str, seconds: float) -> None:
         """One call to Partoo: its HTTP status, or "timeout" / "connection_error" when none came back."""

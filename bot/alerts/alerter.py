@@ -17,11 +17,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from bot.alerts import messages as alert_messages
 from bot.alerts.routing import AlertRoutes
 from bot.alerts.store import AlertStore, AlertView, DigestView, StoredEvent
 from bot.defaults import (
+    ALERT_CHECK_WAIT,
     ALERT_CLAIM_SECONDS,
     DIGEST_REFRESH,
     DIGEST_THRESHOLD,
@@ -57,6 +59,8 @@ class Alerter(PollingLoop):
         on_posted: Callable[[AlertKind], None] = lambda kind: None,
         claim_seconds: float = ALERT_CLAIM_SECONDS,
         retry_seconds: float = SLACK_RETRY_SECONDS,
+        checks_enabled: bool = False,
+        not_confirmed_minutes: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(poll_interval)
@@ -70,6 +74,8 @@ class Alerter(PollingLoop):
         self.on_posted = on_posted
         self.claim_seconds = claim_seconds
         self.retry_seconds = retry_seconds
+        self.checks_enabled = checks_enabled
+        self.not_confirmed_minutes = not_confirmed_minutes
         self.clock = clock
 
     async def tick(self) -> bool:
@@ -105,15 +111,32 @@ class Alerter(PollingLoop):
                 log.info("grouped %d failures into digest %s", len(waiting), grouped)
             return
         for alert in waiting:
+            if self._awaits_check(alert):
+                continue
             await self._render_alert(alert)
             if self._stopping:
                 return
+
+    def _awaits_check(self, alert: AlertView) -> bool:
+        """Hold a new alert back briefly while its conversation is checked, so its first post says what is known.
+
+        Past ALERT_CHECK_WAIT (Partoo slow, or busy with retries that come first) it is posted as "checking".
+        """
+        if not self.checks_enabled or alert.state.verdict is not None:
+            return False
+        return self.clock() - alert.state.failed_at < ALERT_CHECK_WAIT
 
     async def _render_alert(self, alert: AlertView) -> None:
         claim = await self.store.claim_alert(alert.id, self.claim_seconds, unposted=alert.ts is None)
         if claim is None:
             return
-        message = alert_messages.alert_message(alert.state)
+        # What the rows cannot know: whether a check is on its way, and the "not confirmed" delay to quote.
+        state = replace(
+            alert.state,
+            check_pending=self.checks_enabled and alert.state.verdict is None,
+            not_confirmed_minutes=self.not_confirmed_minutes,
+        )
+        message = alert_messages.alert_message(state)
         what = f"alert for Partoo message {alert.message_id}"
 
         async def renew() -> bool:

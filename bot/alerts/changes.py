@@ -20,6 +20,7 @@ from bot.domain import lifecycle
 from bot.domain.lifecycle import AlertState, Phase
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
+from bot.domain.verdict import verdict_from_json
 from bot.platform.models import Alert, Digest
 
 ALERT_COLUMNS = list(Alert.__table__.columns)
@@ -54,6 +55,7 @@ def alert_state(row: Row[Any]) -> AlertState:
         sending_since=row.sending_since,
         not_confirmed_at=row.not_confirmed_at,
         recorded_phase=Phase(row.phase) if row.phase else None,
+        verdict=verdict_from_json(row.verdict),
     )
 
 

@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.alerts import verdict_messages
 from bot.defaults import PREVIEW_CHARS
 from bot.domain.lifecycle import AlertState, DigestState
 from bot.domain.message import MessageUpdate
@@ -86,10 +87,15 @@ def alert_message(state: AlertState) -> SlackMessage:
     line, button, summary = _retry_state(state)
     if line:
         blocks.append(_section(line))
-    if button:
+    # What the conversation check found; it may replace the Retry button by a "Retry anyway".
+    verdict_blocks, retry_anyway = verdict_messages.alert_blocks(state, button)
+    blocks.extend(verdict_blocks)
+    if button and not verdict_messages.hides_plain_retry(state):
         blocks.append(ActionsBlock(elements=[retry_button(failure.message_id)]))
+    elif retry_anyway is not None:
+        blocks.append(ActionsBlock(elements=[retry_anyway]))
     text = f"Partoo message {failure.message_id} to {consumer} failed ({partner or 'unknown channel'})"
-    return SlackMessage(text=f"{text}{summary}", blocks=blocks)
+    return SlackMessage(text=f"{text}{summary}{verdict_messages.fallback_suffix(state)}", blocks=blocks)
 
 
 def retry_button(message_id: int) -> ButtonElement:
@@ -208,6 +214,8 @@ def digest_message(state: DigestState) -> SlackMessage:
                 ]
             )
         )
+        if state.verdicts:
+            blocks.append(_section(f"*By cause*\n{verdict_messages.causes_text(failures, state.verdicts)}"))
         blocks.append(_section(f"*Messages*\n{_ids([f.message_id for f in failures])}"))
     text = f"{count} Partoo {noun} failed in the last minutes"
     if state.retry_requested_by:
@@ -216,15 +224,18 @@ def digest_message(state: DigestState) -> SlackMessage:
             f"{state.accepted} accepted, {state.refused} not accepted, {state.delivered} delivered, "
             f"{state.failed_again} failed again"
         )
+        if skipped := verdict_messages.skipped_text(state):
+            progress = f"{progress}, {skipped}"
         blocks.append(_section(f":arrows_counterclockwise: {progress}"))
         text = f"{text}. {progress}"
     elif failures:
+        sendable = verdict_messages.sendable_count(state, [f.message_id for f in failures])
         button = ButtonElement(
-            text=f"Retry all {count}",
+            text=verdict_messages.retry_all_label(count, sendable),
             action_id=RETRY_ALL_ACTION_ID,
             value=str(state.digest_id),
             style="primary",
-            confirm=_confirmation(count),
+            confirm=_confirmation(count, verdict_messages.retry_all_confirmation_text(count, sendable)),
         )
         blocks.append(ActionsBlock(elements=[button]))
     return SlackMessage(text=text, blocks=blocks)
@@ -235,12 +246,12 @@ def retry_all_confirmation(count: int) -> dict[str, Any]:
     return _confirmation(count).to_dict()
 
 
-def _confirmation(count: int) -> ConfirmObject:
+def _confirmation(count: int, checked: str | None = None) -> ConfirmObject:
     noun = "message" if count == 1 else "messages"
     these = "this" if count == 1 else "these"
     return ConfirmObject(
         title=f"Retry all {count} {noun}?",
-        text=f"Partoo will send each of {these} {count} {noun} to its customer again.",
+        text=checked or f"Partoo will send each of {these} {count} {noun} to its customer again.",
         confirm="Retry all",
         deny="Cancel",
     )

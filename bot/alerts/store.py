@@ -394,11 +394,13 @@ class AlertStore(PostClaims):
             )
         requested = sum(count for *_rest, count in rows)
         accepted = sum(count for outcome, _s, _d, count in rows if outcome == OutcomeKind.ACCEPTED.value)
+        skipped = sum(count for outcome, _s, _d, count in rows if outcome == OutcomeKind.SKIPPED.value)
         refused = sum(
             count
             for outcome, state, _d, count in rows
             if state == RequestState.DONE and outcome != OutcomeKind.ACCEPTED.value
         )
+        refused -= skipped
         return DigestState(
             digest_id=digest.id,
             failures=[alert.state.failure for alert in alerts],
@@ -409,6 +411,8 @@ class AlertStore(PostClaims):
             refused=refused,
             delivered=sum(count for _o, _s, delivery, count in rows if delivery == DELIVERED),
             failed_again=sum(count for _o, _s, delivery, count in rows if delivery == FAILED_AGAIN),
+            skipped=skipped,
+            verdicts={alert.message_id: alert.state.verdict for alert in alerts if alert.state.verdict is not None},
         )
 
     # -- counts ---------------------------------------------------------------------------------

@@ -23,12 +23,13 @@ who asked and what Partoo answered, and a second click is refused until the answ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
+from bot.domain.verdict import Verdict
 
 MAX_RETRIES = 5
 
@@ -71,6 +72,12 @@ class AlertState:
     sending_since: float | None = None
     not_confirmed_at: float | None = None
     recorded_phase: Phase | None = None
+    # The latest check of the conversation (None: not checked yet, or checks are off).
+    verdict: Verdict | None = None
+    # Whether a check is expected (checks on) while `verdict` is None: the alert then says it is checking.
+    check_pending: bool = False
+    # How long an accepted retry waits for Success or Failed before it shows as not confirmed (for the text).
+    not_confirmed_minutes: int | None = None
 
     @property
     def phase(self) -> Phase:
@@ -269,6 +276,10 @@ class DigestState:
     refused: int = 0
     delivered: int = 0
     failed_again: int = 0
+    # Requests of the Retry all that the conversation check kept from being sent (counted apart from refused).
+    skipped: int = 0
+    # The latest verdict on each failure's conversation, by message id (missing: not checked).
+    verdicts: Mapping[int, Verdict] = field(default_factory=dict)
 
 
 # What became of a message after a retry, as the retry request records it.

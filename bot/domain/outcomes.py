@@ -10,8 +10,10 @@ The taxonomy is deliberately small; each kind knows whether it is final and what
     ├── NOT_FOUND      404: no such message for this key
     ├── RATE_LIMITED   429: transient; wait `retry_after`, then try again
     ├── UNAVAILABLE    5xx or no connection: transient; back off and try again
-    └── UNKNOWN        the request was sent but no answer came back: final, because sending it again
-                       could deliver the message to the customer twice
+    ├── UNKNOWN        the request was sent but no answer came back: final, because sending it again
+    │                  could deliver the message to the customer twice
+    └── SKIPPED        not sent: the bot's check of the conversation says a retry cannot reach the customer
+                       (closed, expired, or a channel setup problem); `detail` says which and what to do
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class OutcomeKind(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
     UNKNOWN = "unknown"
+    SKIPPED = "skipped"
 
     @property
     def is_final(self) -> bool:
@@ -61,6 +64,7 @@ _SENTENCES: dict[OutcomeKind, str] = {
         "It was not retried automatically, to avoid sending it twice: check the conversation in Partoo "
         "before retrying again."
     ),
+    OutcomeKind.SKIPPED: "Not sent: the bot checked the conversation first, and a retry cannot reach the customer.",
 }
 
 

@@ -29,6 +29,8 @@ class NewBatch:
     expected_alert_retries: int | None = None
     # For a message shortcut: the thread (of `channel_id`) that the root message and the outcomes go to.
     thread_ts: str | None = None
+    # "Retry anyway": send even if the conversation check says the retry cannot succeed.
+    retry_anyway: bool = False
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ class Batch(Base):
     finished_at: Mapped[float | None] = mapped_column(Double)
     summary_lease_until: Mapped[float | None] = mapped_column(Double)
     summarized_at: Mapped[float | None] = mapped_column(Double)
+    # "Retry anyway": sent even when the conversation check says it cannot succeed.
+    retry_anyway: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Request(Base):
@@ -118,6 +120,8 @@ class Request(Base):
     # What Partoo's webhooks said after an accepted retry: "delivered" or "failed_again".
     delivery: Mapped[str | None] = mapped_column(String(16))
     delivery_at: Mapped[float | None] = mapped_column(Double)
+    # Set once an accepted retry has waited NOT_CONFIRMED_MINUTES with no delivery report (and told so).
+    not_confirmed_at: Mapped[float | None] = mapped_column(Double)
 
 
 class Attempt(Base):
@@ -198,6 +202,23 @@ class Alert(Base):
     # Fencing token of the post claim, and Slack's error when this message cannot be posted there.
     post_claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     post_error: Mapped[str | None] = mapped_column(String(64))
+    # The latest verdict on the message's conversation (JSON, bot.alerts.diagnosis_store), and who checks it.
+    verdict: Mapped[str | None] = mapped_column(Text)
+    check_lease_until: Mapped[float | None] = mapped_column(Double)
+
+
+class ConversationCheck(Base):
+    """A verdict cached for a short while, shared by every replica.
+
+    `scope` is `conversation:<id>`, or `channel:<business>:<partner>` for setup problems, which belong to a
+    business's channel rather than to one conversation: a flood from one business then costs one check.
+    """
+
+    __tablename__ = "conversation_checks"
+
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    verdict: Mapped[str] = mapped_column(Text)
+    checked_at: Mapped[float] = mapped_column(Double, index=True)
 
 
 class Digest(Base):

@@ -60,6 +60,28 @@ class SharedPace:
             ).scalar_one()
         return float(next_slot) - self.interval
 
+    async def reserve_if_idle(self) -> bool:
+        """Take the slot due now, but only when nothing is queued ahead and no 429 pause runs.
+
+        This is how low-priority calls (conversation checks for new alerts) give way to retries without
+        knowing about them: every retry reserves its slot ahead of time, so while retries are waiting the
+        next slot lies in the future and this UPDATE matches no row. Checks then take only the slots that
+        retries leave free, from the same budget, across replicas, in one atomic statement.
+        """
+        now = self.clock()
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(Pace)
+                .where(Pace.name == self.name, Pace.next_slot_at <= now, Pace.paused_until <= now)
+                .values(next_slot_at=now + self.interval)
+            )
+        return result.rowcount == 1
+
+    async def wait_for_idle_slot(self, poll_interval: float) -> None:
+        """Sleep until a slot is free with nothing of higher priority waiting for it (see reserve_if_idle)."""
+        while not await self.reserve_if_idle():
+            await self.sleep(poll_interval)
+
     async def paused_until(self) -> float:
         async with self.engine.connect() as connection:
             value = (await connection.execute(select(Pace.paused_until).where(Pace.name == self.name))).scalar_one()

@@ -15,8 +15,9 @@ from typing import Self
 import httpx
 
 from bot import __version__
-from bot.defaults import DEFAULT_TIMEOUT
+from bot.defaults import CHECK_TIMEOUT, DEFAULT_TIMEOUT
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
+from bot.platform.conversations import CheckOutcome, ConversationAnswer, answer_for
 
 DEFAULT_RETRY_AFTER = 60.0
 MIN_RETRY_AFTER = 1.0
@@ -104,12 +105,14 @@ class PartooClient:
         api_key: str,
         http: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        check_timeout: httpx.Timeout = CHECK_TIMEOUT,
     ) -> None:
         if not api_key:
             raise ValueError("the Partoo API key is empty")
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._timeout = timeout
+        self._check_timeout = check_timeout
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient()
         self._headers = {"x-APIKey": api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
@@ -146,6 +149,34 @@ class PartooClient:
             message_id,
             answer.http_status if answer.http_status is not None else "-",
             answer.kind,
+            answer.latency_ms,
+        )
+        return answer
+
+    async def get_conversation(self, conversation_id: int) -> ConversationAnswer:
+        """Read a conversation's state (`GET /conversations/{id}`): a read, never raises for HTTP trouble."""
+        started = time.perf_counter()
+        try:
+            response = await self._http.get(
+                f"{self._base_url}/conversations/{conversation_id:d}",
+                headers=self._headers,
+                timeout=self._check_timeout,
+                follow_redirects=False,
+            )
+            answer = answer_for(response.status_code, response.content, conversation_id)
+            if answer.outcome is CheckOutcome.RATE_LIMITED:
+                wait = _retry_after(OutcomeKind.RATE_LIMITED, response.headers.get("Retry-After"))
+                answer = replace(answer, retry_after=wait)
+        except httpx.TimeoutException:
+            answer = ConversationAnswer(CheckOutcome.UNAVAILABLE, reason="Partoo did not answer in time")
+        except (httpx.TransportError, httpx.DecodingError):
+            answer = ConversationAnswer(CheckOutcome.UNAVAILABLE, reason="Partoo could not be reached")
+        answer = replace(answer, latency_ms=(time.perf_counter() - started) * 1000)
+        logger.info(
+            "Partoo conversation conversation_id=%d status=%s outcome=%s latency_ms=%.0f",
+            conversation_id,
+            answer.http_status if answer.http_status is not None else "-",
+            answer.outcome,
             answer.latency_ms,
         )
         return answer

@@ -19,6 +19,7 @@ OUTCOME_EMOJI: dict[OutcomeKind | None, str] = {
     OutcomeKind.RATE_LIMITED: ":hourglass:",
     OutcomeKind.UNAVAILABLE: ":warning:",
     OutcomeKind.UNKNOWN: ":warning:",
+    OutcomeKind.SKIPPED: ":no_entry_sign:",
     None: ":hourglass_flowing_sand:",
 }
 

@@ -55,6 +55,7 @@ _SHORT: dict[OutcomeKind, str] = {
     OutcomeKind.RATE_LIMITED: "rate limited, gave up",
     OutcomeKind.UNAVAILABLE: "Partoo unavailable, gave up",
     OutcomeKind.UNKNOWN: "no answer, not resent",
+    OutcomeKind.SKIPPED: "not sent, cannot succeed",
 }
 
 
@@ -224,7 +225,9 @@ def outcome_reply(request: RequestView) -> SlackMessage:
 
 def alert_outcome_reply(batch: BatchView, request: RequestView) -> SlackMessage:
     """The reply in an alert's thread: who retried, and what Partoo answered."""
-    text = f"{OUTCOME_EMOJI[request.outcome]} Retried by {mrkdwn.user(batch.requested_by)}: {outcome_sentence(request)}"
+    # A retry the conversation check kept back was asked for, not made.
+    verb = "Retry asked by" if request.outcome is OutcomeKind.SKIPPED else "Retried by"
+    text = f"{OUTCOME_EMOJI[request.outcome]} {verb} {mrkdwn.user(batch.requested_by)}: {outcome_sentence(request)}"
     return SlackMessage(text=text, blocks=[_section(text)])
 
 
@@ -245,8 +248,10 @@ def batch_summary(batch: BatchView, requests: Sequence[RequestView]) -> SlackMes
 
 def problems_replies(requests: Sequence[RequestView]) -> list[SlackMessage]:
     """Thread replies listing every request Partoo did not accept, split to fit Slack's limits."""
-    failed = [request for request in requests if request.outcome is not OutcomeKind.ACCEPTED]
-    lines = [f"{OUTCOME_EMOJI[r.outcome]} `{r.message_id}`: {outcome_sentence(r)}" for r in failed]
+    failed = [request for request in requests if request.outcome not in (OutcomeKind.ACCEPTED, OutcomeKind.SKIPPED)]
+    lines = _skipped_lines(requests)
+    lines += [f"{OUTCOME_EMOJI[r.outcome]} `{r.message_id}`: {outcome_sentence(r)}" for r in failed]
+    failed += [request for request in requests if request.outcome is OutcomeKind.SKIPPED]
     replies: list[SlackMessage] = []
     chunk: list[str] = []
     size = 0
@@ -260,6 +265,19 @@ def problems_replies(requests: Sequence[RequestView]) -> list[SlackMessage]:
     if chunk:
         replies.append(_lines_message(chunk, len(failed)))
     return replies
+
+
+def _skipped_lines(requests: Sequence[RequestView]) -> list[str]:
+    """Requests the conversation check kept from being sent, one line per cause rather than one per id."""
+    by_cause: dict[str, list[int]] = {}
+    for request in requests:
+        if request.outcome is OutcomeKind.SKIPPED:
+            by_cause.setdefault(request.detail or "", []).append(request.message_id)
+    emoji = OUTCOME_EMOJI[OutcomeKind.SKIPPED]
+    return [
+        f"{emoji} {len(ids)} not sent, a retry cannot succeed: {escape(cause)} ({_ids(ids)})"
+        for cause, ids in sorted(by_cause.items(), key=lambda item: -len(item[1]))
+    ]
 
 
 def _lines_message(lines: Sequence[str], total: int) -> SlackMessage:

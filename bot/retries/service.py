@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 from slack_sdk.models.views import View
 
+from bot.alerts import verdict_messages
+from bot.alerts.diagnosis_store import DiagnosisStore
 from bot.alerts.store import AlertStore
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
 from bot.domain.outcomes import OutcomeKind
@@ -39,9 +41,11 @@ class RetryService:
         poster: SlackPoster,
         *,
         on_queued: Callable[[], None] = lambda: None,
+        diagnosis: DiagnosisStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.queue = queue
+        self.diagnosis = diagnosis
         self.alerts = alerts
         self.poster = poster
         self.on_queued = on_queued
@@ -65,8 +69,28 @@ class RetryService:
                 )
         return await self._enqueue(ask, message_ids)
 
-    async def retry_from_alert(
+    async def retry_anyway(
         self, message_id: int, *, user_id: str, channel_id: str, message_ts: str, correlation_id: str
+    ) -> EnqueueResult | ClickRefused:
+        """A "Retry anyway" click (confirmed): a Retry that is sent whatever the conversation check says."""
+        return await self.retry_from_alert(
+            message_id,
+            user_id=user_id,
+            channel_id=channel_id,
+            message_ts=message_ts,
+            correlation_id=correlation_id,
+            retry_anyway=True,
+        )
+
+    async def retry_from_alert(
+        self,
+        message_id: int,
+        *,
+        user_id: str,
+        channel_id: str,
+        message_ts: str,
+        correlation_id: str,
+        retry_anyway: bool = False,
     ) -> EnqueueResult | ClickRefused:
         """A Retry click: acts only on an alert the bot posted, in the channel and message it posted it in."""
         alert = await self.alerts.alert_for(message_id)
@@ -90,6 +114,7 @@ class RetryService:
             root_ts=message_ts,
             alert_message_id=message_id,
             expected_alert_retries=alert.state.retries,
+            retry_anyway=retry_anyway,
         )
         result = await self.request(ask, [message_id])
         if result.alert_changed:
@@ -137,7 +162,11 @@ class RetryService:
                 link = await self.poster.permalink(batch.root_channel, batch.root_ts)
                 if link:
                     permalinks[batch.id] = link
-        return messages.status(message_id, history, permalinks, await self._alert_post_error(message_id))
+        answer = messages.status(message_id, history, permalinks, await self._alert_post_error(message_id))
+        if self.diagnosis is None:
+            return answer
+        verdict = await self.diagnosis.latest_verdict(message_id)
+        return replace(answer, blocks=[*answer.blocks, verdict_messages.status_section(verdict)])
 
     async def _alert_post_error(self, message_id: int) -> str | None:
         """Why the message's alert (or the digest it is in) could not be posted, if it could not."""

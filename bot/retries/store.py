@@ -137,6 +137,7 @@ class RetryQueue:
                         digest_id=batch.digest_id,
                         progress_shown=0,
                         thread_ts=batch.thread_ts,
+                        retry_anyway=batch.retry_anyway,
                     )
                     .returning(Batch.id)
                 )
@@ -388,6 +389,32 @@ class RetryQueue:
                 .values(finished_at=now, outcome=outcome.value, detail=detail)
             )
             await apply_to_alerts(connection, [await _message_of(connection, request_id)], TakenOver(detail, now))
+        return True
+
+    async def close_unsent(self, request_id: int, token: int, outcome: OutcomeKind, detail: str) -> bool:
+        """Close a leased request without calling Partoo (the conversation check rules it out).
+
+        Fenced like every worker write, and only before any attempt started: a request already sent is
+        closed by its answer, never by this.
+        """
+        now = self.clock()
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(Request)
+                .where(*_leased(request_id, token), Request.in_flight_since.is_(None))
+                .values(
+                    state=RequestState.DONE,
+                    outcome=outcome.value,
+                    detail=detail,
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            if result.rowcount != 1:
+                return False
+            event = Answered(outcome, detail, now)
+            await apply_to_alerts(connection, [await _message_of(connection, request_id)], event)
         return True
 
     async def release(self, request_id: int, token: int) -> bool:

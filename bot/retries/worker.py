@@ -19,9 +19,11 @@ from collections.abc import Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import correlation
+from bot.alerts.diagnosis import ConversationChecker
 from bot.defaults import POLL_INTERVAL
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
 from bot.domain.records import RequestView
+from bot.domain.verdict import Verdict
 from bot.metrics import Metrics
 from bot.platform.loop import PollingLoop
 from bot.platform.pace import SharedPace
@@ -56,6 +58,7 @@ class RetryWorker(PollingLoop):
         poll_interval: float = POLL_INTERVAL,
         on_finished: Callable[[], None] = lambda: None,
         metrics: Metrics | None = None,
+        checker: ConversationChecker | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(poll_interval)
@@ -68,6 +71,8 @@ class RetryWorker(PollingLoop):
         self.concurrency = concurrency
         self.on_finished = on_finished
         self.metrics = metrics or Metrics()
+        # Checks the conversation before each retry (None: CONVERSATION_CHECK=false).
+        self.checker = checker
         self.clock = clock
         self._tasks: dict[asyncio.Task[None], RequestView] = {}
         self._sending: set[int] = set()
@@ -109,6 +114,10 @@ class RetryWorker(PollingLoop):
             return
         keeper = asyncio.create_task(self._keep_lease(request))
         try:
+            blocking = await self._check_conversation(request)
+            if blocking is not None:
+                await self._skip(request, blocking)
+                return
             await self.pace.wait_for_slot()
             if self._stopping:
                 return
@@ -125,6 +134,23 @@ class RetryWorker(PollingLoop):
         finally:
             self._sending.discard(request.id)
             keeper.cancel()
+
+    async def _check_conversation(self, request: RequestView) -> Verdict | None:
+        """The verdict that rules this retry out, or None to send it (a failed check never blocks)."""
+        if self.checker is None or self._stopping:
+            return None
+        try:
+            return await self.checker.before_retry(request)
+        except Exception:
+            log.exception("could not check the conversation of Partoo message %s; retrying anyway", request.message_id)
+            return None
+
+    async def _skip(self, request: RequestView, verdict: Verdict) -> None:
+        """Close the request unsent: the check says Partoo would accept it and the message fail again."""
+        if await self.queue.close_unsent(request.id, request.lease_token, OutcomeKind.SKIPPED, verdict.summary):
+            log.info("Partoo message %s not sent: %s", request.message_id, verdict.kind.value)
+            self.metrics.retry_finished(OutcomeKind.SKIPPED.value)
+            self.on_finished()
 
     async def _record(self, request: RequestView, attempt_id: int, answer: PartooAnswer) -> None:
         attempts = request.attempts + 1

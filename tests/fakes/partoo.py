@@ -1,4 +1,8 @@
-"""A fake of Partoo's retry endpoint on loopback, with programmable answers and an optional rate limit."""
+"""A fake of Partoo's retry and conversation endpoints on loopback, with programmable answers and a rate limit.
+
+Conversations answer Open (WhatsApp, business 42) unless a test scripts another state with `conversation()`:
+a `Conversation` (closed, expired, issues, unknown issue values) or a `Reply` (slow, 5xx, 404, …).
+"""
 
 from __future__ import annotations
 
@@ -45,6 +49,44 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class Conversation:
+    """The state `GET /conversations/{id}` reports."""
+
+    status: str = "Open"
+    is_expired: bool = False
+    issues: tuple[str, ...] = ()
+    messaging_partner: str = "Whatsapp"
+    business_id: str = "42"
+
+    def body(self, conversation_id: int) -> dict[str, Any]:
+        return {
+            "id": conversation_id,
+            "consumer_img": None,
+            "consumer_name": "John Doe",
+            "consumer_phone_number": "+33612345678",
+            "last_message": None,
+            "is_read": True,
+            "status": self.status,
+            "created_at": "2023-01-31 16:22:17.327878+00:00",
+            "has_one_user_message": True,
+            "business": {"id": self.business_id, "name": "Shop", "city": "Paris", "zipcode": "75001", "country": "FR"},
+            "messaging_partner": self.messaging_partner,
+            "issues": list(self.issues),
+            "first_message_date": "2023-01-31 16:22:17.327878+00:00",
+            "is_expired": self.is_expired,
+            "is_solved": False,
+            "assigned_user_id": None,
+            "custom_channel": None,
+        }
+
+
+OPEN = Conversation()
+CLOSED = Conversation(status="Closed")
+EXPIRED = Conversation(status="Closed", is_expired=True)
+NO_PAGE_LINKED = Conversation(messaging_partner="Facebook", issues=("facebook_no_page_linked",))
+
+
+@dataclass(frozen=True)
 class PartooCall:
     """A call to the retry endpoint; `status` is None while in flight or if the connection was dropped."""
 
@@ -86,6 +128,8 @@ class FakePartoo(FakeServer):
             self._rate_limited = 0
             self._scripts: dict[str, deque[Reply]] = {}
             self._answers: dict[str, _Answer] = {}
+            self._conversations: dict[int, Conversation | Reply] = {}
+            self._conversation_calls: list[PartooCall] = []
         self.forget_max_in_flight()
 
     @property
@@ -113,6 +157,17 @@ class FakePartoo(FakeServer):
         with self._lock:
             self._scripts[str(message_id)] = deque(replies)
 
+    def conversation(self, conversation_id: int, state: Conversation | Reply) -> None:
+        """What `GET /conversations/{conversation_id}` answers from now on (a Reply for slow, 5xx, 404…)."""
+        with self._lock:
+            self._conversations[conversation_id] = state
+
+    @property
+    def conversation_calls(self) -> list[PartooCall]:
+        """Calls to the conversation endpoint (`message_id` holds the conversation id)."""
+        with self._lock:
+            return list(self._conversation_calls)
+
     # -- recordings ------------------------------------------------------------------------------------------
 
     @property
@@ -136,9 +191,10 @@ class FakePartoo(FakeServer):
         with self._lock:
             return self._rate_limited
 
-    def max_calls_in_any_window(self, seconds: float = 60.0) -> int:
-        """The most calls received within any `seconds`-long window."""
-        times = sorted(call.at for call in self.calls)
+    def max_calls_in_any_window(self, seconds: float = 60.0, *, with_checks: bool = False) -> int:
+        """The most calls received within any `seconds`-long window (retries, and checks if asked)."""
+        calls = self.calls + (self.conversation_calls if with_checks else [])
+        times = sorted(call.at for call in calls)
         best, start = 0, 0
         for end, at in enumerate(times):
             while at - times[start] >= seconds:
@@ -151,7 +207,39 @@ class FakePartoo(FakeServer):
     def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v2/messages/{message_id}/retry", self._handle_retry)
+        app.router.add_get("/v2/conversations/{conversation_id}", self._handle_conversation)
         return app
+
+    async def _handle_conversation(self, request: web.Request) -> web.StreamResponse:
+        conversation_id = request.match_info["conversation_id"]
+        api_key = request.headers.get("x-APIKey")
+        with self._lock:
+            index = len(self._conversation_calls)
+            self._conversation_calls.append(PartooCall(conversation_id, api_key, time.monotonic()))
+            reply = self._decide_conversation(conversation_id, api_key)
+        await self.pause(self.latency)
+        await self.pause(reply.delay)
+        with self._lock:
+            if index < len(self._conversation_calls):
+                status = None if reply.reset else reply.status
+                self._conversation_calls[index] = replace(self._conversation_calls[index], status=status)
+        if reply.reset:
+            return self.drop(request)
+        return _response(reply)
+
+    def _decide_conversation(self, conversation_id: str, api_key: str | None) -> Reply:
+        if api_key != self.api_key:
+            return Reply(401)
+        retry_after = self._take_rate_slot()  # checks count against the same limit as retries
+        if retry_after is not None:
+            self._rate_limited += 1
+            return Reply(429, headers={"Retry-After": str(retry_after)})
+        if not _MESSAGE_ID.fullmatch(conversation_id):
+            return Reply(404)
+        state = self._conversations.get(int(conversation_id), OPEN)
+        if isinstance(state, Reply):
+            return state
+        return Reply(200, body=state.body(int(conversation_id)))
 
     async def _handle_retry(self, request: web.Request) -> web.StreamResponse:
         message_id = request.match_info["message_id"]

@@ -1,0 +1,85 @@
+"""The diagnosis loop: checks the conversations of new alerts, and marks accepted retries "not confirmed".
+
+Both jobs work from what is stored, claim before acting (so replicas never do them twice) and give way to
+retries: alert checks only use pace slots no retry is waiting for (bot.alerts.diagnosis).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from bot.alerts import verdict_messages
+from bot.alerts.diagnosis import ConversationChecker
+from bot.alerts.diagnosis_store import DiagnosisStore
+from bot.defaults import ALERT_CLAIM_SECONDS, CHECKS_PER_ROUND, POLL_INTERVAL
+from bot.platform.loop import PollingLoop
+from bot.platform.slack import SlackPoster, SlackPostError
+
+log = logging.getLogger(__name__)
+
+# "Not confirmed" is about minutes: looking for overdue retries every few seconds is plenty.
+NOT_CONFIRMED_SCAN_SECONDS = 5.0
+CACHE_PRUNE_SECONDS = 3600.0
+# Alert checks of one round made at once (each still waits for an idle slot of the shared pace).
+CHECK_CONCURRENCY = 4
+
+
+class DiagnosisLoop(PollingLoop):
+    name = "diagnosis"
+
+    def __init__(
+        self,
+        store: DiagnosisStore,
+        checker: ConversationChecker | None,
+        poster: SlackPoster,
+        *,
+        not_confirmed_minutes: int,
+        not_confirmed_seconds: float | None = None,
+        poll_interval: float = POLL_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(poll_interval)
+        self.store = store
+        self.checker = checker
+        self.poster = poster
+        self.not_confirmed_minutes = not_confirmed_minutes
+        # Tests shorten the wait without changing what the message says.
+        self.not_confirmed_seconds = (
+            not_confirmed_minutes * 60.0 if not_confirmed_seconds is None else not_confirmed_seconds
+        )
+        self.clock = clock
+        self._last_scan = 0.0
+        self._last_prune = 0.0
+
+    async def tick(self) -> bool:
+        more = False
+        # Taking in a flood of webhooks comes first (on SQLite they share one connection with the checks).
+        if self.checker is not None and not await self.store.intake_busy():
+            alerts = await self.store.claim_unchecked_alerts(CHECKS_PER_ROUND, ALERT_CLAIM_SECONDS)
+            if alerts:
+                await self.checker.check_alerts(alerts, CHECK_CONCURRENCY)
+                more = len(alerts) == CHECKS_PER_ROUND
+        now = self.clock()
+        if now - self._last_scan >= min(NOT_CONFIRMED_SCAN_SECONDS, self.poll_interval * 10):
+            self._last_scan = now
+            await self.mark_not_confirmed()
+        if self.checker is not None and now - self._last_prune >= CACHE_PRUNE_SECONDS:
+            self._last_prune = now
+            await self.store.forget_old()
+        return more
+
+    async def mark_not_confirmed(self) -> None:
+        """Accepted retries with no Success nor Failed in time: say so on the alert (re-rendered) and thread."""
+        cutoff = self.clock() - self.not_confirmed_seconds
+        for item in await self.store.mark_not_confirmed(cutoff):
+            log.info("retry of Partoo message %s not confirmed in time", item.message_id)
+            if not (item.root_channel and item.root_ts):
+                continue
+            reply = verdict_messages.not_confirmed_reply(item.message_id, self.not_confirmed_minutes)
+            try:
+                await self.poster.post(item.root_channel, reply, thread_ts=item.root_ts)
+            except SlackPostError as error:
+                # The alert still says it (it is re-rendered from the database); only the thread misses it.
+                log.warning("could not say in its thread that %s is not confirmed: %s", item.message_id, error.error)
