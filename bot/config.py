@@ -20,8 +20,11 @@ from bot.defaults import (
     DEFAULT_LOG_FORMAT,
     DEFAULT_PORT,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
+    DEFAULT_RETENTION_DAYS,
     DEFAULT_SLACK_API_URL,
     LOG_FORMATS,
+    MAX_RETENTION_DAYS,
+    MAX_SILENCE_MINUTES,
     PRODUCTION_API_URL,
     SANDBOX_API_URL,
 )
@@ -86,6 +89,10 @@ class Settings:
     port: int = DEFAULT_PORT
     store_message_preview: bool = True
     log_format: str = DEFAULT_LOG_FORMAT  # one of bot.logs.LOG_FORMATS
+    # Retention and webhook health: 0 days keeps everything; None minutes never warns; None URL compares nothing.
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    webhook_silence_alert_minutes: int | None = None
+    public_url: str | None = None
 
     @property
     def socket_mode(self) -> bool:
@@ -173,6 +180,24 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     store_message_preview = _boolean(text("STORE_MESSAGE_PREVIEW"), "STORE_MESSAGE_PREVIEW", problems, default=True)
 
+    retention_days = _integer(
+        text("RETENTION_DAYS"),
+        "RETENTION_DAYS",
+        problems,
+        default=DEFAULT_RETENTION_DAYS,
+        low=0,
+        high=MAX_RETENTION_DAYS,
+    )
+    silence_text = text("WEBHOOK_SILENCE_ALERT_MINUTES")
+    silence_minutes = (
+        _integer(silence_text, "WEBHOOK_SILENCE_ALERT_MINUTES", problems, default=0, low=1, high=MAX_SILENCE_MINUTES)
+        if silence_text
+        else None
+    )
+    public_url = text("PUBLIC_URL").rstrip("/") or None
+    if public_url and not public_url.startswith(("http://", "https://")):
+        problems.append("PUBLIC_URL must be the bot's public http(s) base URL, e.g. https://partoo-retry.example.com.")
+
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -192,6 +217,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         port=port,
         store_message_preview=store_message_preview,
         log_format=log_format,
+        retention_days=retention_days,
+        webhook_silence_alert_minutes=silence_minutes,
+        public_url=public_url,
     )
 
 
