@@ -43,6 +43,7 @@ class RequestState:
 
 class Batch(Base):
     __tablename__ = "retry_batches"
+    __table_args__ = (Index("ix_retry_batches_created_at", "created_at"),)  # retention
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(16))  # "command" or "button"
@@ -160,7 +161,10 @@ class Alert(Base):
     """One failed Partoo message and its Slack alert; repeated failures update it rather than add one."""
 
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_unposted", "posted_version", "version"),)
+    __table_args__ = (
+        Index("ix_alerts_unposted", "posted_version", "version"),
+        Index("ix_alerts_failed_at", "failed_at"),  # retention
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     message_id: Mapped[int] = mapped_column(BigInteger, unique=True)
@@ -187,6 +191,7 @@ class Digest(Base):
     """Many failures that arrived close together, shown as one message with a "Retry all" button."""
 
     __tablename__ = "alert_digests"
+    __table_args__ = (Index("ix_alert_digests_created_at", "created_at"),)  # retention
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     channel_id: Mapped[str] = mapped_column(String(32))
@@ -197,3 +202,28 @@ class Digest(Base):
     posted_version: Mapped[int] = mapped_column(Integer, default=0)
     posted_at: Mapped[float | None] = mapped_column(Double)
     post_lease_until: Mapped[float | None] = mapped_column(Double)
+
+
+class WebhookIntake(Base):
+    """Signed Partoo deliveries counted per minute, for webhook health (the last hour is kept)."""
+
+    __tablename__ = "webhook_intake"
+
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # UNIX time // 60
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[float] = mapped_column(Double)
+
+
+class WebhookWatch(Base):
+    """One row: when the last delivery arrived, and the silence warning's state, shared by every replica."""
+
+    __tablename__ = "webhook_watch"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    watch_started_at: Mapped[float] = mapped_column(Double)
+    last_delivery_at: Mapped[float | None] = mapped_column(Double)
+    # Set while the silence warning stands; cleared when deliveries come back.
+    silent_since: Mapped[float | None] = mapped_column(Double)
+    # The notice waiting to be posted ("silent" or "back"), claimed with a lease like an alert.
+    notice_due: Mapped[str | None] = mapped_column(String(16))
+    notice_lease_until: Mapped[float | None] = mapped_column(Double)
