@@ -8,9 +8,9 @@ The pruner deletes, in small batches, what is older than RETENTION_DAYS and fini
 
 An alert is *closed* when nothing happened to it for the whole retention period (its failure, a repeat
 failure, a retry request and the delivery report are all older than the cutoff), no retry of its message is
-queued or running, and its Slack message shows its latest state. So a delivered alert goes RETENTION_DAYS
-after its delivery, and one nobody acted on goes RETENTION_DAYS after its last failure. Active requests,
-unprocessed events and everything newer are never touched.
+queued or running, and its Slack message shows its latest state (or it is grouped in a digest). So a
+delivered alert goes RETENTION_DAYS after its delivery, and one nobody acted on goes RETENTION_DAYS after its
+last failure. Active requests, unprocessed events and everything newer are never touched.
 
 Each batch is one short transaction (RETENTION_BATCH rows), with a pause between two, so intake and commands
 (which on SQLite share one connection) never wait for more than one batch. On SQLite the freed pages are then
@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, select
+from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -169,7 +169,8 @@ class Pruner(PollingLoop):
             func.coalesce(Alert.failed_again_at, 0.0) < cutoff,
             func.coalesce(Alert.retry_requested_at, 0.0) < cutoff,
             func.coalesce(Alert.delivered_at, 0.0) < cutoff,
-            Alert.posted_version >= Alert.version,
+            # Its message shows its latest state (an alert grouped in a digest has no message of its own).
+            or_(Alert.posted_version >= Alert.version, Alert.digest_id.is_not(None)),
             ~active_retry,
         )
 
