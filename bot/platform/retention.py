@@ -207,13 +207,17 @@ class Pruner(PollingLoop):
         """Hand freed SQLite pages back to the file system, a few thousand per transaction."""
         freed = 0
         while not self._stopping:
-            async with self.engine.begin() as connection:
+            async with self.engine.connect() as connection:
                 mode = (await connection.exec_driver_sql("PRAGMA auto_vacuum")).scalar_one()
                 free = (await connection.exec_driver_sql("PRAGMA freelist_count")).scalar_one()
+                await connection.rollback()
                 if mode != _INCREMENTAL or not free:
                     return freed
-                # The pragma frees one page per step of its result: read it to the end.
-                (await connection.exec_driver_sql(f"PRAGMA incremental_vacuum({VACUUM_PAGES})")).fetchall()
+                driver = (await connection.get_raw_connection()).driver_connection
+                assert driver is not None
+                # Python's sqlite3 steps this pragma once per execute(), which frees one page; executescript()
+                # runs it to the end (in its own transaction: the driver connection is in autocommit).
+                await driver.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES})")
             freed += min(free, VACUUM_PAGES)
             await asyncio.sleep(self.pause)
         return freed
