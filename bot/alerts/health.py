@@ -58,40 +58,37 @@ class WebhookHealth:
 
     async def flush(self) -> None:
         """Write the counts kept in memory, and forget minutes older than the window."""
-        pending, last = self._pending, self._pending_last
-        self._pending, self._pending_last = {}, None
-        try:
-            async with self.engine.begin() as connection:
-                await self._ensure_watch(connection)
-                if pending and last is not None:
-                    insert = _upsert(connection)
-                    for minute, count in sorted(pending.items()):
-                        statement = insert(WebhookIntake).values(minute=minute, deliveries=count, last_at=last)
-                        await connection.execute(
-                            statement.on_conflict_do_update(
-                                index_elements=[WebhookIntake.minute],
-                                set_={
-                                    "deliveries": WebhookIntake.deliveries + statement.excluded.deliveries,
-                                    "last_at": _later(WebhookIntake.last_at, statement.excluded.last_at),
-                                },
-                            )
-                        )
+        # Counts leave memory only once written: a failed write is retried at the next flush, and a reader
+        # in between never sees a delivery vanish.
+        pending, last = dict(self._pending), self._pending_last
+        async with self.engine.begin() as connection:
+            await self._ensure_watch(connection)
+            if pending and last is not None:
+                insert = _upsert(connection)
+                for minute, count in sorted(pending.items()):
+                    statement = insert(WebhookIntake).values(minute=minute, deliveries=count, last_at=last)
                     await connection.execute(
-                        update(WebhookWatch)
-                        .where(WebhookWatch.name == WATCH)
-                        .values(last_delivery_at=_later(WebhookWatch.last_delivery_at, last))
+                        statement.on_conflict_do_update(
+                            index_elements=[WebhookIntake.minute],
+                            set_={
+                                "deliveries": WebhookIntake.deliveries + statement.excluded.deliveries,
+                                "last_at": _later(WebhookIntake.last_at, statement.excluded.last_at),
+                            },
+                        )
                     )
-                oldest = int((self.clock() - HEALTH_WINDOW_SECONDS) // MINUTE) - 1
-                await connection.execute(delete(WebhookIntake).where(WebhookIntake.minute < oldest))
-        except Exception:
-            self._restore(pending, last)  # counted at the next flush instead of lost
-            raise
-
-    def _restore(self, pending: dict[int, int], last: float | None) -> None:
+                await connection.execute(
+                    update(WebhookWatch)
+                    .where(WebhookWatch.name == WATCH)
+                    .values(last_delivery_at=_later(WebhookWatch.last_delivery_at, last))
+                )
+            oldest = int((self.clock() - HEALTH_WINDOW_SECONDS) // MINUTE) - 1
+            await connection.execute(delete(WebhookIntake).where(WebhookIntake.minute < oldest))
         for minute, count in pending.items():
-            self._pending[minute] = self._pending.get(minute, 0) + count
-        if last is not None and (self._pending_last is None or last > self._pending_last):
-            self._pending_last = last
+            left = self._pending.get(minute, 0) - count
+            if left > 0:
+                self._pending[minute] = left
+            else:
+                self._pending.pop(minute, None)
 
     async def _ensure_watch(self, connection: AsyncConnection) -> None:
         statement = _upsert(connection)(WebhookWatch).values(name=WATCH, watch_started_at=self.clock())
@@ -128,7 +125,7 @@ class WebhookHealth:
                 .where(
                     WebhookWatch.name == WATCH,
                     WebhookWatch.silent_since.is_not(None),
-                    WebhookWatch.last_delivery_at > WebhookWatch.silent_since,
+                    WebhookWatch.last_delivery_at >= WebhookWatch.silent_since,
                 )
                 .values(
                     silent_since=None,

@@ -143,7 +143,11 @@ class WebhookEvent(Base):
     """A verified Partoo webhook delivery, stored before it is answered so that nothing is lost."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (Index("ix_webhook_events_pending", "processed_at", "id"),)
+    __table_args__ = (
+        Index("ix_webhook_events_pending", "processed_at", "id"),
+        # An event waits for an earlier one of its message (bot.alerts.store): found by message, not by scan.
+        Index("ix_webhook_events_message", "message_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # Partoo redelivers the same content on 5xx: the unique key turns a redelivery into a no-op.

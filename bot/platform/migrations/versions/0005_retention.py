@@ -21,6 +21,8 @@ def upgrade() -> None:
     op.create_index("ix_retry_batches_created_at", "retry_batches", ["created_at"])
     op.create_index("ix_alerts_failed_at", "alerts", ["failed_at"])
     op.create_index("ix_alert_digests_created_at", "alert_digests", ["created_at"])
+    # Applying an event looks for an earlier unprocessed one of the same message.
+    op.create_index("ix_webhook_events_message", "webhook_events", ["message_id", "id"])
     op.create_table(
         "webhook_intake",
         sa.Column("minute", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -43,6 +45,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("webhook_watch")
     op.drop_table("webhook_intake")
+    op.drop_index("ix_webhook_events_message", table_name="webhook_events")
     op.drop_index("ix_alert_digests_created_at", table_name="alert_digests")
     op.drop_index("ix_alerts_failed_at", table_name="alerts")
     op.drop_index("ix_retry_batches_created_at", table_name="retry_batches")
