@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import sys
 import time
 from typing import Any
 
@@ -18,8 +20,9 @@ from bot.alerts.store import AlertStore
 from bot.platform.database import create_engine, migrate
 from bot.platform.models import Attempt, Batch, Request, RequestState, WebhookEvent
 from bot.platform.retention import DAY
+from bot.retries.export import COLUMNS
 from tests.fakes import FakePartoo, FakeSlack
-from tests.harness import ALERT_CHANNEL, CHANNEL, FAST, RunningBot, message_text, running_bot
+from tests.harness import ALERT_CHANNEL, CHANNEL, FAST, RunningBot, bot_environment, message_text, running_bot
 from tests.signing import PartooSigner, json_body, message_updated_event
 from tests.waiting import eventually, eventually_async
 
@@ -250,3 +253,34 @@ async def test_retention_days_0_keeps_everything(slack: FakeSlack, environment: 
         assert await _count(bot, Request) == 20
         ready = (await bot.http.get("/readyz")).json()
         assert ready["retention"] == {"days": 0, "history_starts_at": None}
+
+
+async def _export(environment: dict[str, str], since: str) -> tuple[str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "log",
+        "export",
+        "--since",
+        since,
+        env={"PATH": os.environ.get("PATH", ""), **environment},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return out.decode(), err.decode()
+
+
+async def test_the_log_export_says_when_history_starts(
+    slack: FakeSlack, partoo: FakePartoo, sqlite_url: str, signer: PartooSigner
+) -> None:
+    environment = bot_environment(slack, partoo, sqlite_url, signer, LOG_FORMAT="text")
+    out, err = await _export(environment, "200d")
+    assert out.strip() == ",".join(COLUMNS)  # stdout stays pure CSV
+    assert "the log keeps finished retries since" in err
+    assert "earlier ones were pruned" in err
+
+    _, err = await _export({**environment, "RETENTION_DAYS": "0"}, "200d")
+    assert "keeps finished retries" not in err
