@@ -62,6 +62,8 @@ DEFAULT_RETENTION_DAYS = 90
 MAX_RETENTION_DAYS = 36_500
 # How often the pruner looks for old rows; pruning is cheap once caught up, so once an hour is plenty.
 RETENTION_INTERVAL = 3600.0
+# The first pass waits this long after start, when webhooks and commands that queued meanwhile come first.
+RETENTION_FIRST_DELAY = 60.0
 # Rows deleted per transaction, and the pause between two: each transaction takes milliseconds, and the
 # pause lets intake and commands (which share SQLite's single connection) go first.
 RETENTION_BATCH = 500

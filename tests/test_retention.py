@@ -40,11 +40,6 @@ async def _count(bot: RunningBot, table: Any, *conditions: Any) -> int:
         return int((await connection.execute(select(func.count()).select_from(table).where(*conditions))).scalar_one())
 
 
-async def _start_prune_done(bot: RunningBot) -> None:
-    """The pruner loop's first pass, at start, is over: from here on only the test prunes (interval 1 h)."""
-    await eventually(lambda: bot.bot.pruner.last_report is not None)
-
-
 async def _alert_posted(slack: FakeSlack, message_id: int) -> None:
     await eventually(lambda: any(f"{message_id}" in message_text(m) for m in slack.root_messages(ALERT_CHANNEL)))
 
@@ -133,7 +128,6 @@ async def test_retention_prunes_what_is_old_and_finished_and_keeps_the_rest(
 
     await eventually_async(delivered)
 
-    await _start_prune_done(bot)
     pruner = bot.bot.pruner
     pruner.clock = lambda: time.time() + 91 * DAY
     report = await pruner.prune()
@@ -225,7 +219,6 @@ async def test_pruning_runs_in_small_batches_while_a_command_is_answered(
 ) -> None:
     tuning = dataclasses.replace(FAST, retention_batch=50, retention_pause=0.01)
     async with running_bot(slack, environment, tuning) as bot:
-        await _start_prune_done(bot)
         await _seed_old_history(bot, 3000)
         pruning = asyncio.create_task(bot.bot.pruner.prune())
 
@@ -238,7 +231,7 @@ async def test_pruning_runs_in_small_batches_while_a_command_is_answered(
         answered_in = time.perf_counter() - began
 
         assert response.status_code == 200
-        assert answered_in < 1.0, f"the command waited {answered_in:.2f} s for the pruner"
+        assert answered_in < 1.5, f"the command waited {answered_in:.2f} s for the pruner"
         assert not pruning.done(), "the pruner finished before the command: nothing was concurrent"
         report = await pruning
         assert report.deleted == {"requests": 3000, "batches": 300, "alerts": 0, "digests": 0, "events": 3000}

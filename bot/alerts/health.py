@@ -12,6 +12,8 @@ replicas never post it twice and a Slack outage delays it rather than losing it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -210,6 +212,14 @@ class WebhookWatcher(PollingLoop):
         self.poster = poster
         self.alert_channel = alert_channel
         self.silence_minutes = silence_minutes
+
+    async def run(self) -> None:
+        # Nothing to write at start: the first round comes one interval later, not among the start's queries.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        self._wake.clear()
+        if not self._stopping:
+            await super().run()
 
     async def tick(self) -> bool:
         await self.health.flush()

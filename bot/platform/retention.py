@@ -21,6 +21,7 @@ largest size.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,7 @@ from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 
-from bot.defaults import RETENTION_BATCH, RETENTION_INTERVAL, RETENTION_PAUSE, VACUUM_PAGES
+from bot.defaults import RETENTION_BATCH, RETENTION_FIRST_DELAY, RETENTION_INTERVAL, RETENTION_PAUSE, VACUUM_PAGES
 from bot.platform.loop import PollingLoop
 from bot.platform.models import Alert, Attempt, Batch, Digest, Request, RequestState, WebhookEvent
 
@@ -96,15 +97,25 @@ class Pruner(PollingLoop):
         interval: float = RETENTION_INTERVAL,
         batch_size: int = RETENTION_BATCH,
         pause: float = RETENTION_PAUSE,
+        first_delay: float = RETENTION_FIRST_DELAY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(interval)
+        self.first_delay = first_delay
         self.engine = engine
         self.retention_seconds = retention_seconds
         self.batch_size = batch_size
         self.pause = pause
         self.clock = clock
         self.last_report: PruneReport | None = None
+
+    async def run(self) -> None:
+        # A starting bot has webhooks and commands to take first; the first pass can wait a minute.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.first_delay)
+        self._wake.clear()
+        if not self._stopping:
+            await super().run()
 
     async def tick(self) -> bool:
         if self.retention_seconds > 0:
