@@ -1,8 +1,9 @@
 """Soak: months of Partoo traffic compressed into minutes, to show that the database and memory plateau.
 
-`python -m bench.soak [--deliveries 200000] [--database sqlite|postgresql]` starts the bot as its own process
-(this module's `--serve` mode: `python -m bot`'s app with retention shortened from days to seconds) against
-fake Slack and Partoo on 127.0.0.1, and sends it signed `message_updated` deliveries at a realistic mix:
+`python -m bench.soak [--deliveries 200000] [--rate 100] [--database sqlite|postgresql]` starts the bot as its
+own process (this module's `--serve` mode: `python -m bot`'s app with retention shortened from days to seconds)
+against fake Slack and Partoo on 127.0.0.1, and sends it signed `message_updated` deliveries, `--rate` a second,
+at a realistic mix:
 
 - about 98 % `Sending` or `Success` of messages that never failed (all of an organisation's traffic);
 - 2 % `Failed` (each raises an alert, or joins a digest in a flood); a quarter of those are retried with
@@ -48,6 +49,9 @@ from tests.harness import bot_environment
 from tests.signing import PartooSigner, json_body, message_updated_event
 
 DEFAULT_DELIVERIES = 200_000
+# A steady pace the alerter keeps up with on a small machine: 100 a second is 8.6 million a day, 170 times the
+# 50,000 a day of a busy organisation. Faster, the test measures the alerter's backlog instead of retention.
+DEFAULT_RATE = 100.0
 FAILED_SHARE = 0.02
 RETRIED_SHARE = 0.25  # of the failures
 SENDERS = 8
@@ -79,6 +83,7 @@ class Sample:
 class Soak:
     database: str
     deliveries: int
+    rate: float
     retention_seconds: float
     prune_every: float
     seconds: float = 0.0
@@ -111,8 +116,10 @@ def serve(retention_seconds: float, prune_every: float) -> None:
 class Traffic:
     """Deliveries in the soak's mix, and the follow-ups of failures (a retry command, then a Success)."""
 
-    def __init__(self, signer: PartooSigner, deliveries: int, response_url: str, seed: int = 12) -> None:
+    def __init__(self, signer: PartooSigner, deliveries: int, response_url: str, rate: float, seed: int = 12) -> None:
         self.signer = signer
+        self.rate = rate  # deliveries per second; 0: as fast as the bot answers
+        self.started = time.monotonic()
         self.remaining = deliveries
         self.response_url = response_url
         self.random = random.Random(seed)
@@ -133,6 +140,8 @@ class Traffic:
             return self._delivery(message_id, "Success")
         if self.remaining <= 0:
             return None if not self.follow_ups else ("/healthz", b"", {})
+        if self.rate and time.monotonic() < self.started + self.sent / self.rate:
+            return "/healthz", b"", {}  # ahead of the pace: wait
         self.remaining -= 1
         message_id, self.next_id = self.next_id, self.next_id + 1
         draw = self.random.random()
@@ -153,8 +162,8 @@ class Traffic:
 async def _sender(client: httpx.AsyncClient, traffic: Traffic, answered: dict[str, int]) -> None:
     while (request := traffic.next_request()) is not None:
         path, body, headers = request
-        if path == "/healthz":  # only follow-ups left, not due yet
-            await asyncio.sleep(0.2)
+        if path == "/healthz":  # nothing due yet (the pace, or follow-ups only)
+            await asyncio.sleep(0.02)
             continue
         try:
             response = await client.post(path, content=body, headers=headers)
@@ -223,8 +232,10 @@ async def _drive(soak: Soak, base_url: str, database_url: str, pid: int, traffic
     await sampler
 
 
-def run(kind: str, deliveries: int, retention_seconds: float, prune_every: float, every: float) -> Soak:
-    soak = Soak(database=kind, deliveries=deliveries, retention_seconds=retention_seconds, prune_every=prune_every)
+def run(kind: str, deliveries: int, rate: float, retention_seconds: float, prune_every: float, every: float) -> Soak:
+    soak = Soak(
+        database=kind, deliveries=deliveries, rate=rate, retention_seconds=retention_seconds, prune_every=prune_every
+    )
     signer = PartooSigner()
     with (
         tempfile.TemporaryDirectory(prefix="soak-") as workdir,
@@ -247,7 +258,7 @@ def run(kind: str, deliveries: int, retention_seconds: float, prune_every: float
         ]
         started = start_ours(environment, Path(workdir), command=command)
         with running(started) as process:
-            traffic = Traffic(signer, deliveries, slack.response_url("soak"))
+            traffic = Traffic(signer, deliveries, slack.response_url("soak"), rate)
             asyncio.run(_drive(soak, process.url, database_url, process.process.pid, traffic, every))
             soak.failures, soak.retried = traffic.failures, traffic.retried
     return soak
@@ -303,7 +314,7 @@ def section(soak: Soak, png: Path) -> str:
             START_MARKER,
             "## Soak: bounded space under months of traffic",
             "",
-            f"`python -m bench.soak --deliveries {soak.deliveries} --database {soak.database}` "
+            f"`python -m bench.soak --deliveries {soak.deliveries} --rate {soak.rate:g} --database {soak.database}` "
             f"(retention {soak.retention_seconds:g} s instead of days, pruned every {soak.prune_every:g} s). "
             f"{soak.deliveries:,} signed deliveries in {soak.seconds / 60:.1f} min ({rate:,.0f}/s), "
             f"{soak.failures:,} of them `Failed` (alerts and digests), {soak.retried:,} of those retried and then "
@@ -346,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=DEFAULT_DELIVERIES)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--rate", type=float, default=DEFAULT_RATE, help="deliveries per second (0: as fast as the bot answers)"
+    )
     parser.add_argument("--retention-seconds", type=float, default=60.0)
     parser.add_argument("--prune-every", type=float, default=10.0)
     parser.add_argument("--sample-every", type=float, default=5.0)
@@ -360,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     soak = run(
         arguments.database,
         arguments.deliveries,
+        arguments.rate,
         arguments.retention_seconds,
         arguments.prune_every,
         arguments.sample_every,
