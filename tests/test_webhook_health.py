@@ -10,7 +10,7 @@ from bot.alerts.health import WebhookHealth
 from tests.fakes import FakeSlack
 from tests.harness import ALERT_CHANNEL, FAST, USER, RunningBot, running_bot
 from tests.signing import PartooSigner, message_updated_event
-from tests.waiting import eventually
+from tests.waiting import eventually, eventually_async
 
 WATCHED = dataclasses.replace(FAST, health_interval=3600.0)
 
@@ -135,3 +135,25 @@ async def test_without_the_setting_silence_posts_nothing(bot: RunningBot, slack:
     clock.now += 7 * 24 * 3600
     await bot.bot.watcher.tick()
     assert _notices(slack) == []
+
+
+async def test_a_slack_outage_delays_the_warning_but_loses_it_not(
+    slack: FakeSlack, environment: dict[str, str]
+) -> None:
+    clock = Clock()
+    async with running_bot(slack, {**environment, "WEBHOOK_SILENCE_ALERT_MINUTES": "5"}, WATCHED) as bot:
+        await _by_hand(bot)
+        bot.bot.health.clock = clock
+        await bot.bot.watcher.tick()
+        clock.now += 6 * 60
+        slack.fail_next("chat.postMessage", times=20, status=503)  # beyond slack_sdk's own retries
+        await bot.bot.watcher.tick()
+        assert _notices(slack) == []
+
+        async def posted() -> bool:
+            await bot.bot.watcher.tick()
+            return len(_notices(slack)) == 1
+
+        await eventually_async(posted, timeout=60)
+        await bot.bot.watcher.tick()
+        assert len(_notices(slack)) == 1
