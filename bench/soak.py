@@ -330,6 +330,13 @@ def section(soak: Soak, png: Path) -> str:
             f"| end (a retention period later) | {last.database_mib:.1f} MiB | {last.rss_mib:.0f} MiB |",
             "",
             f"Rows left at the end: {rows_line}.",
+            "",
+            "How to read it: rows about alerts and retries accumulate for one retention period, then each prune "
+            "removes what aged out, so counts and size level off. `webhook_events` holds only events not applied "
+            "yet and those of alerts and retries: the `Success` of a message that never failed is deleted as it is "
+            "applied, and `Sending` is not stored at all. On SQLite the size includes the WAL file (SQLite "
+            "checkpoints it at about 4 MiB), most of the total at this scale; on PostgreSQL it is "
+            "`pg_database_size`, which autovacuum keeps from growing by reusing the space of deleted rows.",
             END_MARKER,
         ]
     )
