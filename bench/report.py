@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import ack, bulk, flood, memory, webhooks
+from bench import ack, bulk, flood, memory, soak, webhooks
 from bench.common import PARTOO_LATENCY, REPO, SLACK_DEADLINE, SLACK_LATENCY, Latencies, ms, ratio
 
 ANALYSIS_START = "<!-- analysis: kept across runs; edit freely -->"
@@ -646,7 +646,12 @@ def _previous_analysis(previous: str | None) -> str:
 def write(run: Run, path: Path) -> None:
     previous = path.read_text() if path.exists() else None
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(run, previous))
+    text = render(run, previous)
+    # The soak's section is written by `python -m bench.soak` (it takes far longer than a full run): kept as is.
+    if previous and soak.START_MARKER in previous and soak.END_MARKER in previous:
+        kept = previous.split(soak.START_MARKER, 1)[1].split(soak.END_MARKER, 1)[0]
+        text += f"\n{soak.START_MARKER}{kept}{soak.END_MARKER}\n"
+    path.write_text(text)
 
 
 def describe(latencies: Latencies) -> str:

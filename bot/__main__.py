@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import time
 
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +23,7 @@ from bot.config import ConfigError, Settings, settings_from_environment
 from bot.demo import run as demo
 from bot.logs import configure_logging
 from bot.platform.database import SchemaTooNewError, create_engine, display_database_url, migrate
+from bot.platform.retention import DAY, history_start
 from bot.retries import export
 from bot.retries.store import RetryQueue
 
@@ -83,6 +85,10 @@ async def _export(settings: Settings, since: float, output_format: str) -> int:
     finally:
         await engine.dispose()
     export.write(rows, output_format, sys.stdout)
+    # On stderr, so that the CSV or JSON on stdout stays exactly what it was.
+    note = export.history_note(since, history_start(time.time(), settings.retention_days * DAY))
+    if note:
+        print(f"partoo-retry: {note}", file=sys.stderr)
     return 0
 
 

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -34,6 +35,7 @@ from bot.alerts.alerter import Alerter
 from bot.alerts.diagnosis import ConversationChecker
 from bot.alerts.diagnosis_loop import DiagnosisLoop
 from bot.alerts.diagnosis_store import DiagnosisStore
+from bot.alerts.health import WebhookHealth, WebhookWatcher
 from bot.alerts.intake import partoo_webhook
 from bot.alerts.store import AlertStore
 from bot.config import Settings
@@ -42,20 +44,25 @@ from bot.defaults import (
     CHECK_TIMEOUT,
     DEFAULT_TIMEOUT,
     DIGEST_WINDOW,
+    HEALTH_FLUSH_SECONDS,
     LEASE_SECONDS,
     LOG_CHANNEL_INTERVAL,
     POLL_INTERVAL,
     PREVIEW_CHARS,
+    RETENTION_BATCH,
+    RETENTION_INTERVAL,
+    RETENTION_PAUSE,
     TOKEN_CHECK_SECONDS,
     WORKER_CONCURRENCY,
 )
-from bot.metrics import Metrics
+from bot.metrics import Metrics, WebhookVerdict
 from bot.platform.authz import Authorizer
 from bot.platform.database import create_engine, migrate
 from bot.platform.http_limits import BODY_READ_SECONDS, BodyLimits
 from bot.platform.pace import ChannelPaces, SharedPace
 from bot.platform.partoo import PartooClient
 from bot.platform.request_id import RequestIdMiddleware
+from bot.platform.retention import DAY, Pruner, ensure_incremental_vacuum, history_start
 from bot.platform.signatures import WebhookVerifier
 from bot.platform.slack import SlackAuthError, SlackPoster, build_web_client, classify
 from bot.platform.socket_mode import SocketModeConnection, start_socket_mode
@@ -83,6 +90,12 @@ class Tuning:
     check_timeout: httpx.Timeout = field(default_factory=lambda: CHECK_TIMEOUT)
     # None: NOT_CONFIRMED_MINUTES from the settings; tests wait seconds instead.
     not_confirmed_seconds: float | None = None
+    # Retention and webhook health. retention_seconds overrides RETENTION_DAYS (the soak benchmark uses seconds).
+    retention_seconds: float | None = None
+    retention_interval: float = RETENTION_INTERVAL
+    retention_batch: int = RETENTION_BATCH
+    retention_pause: float = RETENTION_PAUSE
+    health_interval: float = HEALTH_FLUSH_SECONDS
 
 
 @dataclass
@@ -104,6 +117,9 @@ class Bot:
     bolt: AsyncApp
     worker_id: str
     metrics: Metrics
+    health: WebhookHealth
+    watcher: WebhookWatcher
+    pruner: Pruner
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     socket_mode: SocketModeConnection | None = None
     _token_checked_at: float = -TOKEN_CHECK_SECONDS
@@ -111,11 +127,14 @@ class Bot:
 
     async def start(self) -> None:
         await migrate(self.engine)
+        await ensure_incremental_vacuum(self.engine)
         self.tasks = [
             asyncio.create_task(self.worker.run(), name="retry-worker"),
             asyncio.create_task(self.notifier.run(), name="notifier"),
             asyncio.create_task(self.alerter.run(), name="alerter"),
             asyncio.create_task(self.diagnosis.run(), name="diagnosis"),
+            asyncio.create_task(self.watcher.run(), name="webhook-watch"),
+            asyncio.create_task(self.pruner.run(), name="retention"),
         ]
         if self.settings.socket_mode:
             self.socket_mode = await start_socket_mode(
@@ -136,11 +155,17 @@ class Bot:
         await self.notifier.stop()
         await self.alerter.stop()
         await self.diagnosis.stop()
+        await self.watcher.stop()
+        await self.pruner.stop()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=10)
         for task in self.tasks:
             task.cancel()
         await self.partoo.aclose()
+        try:
+            await self.health.flush()  # the last seconds' delivery counts
+        except Exception as error:
+            log.warning("webhook counts not written at stop: %s", type(error).__name__)
         await self.engine.dispose()
         log.info("partoo-retry stopped")
 
@@ -170,6 +195,23 @@ class Bot:
             problems.append(self.poster.auth_problem)
         return problems
 
+    async def details(self) -> dict[str, object]:
+        """What /readyz shows besides readiness: webhook activity and retention. Never a reason to fail."""
+        found: dict[str, object] = {}
+        now = time.time()
+        try:
+            activity = await self.health.activity()
+            found["webhooks"] = {
+                "last_at": _iso(activity.last_at),
+                "seconds_since_last": round(now - activity.last_at) if activity.last_at is not None else None,
+                "last_hour": activity.last_hour,
+            }
+        except Exception as error:
+            log.info("webhook activity unavailable for /readyz: %s", type(error).__name__)
+        start = history_start(now, self.pruner.retention_seconds)
+        found["retention"] = {"days": self.settings.retention_days, "history_starts_at": _iso(start)}
+        return found
+
     async def _slack_token_problem(self) -> str | None:
         """Whether Slack rejects the bot token (auth.test, asked at most once a minute).
 
@@ -191,6 +233,10 @@ class Bot:
         except Exception as error:
             log.info("auth.test failed (%s); readiness unchanged", type(error).__name__)
         return self._token_problem
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds") if timestamp is not None else None
 
 
 def _version() -> str:
@@ -222,6 +268,19 @@ def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[],
         second()
 
     return call_both
+
+
+def _counted(
+    on_verdict: Callable[[str, WebhookVerdict], None], health: WebhookHealth
+) -> Callable[[str, WebhookVerdict], None]:
+    """Every delivery with a valid signature, whatever became of it, shows that Partoo's webhooks arrive."""
+
+    def count(event_type: str, verdict: WebhookVerdict) -> None:
+        on_verdict(event_type, verdict)
+        if verdict not in ("bad_signature", "too_large"):
+            health.note_delivery()
+
+    return count
 
 
 def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
@@ -296,8 +355,30 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         poll_interval=tuning.poll_interval,
     )
     worker.on_finished = _both(notifier.wake, alerter.wake)
+    health = WebhookHealth(engine)
+    watcher = WebhookWatcher(
+        health,
+        poster,
+        alert_channel=settings.slack_alert_channel,
+        silence_minutes=settings.webhook_silence_alert_minutes,
+        poll_interval=tuning.health_interval,
+    )
+    retention_seconds = tuning.retention_seconds
+    pruner = Pruner(
+        engine,
+        retention_seconds=settings.retention_days * DAY if retention_seconds is None else retention_seconds,
+        interval=tuning.retention_interval,
+        batch_size=tuning.retention_batch,
+        pause=tuning.retention_pause,
+    )
     service = RetryService(
-        queue, alerts, poster, on_queued=_both(notifier.wake, alerter.wake), diagnosis=diagnosis_store
+        queue,
+        alerts,
+        poster,
+        on_queued=_both(notifier.wake, alerter.wake),
+        webhook_activity=health.activity,
+        retention_seconds=pruner.retention_seconds,
+        diagnosis=diagnosis_store,
     )
     bolt = AsyncApp(
         client=slack,
@@ -326,6 +407,9 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         bolt=bolt,
         worker_id=worker_id,
         metrics=metrics,
+        health=health,
+        watcher=watcher,
+        pruner=pruner,
     )
 
 
@@ -341,7 +425,7 @@ def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
         WebhookVerifier(settings.partoo_webhook_public_key),
         bot.alerts,
         on_stored=bot.alerter.wake,
-        on_verdict=bot.metrics.webhook_event,
+        on_verdict=_counted(bot.metrics.webhook_event, bot.health),
     )
 
     async def metrics(_request: Request) -> Response:
@@ -357,9 +441,10 @@ def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
 
     async def readyz(_request: Request) -> Response:
         problems = await bot.readiness()
+        details = await bot.details()
         if problems:
-            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            return JSONResponse({"status": "not ready", "problems": problems, **details}, status_code=503)
+        return JSONResponse({"status": "ready", **details})
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

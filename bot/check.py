@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from bot.config import ConfigError, Settings
 from bot.platform.database import MIGRATIONS, async_database_url, create_engine, display_database_url, schema_status
+from bot.platform.partoo import PartooClient, PartooReadError, WebhookConfig
 from bot.platform.slack import build_web_client
 
 # A check that waits longer than this reports the wait as its problem.
@@ -257,7 +258,61 @@ async def partoo(settings: Settings) -> Result:
         return _problem(name, f"cannot reach {url}: {_first_line(error)}", "check PARTOO_API_URL / PARTOO_ENV")
     if response.status_code in _PARTOO_DOWN:
         return _problem(name, f"{url} answers HTTP {response.status_code}: Partoo is unavailable right now")
-    return _ok(name, f"{url} answers (HTTP {response.status_code}); the API key is first used by a retry")
+    return _ok(name, f"{url} answers (HTTP {response.status_code}); check never asks for a retry")
+
+
+# -- Partoo's webhook configuration (issue #12) ----------------------------------------------------------
+
+WEBHOOK_ROUTE = "/partoo/webhook"
+WEBHOOK_EVENT = "message_updated"
+
+
+def _without_query(url: str) -> str:
+    """A webhook URL without its query, which may carry a shared secret (`?key=…`), and trailing slash."""
+    return url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+
+
+def _shown(url: str) -> str:
+    return _without_query(url) + ("?…" if "?" in url else "")
+
+
+async def partoo_webhook(settings: Settings) -> Result:
+    """Whether Partoo sends `message_updated` somewhere, and whether that is this bot (PUBLIC_URL)."""
+    name = "Partoo webhook"
+    expected = f"{settings.public_url}{WEBHOOK_ROUTE}" if settings.public_url else None
+    where = expected or f"https://<the bot's public host>{WEBHOOK_ROUTE}"
+    setup = f"in Partoo (Settings > Integrations > Webhooks) point {WEBHOOK_EVENT} at {where}"
+    try:
+        async with PartooClient(
+            base_url=settings.partoo_api_url, api_key=settings.partoo_api_key.value, timeout=PARTOO_TIMEOUT
+        ) as client:
+            configs = await client.list_webhooks()
+    except PartooReadError as error:
+        if error.status == 403:
+            return Result(
+                name,
+                Status.SKIPPED,
+                f"the API key's user may not read webhook configurations (HTTP 403): {error.detail}",
+                f"check by hand: {setup}",
+            )
+        if error.status == 401:
+            return _problem(name, f"Partoo refuses the API key (HTTP 401): {error.detail}", "check PARTOO_API_KEY")
+        if error.status is None:  # the Partoo API check above already names this problem
+            return Result(name, Status.SKIPPED, f"not checked: {error.detail}")
+        return _problem(name, f"cannot read Partoo's webhook configurations (HTTP {error.status}): {error.detail}")
+    sending: list[WebhookConfig] = [config for config in configs if config.event_type == WEBHOOK_EVENT]
+    if not sending:
+        return _problem(
+            name, f"no {WEBHOOK_EVENT} webhook is configured in Partoo: failure alerts cannot arrive", setup
+        )
+    urls = ", ".join(_shown(config.url) for config in sending)
+    if expected is None:
+        return _ok(
+            name, f"{WEBHOOK_EVENT} is sent to {urls}", "set PUBLIC_URL to have this compared with the bot's URL"
+        )
+    if any(_without_query(config.url) == expected for config in sending):
+        return _ok(name, f"{WEBHOOK_EVENT} is sent to {urls}, this bot (PUBLIC_URL)")
+    return _problem(name, f"{WEBHOOK_EVENT} is sent to {urls}, not to this bot's {expected} (PUBLIC_URL)", setup)
 
 
 # -- running them ----------------------------------------------------------------------------------------
@@ -282,6 +337,7 @@ async def run_checks(settings: Settings, *, out: TextIO) -> int:
         ("Slack", lambda: slack(settings, web)),
         ("database", lambda: database(settings)),
         ("Partoo API", lambda: partoo(settings)),
+        ("Partoo webhook", lambda: partoo_webhook(settings)),
     ]
     results = [configuration(settings)]
     print(results[0].line(), file=out)

@@ -24,8 +24,11 @@ from bot.defaults import (
     DEFAULT_NOT_CONFIRMED_MINUTES,
     DEFAULT_PORT,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
+    DEFAULT_RETENTION_DAYS,
     DEFAULT_SLACK_API_URL,
     LOG_FORMATS,
+    MAX_RETENTION_DAYS,
+    MAX_SILENCE_MINUTES,
     PRODUCTION_API_URL,
     SANDBOX_API_URL,
 )
@@ -95,6 +98,10 @@ class Settings:
     conversation_check: bool = DEFAULT_CONVERSATION_CHECK
     conversation_check_cache_seconds: int = DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS
     not_confirmed_minutes: int = DEFAULT_NOT_CONFIRMED_MINUTES
+    # Retention and webhook health: 0 days keeps everything; None minutes never warns; None URL compares nothing.
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    webhook_silence_alert_minutes: int | None = None
+    public_url: str | None = None
 
     @property
     def socket_mode(self) -> bool:
@@ -203,6 +210,23 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         low=1,
         high=24 * 60,
     )
+    retention_days = _integer(
+        text("RETENTION_DAYS"),
+        "RETENTION_DAYS",
+        problems,
+        default=DEFAULT_RETENTION_DAYS,
+        low=0,
+        high=MAX_RETENTION_DAYS,
+    )
+    silence_text = text("WEBHOOK_SILENCE_ALERT_MINUTES")
+    silence_minutes = (
+        _integer(silence_text, "WEBHOOK_SILENCE_ALERT_MINUTES", problems, default=0, low=1, high=MAX_SILENCE_MINUTES)
+        if silence_text
+        else None
+    )
+    public_url = text("PUBLIC_URL").rstrip("/") or None
+    if public_url and not public_url.startswith(("http://", "https://")):
+        problems.append("PUBLIC_URL must be the bot's public http(s) base URL, e.g. https://partoo-retry.example.com.")
 
     if problems:
         raise ConfigError(problems)
@@ -227,6 +251,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         conversation_check=conversation_check,
         conversation_check_cache_seconds=check_cache_seconds,
         not_confirmed_minutes=not_confirmed_minutes,
+        retention_days=retention_days,
+        webhook_silence_alert_minutes=silence_minutes,
+        public_url=public_url,
     )
 
 

@@ -68,3 +68,23 @@ CHECKS_PER_ROUND = 100
 # -- operations ---------------------------------------------------------------------------------
 # How long a Slack token check (auth.test) answers /readyz before it is asked again.
 TOKEN_CHECK_SECONDS = 60.0
+
+# -- retention and webhook health ----------------------------------------------------------------
+# RETENTION_DAYS: finished retries, closed alerts, digests and processed events older than this are pruned.
+DEFAULT_RETENTION_DAYS = 90
+MAX_RETENTION_DAYS = 36_500
+# How often the pruner looks for old rows; pruning is cheap once caught up, so once an hour is plenty.
+RETENTION_INTERVAL = 3600.0
+# The first pass waits this long after start, when webhooks and commands that queued meanwhile come first.
+RETENTION_FIRST_DELAY = 60.0
+# Rows deleted per transaction, and the pause between two: each transaction takes milliseconds, and the
+# pause lets intake and commands (which share SQLite's single connection) go first.
+RETENTION_BATCH = 500
+RETENTION_PAUSE = 0.05
+# SQLite pages returned to the file system per transaction after pruning (4 KiB each).
+VACUUM_PAGES = 2000
+# Deliveries are counted in memory and written to the database this often (one write, not one per delivery).
+HEALTH_FLUSH_SECONDS = 5.0
+# The per-minute delivery counts kept: the App Home and /readyz show the last hour.
+HEALTH_WINDOW_SECONDS = 3600.0
+MAX_SILENCE_MINUTES = 7 * 24 * 60

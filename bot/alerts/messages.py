@@ -345,3 +345,24 @@ def _ids(message_ids: Sequence[int]) -> str:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+# -- webhook health (issue #12) -------------------------------------------------------------------
+
+
+def webhook_silence(minutes: int, last_at: float | None) -> SlackMessage:
+    """The one warning posted when no Partoo webhook arrived for WEBHOOK_SILENCE_ALERT_MINUTES."""
+    since = f"the last one arrived {mrkdwn.when(last_at)}" if last_at else "none has arrived since the bot started"
+    text = (
+        f":warning: No Partoo webhook for {minutes} min ({since}). Failure alerts cannot arrive meanwhile: "
+        "check the `message_updated` webhook in Partoo (Settings > Integrations > Webhooks) and that the bot's "
+        "`/partoo/webhook` is reachable; `partoo-retry-bot check` shows where Partoo sends it."
+    )
+    return SlackMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=text))])
+
+
+def webhook_back(last_at: float | None) -> SlackMessage:
+    """Posted once, when deliveries come back after a silence warning."""
+    when = f" (latest {mrkdwn.when(last_at)})" if last_at else ""
+    text = f":white_check_mark: Partoo webhooks arrive again{when}: back to normal."
+    return SlackMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=text))])

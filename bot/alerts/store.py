@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, select, update
+from sqlalchemy import Row, and_, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -172,9 +172,52 @@ class AlertStore(PostClaims):
             ).scalar_one()
             if already is not None:
                 return
+            if await self._waits_for_earlier_event(connection, stored):
+                return
             if update_ is not None and stored.event.type == "message_updated":
                 await self._apply_update(connection, update_, stored.received_at, alert_channel)
+            if await self._dropped_as_unrelated(connection, stored):
+                return
             await connection.execute(update(EventRow).where(EventRow.id == stored.id).values(processed_at=self.clock()))
+
+    # -- retention: what is worth keeping (issue #12) -------------------------------------------
+
+    async def _waits_for_earlier_event(self, connection: AsyncConnection, stored: StoredEvent) -> bool:
+        """Whether an earlier event about the same message is still unprocessed (another replica holds it).
+
+        Partoo's events carry no update time: arrival order is the only order. A `Success` applied before the
+        `Failed` that came first would find no alert to close, then the `Failed` would open one for a message
+        that was delivered. So the later event is given back (lease cleared) and applied after the earlier one.
+        """
+        message = stored.event.message
+        if message is None:
+            return False
+        earlier = await connection.execute(
+            select(EventRow.id)
+            .where(EventRow.processed_at.is_(None), EventRow.id < stored.id, EventRow.message_id == message.message_id)
+            .limit(1)
+        )
+        if earlier.first() is None:
+            return False
+        await connection.execute(update(EventRow).where(EventRow.id == stored.id).values(lease_until=None))
+        return True
+
+    async def _dropped_as_unrelated(self, connection: AsyncConnection, stored: StoredEvent) -> bool:
+        """Delete an applied event that concerns no alert and no retry; True when it was deleted.
+
+        Partoo reports every message of the organisation, so nearly every event is the `Success` of a message
+        that never failed. Once applied (in order, after any earlier event of its message) it has changed
+        nothing and nothing will read it: keeping it would only grow the database. A redelivery of it is
+        stored and applied again, which changes nothing either.
+        """
+        message = stored.event.message
+        if message is not None:
+            alert = exists().where(Alert.message_id == message.message_id)
+            retry = exists().where(Request.message_id == message.message_id)
+            if (await connection.execute(select(alert | retry))).scalar_one():
+                return False
+        await connection.execute(delete(EventRow).where(EventRow.id == stored.id))
+        return True
 
     async def _apply_update(
         self, connection: AsyncConnection, message: MessageUpdate, at: float, alert_channel: str | None

@@ -43,6 +43,7 @@ class RequestState:
 
 class Batch(Base):
     __tablename__ = "retry_batches"
+    __table_args__ = (Index("ix_retry_batches_created_at", "created_at"),)  # retention
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(16))  # "command" or "button"
@@ -152,7 +153,11 @@ class WebhookEvent(Base):
     """A verified Partoo webhook delivery, stored before it is answered so that nothing is lost."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (Index("ix_webhook_events_pending", "processed_at", "id"),)
+    __table_args__ = (
+        Index("ix_webhook_events_pending", "processed_at", "id"),
+        # An event waits for an earlier one of its message (bot.alerts.store): found by message, not by scan.
+        Index("ix_webhook_events_message", "message_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # Partoo redelivers the same content on 5xx: the unique key turns a redelivery into a no-op.
@@ -173,7 +178,10 @@ class Alert(Base):
     """One failed Partoo message and its Slack alert; repeated failures update it rather than add one."""
 
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_unposted", "posted_version", "version"),)
+    __table_args__ = (
+        Index("ix_alerts_unposted", "posted_version", "version"),
+        Index("ix_alerts_failed_at", "failed_at"),  # retention
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     message_id: Mapped[int] = mapped_column(BigInteger, unique=True)
@@ -225,6 +233,7 @@ class Digest(Base):
     """Many failures that arrived close together, shown as one message with a "Retry all" button."""
 
     __tablename__ = "alert_digests"
+    __table_args__ = (Index("ix_alert_digests_created_at", "created_at"),)  # retention
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     channel_id: Mapped[str] = mapped_column(String(32))
@@ -237,3 +246,28 @@ class Digest(Base):
     post_lease_until: Mapped[float | None] = mapped_column(Double)
     post_claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     post_error: Mapped[str | None] = mapped_column(String(64))
+
+
+class WebhookIntake(Base):
+    """Signed Partoo deliveries counted per minute, for webhook health (the last hour is kept)."""
+
+    __tablename__ = "webhook_intake"
+
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # UNIX time // 60
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[float] = mapped_column(Double)
+
+
+class WebhookWatch(Base):
+    """One row: when the last delivery arrived, and the silence warning's state, shared by every replica."""
+
+    __tablename__ = "webhook_watch"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    watch_started_at: Mapped[float] = mapped_column(Double)
+    last_delivery_at: Mapped[float | None] = mapped_column(Double)
+    # Set while the silence warning stands; cleared when deliveries come back.
+    silent_since: Mapped[float | None] = mapped_column(Double)
+    # The notice waiting to be posted ("silent" or "back"), claimed with a lease like an alert.
+    notice_due: Mapped[str | None] = mapped_column(String(16))
+    notice_lease_until: Mapped[float | None] = mapped_column(Double)

@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
@@ -69,6 +69,28 @@ _MAYBE_RECEIVED_DETAIL = "the connection to Partoo broke before its answer"
 # Keys of Partoo's error object whose value is the message itself, not the name of a field.
 _MESSAGE_KEYS = frozenset({"json", "authentication", "authorization"})
 _MAX_DEPTH = 4
+
+
+# `GET /webhooks` is paginated; an organisation has a handful of configurations, so a few pages are plenty.
+MAX_WEBHOOK_PAGES = 20
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """One webhook configured in Partoo: which event it sends, and where."""
+
+    id: int | None
+    event_type: str
+    url: str
+
+
+class PartooReadError(Exception):
+    """A read-only call that did not succeed: `status` is Partoo's HTTP status, None when there was no answer."""
+
+    def __init__(self, status: int | None, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
 
 
 def kind_for_status(status: int) -> OutcomeKind:
@@ -181,6 +203,36 @@ class PartooClient:
         )
         return answer
 
+    async def list_webhooks(self) -> list[WebhookConfig]:
+        """Partoo's webhook configurations for the key's organisation (`GET /webhooks`, every page); read-only."""
+        found: list[WebhookConfig] = []
+        page, last_page = 1, 1
+        while page <= min(last_page, MAX_WEBHOOK_PAGES):
+            try:
+                response = await self._http.get(
+                    f"{self._base_url}/webhooks",
+                    params={"page": page},
+                    headers=self._headers,
+                    timeout=self._timeout,
+                    follow_redirects=False,
+                )
+            except httpx.TransportError as exc:
+                raise PartooReadError(None, self._clean(f"no answer from Partoo: {type(exc).__name__}")) from None
+            if not response.is_success:
+                detail = _detail(kind_for_status(response.status_code), response.status_code, response.content)
+                raise PartooReadError(response.status_code, self._clean(detail))
+            try:
+                document = response.json()
+            except ValueError:
+                raise PartooReadError(response.status_code, "Partoo answered with a non-JSON body") from None
+            if not isinstance(document, dict):
+                raise PartooReadError(response.status_code, "Partoo answered with an unexpected shape")
+            found += [_webhook_config(item) for item in document.get("items") or [] if isinstance(item, dict)]
+            max_page = document.get("max_page")
+            last_page = max_page if isinstance(max_page, int) else page
+            page += 1
+        return found
+
     async def _send(self, request: httpx.Request) -> PartooAnswer:
         try:
             # A redirect would send the POST again, to wherever it points.
@@ -218,6 +270,15 @@ class PartooClient:
         if len(text) > MAX_DETAIL_LENGTH:
             text = text[: MAX_DETAIL_LENGTH - 1] + "…"
         return text
+
+
+def _webhook_config(item: dict[str, object]) -> WebhookConfig:
+    identifier = item.get("id")
+    return WebhookConfig(
+        id=identifier if isinstance(identifier, int) else None,
+        event_type=str(item.get("event_type") or ""),
+        url=str(item.get("url") or ""),
+    )
 
 
 def _retry_after(kind: OutcomeKind, header: str | None) -> float | None:

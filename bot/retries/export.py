@@ -71,6 +71,16 @@ def row(request: RequestView, batch: BatchView) -> dict[str, Any]:
     }
 
 
+def history_note(since: float, history_start: float | None) -> str | None:
+    """What to tell on stderr when RETENTION_DAYS pruned part of the period asked for (None: nothing pruned)."""
+    if history_start is None:
+        return None
+    starts = _iso(history_start)
+    if since < history_start:
+        return f"the log keeps finished retries since {starts} (RETENTION_DAYS); earlier ones were pruned"
+    return f"the log keeps finished retries since {starts} (RETENTION_DAYS)"
+
+
 def write(rows: Sequence[tuple[RequestView, BatchView]], output_format: str, out: IO[str]) -> None:
     """Write the rows as CSV (with a header) or as one JSON object per line."""
     if output_format == "csv":

@@ -20,6 +20,7 @@ from slack_sdk.models.views import View
 
 from bot.domain.access import AccessPolicy
 from bot.domain.commands import COMMAND, DEFAULT_LOG_SIZE, MAX_IDS, MAX_LOG_SIZE
+from bot.domain.health import WebhookActivity
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.records import ActiveRequest, AttemptView, BatchView, RequestView
 from bot.rendering import limits, mrkdwn
@@ -311,19 +312,23 @@ def status(
     history: Sequence[tuple[RequestView, BatchView, Sequence[AttemptView]]],
     permalinks: dict[int, str],
     alert_post_error: str | None = None,
+    *,
+    history_start: float | None = None,
 ) -> SlackMessage:
-    """The whole retry history of one Partoo message (and why its alert could not be posted, if so)."""
-    problem: list[Block] = []
+    """The whole retry history of one Partoo message, as far back as the log keeps it (and why its alert
+    could not be posted, if so)."""
+    kept = _history_kept(history_start)
+    notes: list[Block] = [_context(kept)] if kept else []
     if alert_post_error:
-        problem = [
+        notes.append(
             _section(
                 f":warning: The failure alert for this message could not be posted in Slack: "
                 f"`{escape(shorten(alert_post_error, 64))}`."
             )
-        ]
+        )
     if not history:
         text = f"No retry of Partoo message `{message_id}` is in the log."
-        return SlackMessage(text=text, blocks=[_section(text), *problem])
+        return SlackMessage(text=text, blocks=[_section(text), *notes])
     groups: list[list[Block]] = []
     for request, batch, attempts in history[-12:]:
         where = f" in {mrkdwn.channel(batch.channel_id)}" if batch.channel_id else ""
@@ -348,7 +353,7 @@ def status(
     blocks.extend(block for group in groups for block in group)
     if len(groups) < len(history):
         blocks.append(_context(f"Showing the last {len(groups)} of {len(history)} requests."))
-    blocks.extend(problem)
+    blocks.extend(notes)
     text = f"Retry history of Partoo message {message_id}: {len(history)} requests."
     return SlackMessage(text=text, blocks=blocks)
 
@@ -395,7 +400,30 @@ _COUNT_LABELS = (
 )
 
 
-def home(recent: Sequence[RequestView], today: dict[str, int], week: dict[str, int]) -> View:
+def _history_kept(start: float | None) -> str | None:
+    """Where the log begins when RETENTION_DAYS prunes it (None: it keeps everything)."""
+    return f"The log keeps finished retries since {mrkdwn.when(start)} (older ones are pruned)." if start else None
+
+
+def _webhooks_line(activity: WebhookActivity, now: float) -> str:
+    if activity.last_at is None:
+        return "*Partoo webhooks*: none received yet"
+    ago = mrkdwn.duration(now - activity.last_at)
+    return (
+        f"*Partoo webhooks*: last one {mrkdwn.when(activity.last_at)} ({ago} ago) · "
+        f"*{activity.last_hour:,}* in the last hour"
+    )
+
+
+def home(
+    recent: Sequence[RequestView],
+    today: dict[str, int],
+    week: dict[str, int],
+    *,
+    webhooks: WebhookActivity | None = None,
+    history_start: float | None = None,
+    now: float | None = None,
+) -> View:
     """The App Home tab: counts for today and this week, then the recent log."""
 
     def counts_line(counts: dict[str, int]) -> str:
@@ -413,4 +441,8 @@ def home(recent: Sequence[RequestView], today: dict[str, int], week: dict[str, i
         blocks.extend(sections)
     else:
         blocks.append(_context(f"No retries yet. Use `{escape('/partoo-retry <message id>')}` or a Retry button."))
+    if webhooks is not None:
+        blocks.append(_context(_webhooks_line(webhooks, now or webhooks.last_at or 0.0)))
+    if kept := _history_kept(history_start):
+        blocks.append(_context(kept))
     return View(type="home", blocks=blocks)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -12,9 +12,11 @@ from slack_sdk.models.views import View
 from bot.alerts import verdict_messages
 from bot.alerts.diagnosis_store import DiagnosisStore
 from bot.alerts.store import AlertStore
+from bot.domain.health import WebhookActivity
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.records import EnqueueResult, NewBatch
+from bot.platform.retention import history_start
 from bot.platform.slack import SlackPoster
 from bot.rendering import mrkdwn
 from bot.rendering.message import SlackMessage
@@ -43,6 +45,8 @@ class RetryService:
         on_queued: Callable[[], None] = lambda: None,
         diagnosis: DiagnosisStore | None = None,
         clock: Callable[[], float] = time.time,
+        webhook_activity: Callable[[], Awaitable[WebhookActivity]] | None = None,
+        retention_seconds: float = 0.0,
     ) -> None:
         self.queue = queue
         self.diagnosis = diagnosis
@@ -50,6 +54,13 @@ class RetryService:
         self.poster = poster
         self.on_queued = on_queued
         self.clock = clock
+        # Retention and webhook health (issue #12): what the App Home and `status` add.
+        self.webhook_activity = webhook_activity
+        self.retention_seconds = retention_seconds
+
+    def history_start(self) -> float | None:
+        """Before this moment finished retries have been pruned (RETENTION_DAYS); None when all are kept."""
+        return history_start(self.clock(), self.retention_seconds)
 
     async def request(self, ask: NewBatch, message_ids: Sequence[int]) -> EnqueueResult:
         """Write the requests durably; the notifier announces them and the worker sends them.
@@ -162,7 +173,13 @@ class RetryService:
                 link = await self.poster.permalink(batch.root_channel, batch.root_ts)
                 if link:
                     permalinks[batch.id] = link
-        answer = messages.status(message_id, history, permalinks, await self._alert_post_error(message_id))
+        answer = messages.status(
+            message_id,
+            history,
+            permalinks,
+            await self._alert_post_error(message_id),
+            history_start=self.history_start(),
+        )
         if self.diagnosis is None:
             return answer
         verdict = await self.diagnosis.latest_verdict(message_id)
@@ -187,7 +204,10 @@ class RetryService:
             await self.alerts.delivery_counts(midnight.timestamp()),
         )
         week = _summary(await self.queue.outcome_counts(now - WEEK), await self.alerts.delivery_counts(now - WEEK))
-        return messages.home(await self.queue.recent(15), today, week)
+        activity = await self.webhook_activity() if self.webhook_activity else None
+        return messages.home(
+            await self.queue.recent(15), today, week, webhooks=activity, history_start=self.history_start(), now=now
+        )
 
 
 def _answers_in(ask: NewBatch, channel_id: str, ts: str) -> bool:

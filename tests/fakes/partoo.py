@@ -20,6 +20,8 @@ from aiohttp import web
 from tests.fakes.server import FakeServer
 
 ANY_MESSAGE = "*"
+# The webhook a fresh FakePartoo says is configured (GET /v2/webhooks), as a working deployment would have.
+DEFAULT_WEBHOOK_URL = "https://partoo-retry.example.com/partoo/webhook"
 
 _MESSAGE_ID = re.compile(r"\d+")
 _SUCCESS: dict[str, Any] = {"status": "success"}
@@ -130,6 +132,9 @@ class FakePartoo(FakeServer):
             self._answers: dict[str, _Answer] = {}
             self._conversations: dict[int, Conversation | Reply] = {}
             self._conversation_calls: list[PartooCall] = []
+            self._webhooks: list[dict[str, Any]] = [_webhook(1, "message_updated", DEFAULT_WEBHOOK_URL)]
+            self._webhooks_status: int = 200
+            self.webhook_reads: list[int] = []  # the page asked for, per GET /v2/webhooks
         self.forget_max_in_flight()
 
     @property
@@ -167,6 +172,12 @@ class FakePartoo(FakeServer):
         """Calls to the conversation endpoint (`message_id` holds the conversation id)."""
         with self._lock:
             return list(self._conversation_calls)
+
+    def configure_webhooks(self, configs: Iterable[tuple[str, str]], *, status: int = 200) -> None:
+        """What GET /v2/webhooks lists: (event_type, url) pairs; or the error status it answers with."""
+        with self._lock:
+            self._webhooks = [_webhook(n, event, url) for n, (event, url) in enumerate(configs, start=1)]
+            self._webhooks_status = status
 
     # -- recordings ------------------------------------------------------------------------------------------
 
@@ -208,6 +219,7 @@ class FakePartoo(FakeServer):
         app = web.Application()
         app.router.add_post("/v2/messages/{message_id}/retry", self._handle_retry)
         app.router.add_get("/v2/conversations/{conversation_id}", self._handle_conversation)
+        app.router.add_get("/v2/webhooks", self._handle_webhooks)
         return app
 
     async def _handle_conversation(self, request: web.Request) -> web.StreamResponse:
@@ -240,6 +252,26 @@ class FakePartoo(FakeServer):
         if isinstance(state, Reply):
             return state
         return Reply(200, body=state.body(int(conversation_id)))
+
+    async def _handle_webhooks(self, request: web.Request) -> web.StreamResponse:
+        """`GET /v2/webhooks`: the configurations, two per page, as Partoo paginates them."""
+        page = int(request.query.get("page", "1"))
+        with self._lock:
+            self.webhook_reads.append(page)
+            if request.headers.get("x-APIKey") != self.api_key:
+                return _response(Reply(401))
+            if self._webhooks_status != 200:
+                return _response(Reply(self._webhooks_status))
+            items = list(self._webhooks)
+        per_page = 2
+        max_page = max(1, math.ceil(len(items) / per_page))
+        body = {
+            "page": page,
+            "max_page": max_page,
+            "count": len(items),
+            "items": items[(page - 1) * per_page : page * per_page],
+        }
+        return _response(Reply(200, body))
 
     async def _handle_retry(self, request: web.Request) -> web.StreamResponse:
         message_id = request.match_info["message_id"]
@@ -303,6 +335,17 @@ class FakePartoo(FakeServer):
             return max(1, math.ceil(wait))
         self._window.append(now)
         return None
+
+
+def _webhook(identifier: int, event_type: str, url: str) -> dict[str, Any]:
+    return {
+        "id": identifier,
+        "url": url,
+        "event_type": event_type,
+        "created_at": "2026-01-05T10:00:00+00:00",
+        "updated_at": "2026-01-05T10:00:00+00:00",
+        "org_id": 7,
+    }
 
 
 def _response(reply: Reply) -> web.Response:
