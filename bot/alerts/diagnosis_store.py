@@ -147,7 +147,11 @@ class DiagnosisStore:
         return RetryContext(False, await self.conversation_of(message_id), None)
 
     async def conversation_of(self, message_id: int) -> ConversationRef | None:
-        """The message's conversation, from its alert or else the latest webhook about it; None if unseen."""
+        """The message's conversation, from its alert or else the latest webhook about it; None if unseen.
+
+        Events that concern no alert and no retry are dropped once applied (bounded storage): a message the
+        bot only saw delivered counts as unseen here, and a command for it is retried without a check.
+        """
         async with self.engine.connect() as connection:
             failure = (
                 await connection.execute(select(Alert.failure).where(Alert.message_id == message_id))
