@@ -61,7 +61,6 @@ def channel_scope(business_id: object, partner: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class RetryContext:
-    retry_anyway: bool
     ref: ConversationRef | None
     alert_verdict: Verdict | None
     has_alert: bool = False
@@ -133,18 +132,15 @@ class DiagnosisStore:
 
     # -- which conversation ---------------------------------------------------------------------
 
-    async def retry_context(self, batch_id: int, message_id: int) -> RetryContext:
+    async def retry_context(self, message_id: int) -> RetryContext:
         """What a check before a retry needs, read in one go (a Retry all reads it for every message)."""
         async with self.engine.connect() as connection:
-            anyway = (await connection.execute(select(Batch.retry_anyway).where(Batch.id == batch_id))).scalar_one()
-            if anyway:
-                return RetryContext(retry_anyway=True, ref=None, alert_verdict=None)
             alert = (
                 await connection.execute(select(Alert.failure, Alert.verdict).where(Alert.message_id == message_id))
             ).one_or_none()
         if alert is not None:
-            return RetryContext(False, _ref_from_failure(alert.failure), verdict_from_json(alert.verdict), True)
-        return RetryContext(False, await self.conversation_of(message_id), None)
+            return RetryContext(_ref_from_failure(alert.failure), verdict_from_json(alert.verdict), True)
+        return RetryContext(await self.conversation_of(message_id), None)
 
     async def conversation_of(self, message_id: int) -> ConversationRef | None:
         """The message's conversation, from its alert or else the latest webhook about it; None if unseen."""

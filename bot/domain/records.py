@@ -89,6 +89,8 @@ class RequestView:
     detail: str | None
     finished_at: float | None
     correlation_id: str | None = None
+    # "Retry anyway" (from the batch): the worker sends it without checking the conversation.
+    retry_anyway: bool = False
 
 
 @dataclass(frozen=True)
