@@ -237,9 +237,14 @@ class DiagnosisStore:
     # -- "not confirmed" ------------------------------------------------------------------------
 
     async def mark_not_confirmed(self, accepted_before: float, limit: int = 100) -> list[NotConfirmed]:
-        """Claim accepted retries with no Success nor Failed since `accepted_before`, and mark their alerts."""
+        """Claim accepted retries with no Success nor Failed since `accepted_before`, and mark their alerts.
+
+        Only messages with an alert: their failure came by webhook, so a delivery report is expected. A retry
+        by command of a message never reported (or a deployment without the webhook) is not flagged.
+        """
         now = self.clock()
         overdue = and_(
+            Request.message_id.in_(select(Alert.message_id)),
             Request.outcome == OutcomeKind.ACCEPTED.value,
             Request.state == RequestState.DONE,
             Request.delivery.is_(None),
