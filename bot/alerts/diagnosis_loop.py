@@ -13,7 +13,7 @@ from collections.abc import Callable
 from bot.alerts import verdict_messages
 from bot.alerts.diagnosis import ConversationChecker
 from bot.alerts.diagnosis_store import DiagnosisStore
-from bot.defaults import ALERT_CLAIM_SECONDS, CHECKS_PER_ROUND, POLL_INTERVAL
+from bot.defaults import ALERT_CHECK_MAX_AGE, ALERT_CLAIM_SECONDS, CHECKS_PER_ROUND, POLL_INTERVAL
 from bot.platform.loop import PollingLoop
 from bot.platform.slack import SlackPoster, SlackPostError
 
@@ -57,7 +57,7 @@ class DiagnosisLoop(PollingLoop):
         more = False
         # Taking in a flood of webhooks comes first (on SQLite they share one connection with the checks).
         if self.checker is not None and not await self.store.intake_busy():
-            alerts = await self.store.claim_unchecked_alerts(CHECKS_PER_ROUND, ALERT_CLAIM_SECONDS)
+            alerts = await self.store.claim_unchecked_alerts(CHECKS_PER_ROUND, ALERT_CLAIM_SECONDS, ALERT_CHECK_MAX_AGE)
             if alerts:
                 await self.checker.check_alerts(alerts, CHECK_CONCURRENCY)
                 more = len(alerts) == CHECKS_PER_ROUND

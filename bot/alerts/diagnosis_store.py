@@ -186,11 +186,14 @@ class DiagnosisStore:
             ).scalar_one_or_none()
         return waiting is not None
 
-    async def claim_unchecked_alerts(self, limit: int, lease_seconds: float) -> list[AlertToCheck]:
-        """Take alerts whose conversation was never checked (still undelivered), for `lease_seconds`."""
+    async def claim_unchecked_alerts(self, limit: int, lease_seconds: float, max_age: float) -> list[AlertToCheck]:
+        """Take recent alerts whose conversation was never checked (still undelivered), for `lease_seconds`."""
         now = self.clock()
         claimable = and_(
-            Alert.verdict.is_(None), Alert.delivered_at.is_(None), lease_free(Alert.check_lease_until, now)
+            Alert.verdict.is_(None),
+            Alert.delivered_at.is_(None),
+            Alert.failed_at >= now - max_age,
+            lease_free(Alert.check_lease_until, now),
         )
         async with self.engine.begin() as connection:
             rows = list(
