@@ -61,7 +61,10 @@ DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS = 60
 # An accepted retry with neither Success nor Failed after this long is shown as "not confirmed".
 DEFAULT_NOT_CONFIRMED_MINUTES = 15
 # How long a new alert waits for its conversation's verdict before it is posted without one.
-ALERT_CHECK_WAIT = 5.0
+ALERT_CHECK_WAIT = 2.0
+# Alerts older than this are not checked in the background (e.g. those posted before an upgrade turned checks
+# on): re-rendering them all would flood Slack with updates. Their retries are still checked before sending.
+ALERT_CHECK_MAX_AGE = 3600.0
 # Alerts checked per round by one replica (each check still waits for a free slot of the shared pace).
 CHECKS_PER_ROUND = 100
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -175,6 +176,9 @@ async def test_a_command_for_a_message_never_seen_retries_without_a_check(bot: R
 
     await eventually(lambda: partoo.count(777) == 1)
     assert partoo.conversation_calls == []
+    # Nor is it flagged "not confirmed": no webhook reported it, so none is expected about its delivery.
+    await eventually_async(lambda: _finished(bot, 777))
+    assert await bot.bot.diagnosis.store.mark_not_confirmed(accepted_before=time.time() + 3600) == []
 
 
 async def test_a_command_for_a_closed_conversation_is_not_sent_and_says_why(
@@ -192,6 +196,11 @@ async def test_a_command_for_a_closed_conversation_is_not_sent_and_says_why(
     replies = await eventually(lambda: [m for m in slack.messages() if "Not sent" in (m.text or "")])
     assert "24-hour WhatsApp window" in message_text(replies[0])
     assert partoo.count(4567) == 0
+
+
+async def _finished(bot: RunningBot, message_id: int) -> bool:
+    history = await bot.bot.queue.history(message_id)
+    return bool(history) and history[-1][0].finished_at is not None
 
 
 async def _processed(bot: RunningBot) -> bool:

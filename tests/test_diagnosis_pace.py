@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+from sqlalchemy import insert
+
+from bot.alerts.diagnosis_store import DiagnosisStore
+from bot.alerts.events import parse_event
+from bot.alerts.store import failure_json
 from bot.platform.database import create_engine, migrate
+from bot.platform.models import Alert
 from bot.platform.pace import SharedPace
 from tests.fakes import FakePartoo, FakeSlack
 from tests.fakes.partoo import CLOSED
@@ -86,3 +93,34 @@ async def test_a_flood_with_checks_on_gets_no_429_and_retry_all_skips_what_canno
         assert partoo.max_calls_in_any_window(1.0, with_checks=True) <= 10
         assert all(partoo.count(n) == 0 for n in closed)
         assert checks == len(partoo.conversation_calls) > 0
+
+
+async def test_only_recent_unchecked_alerts_are_checked_in_the_background(database_url: str) -> None:
+    now = [10_000.0]
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine)
+        failure = failure_json(parse_event(json.dumps(message_updated_event(1)).encode()).message)  # type: ignore[arg-type]
+        async with engine.begin() as connection:
+            for message_id, failed_at in ((1, now[0] - 7200), (2, now[0] - 60)):
+                await connection.execute(
+                    insert(Alert).values(
+                        message_id=message_id,
+                        channel_id=ALERT_CHANNEL,
+                        failure=failure,
+                        failed_at=failed_at,
+                        failures=1,
+                        retries=0,
+                        version=1,
+                        posted_version=1,
+                    )
+                )
+        store = DiagnosisStore(engine, clock=lambda: now[0])
+
+        claimed = await store.claim_unchecked_alerts(10, 20.0, max_age=3600.0)
+
+        # An alert from before the checks (say, before an upgrade) is left as it is: no burst of re-renders.
+        assert [alert.message_id for alert in claimed] == [2]
+        assert await store.claim_unchecked_alerts(10, 20.0, max_age=3600.0) == []  # claimed: not taken twice
+    finally:
+        await engine.dispose()

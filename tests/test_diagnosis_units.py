@@ -294,3 +294,12 @@ def test_bad_check_settings_are_all_reported() -> None:
         name in problems
         for name in ("CONVERSATION_CHECK ", "CONVERSATION_CHECK_CACHE_SECONDS", "NOT_CONFIRMED_MINUTES")
     )
+
+
+def test_many_unconfirmed_retries_in_one_thread_get_one_reply() -> None:
+    one = verdict_messages.not_confirmed_reply([4567], 15)
+    many = verdict_messages.not_confirmed_reply(list(range(1, 31)), 15)
+
+    assert one.text.startswith(":hourglass: Partoo message `4567`: Not confirmed after 15 min")
+    assert many.text.startswith(":hourglass: 30 Partoo messages (`1`, `2`")
+    assert "and 10 more): Not confirmed after 15 min" in many.text

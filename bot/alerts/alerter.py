@@ -23,6 +23,7 @@ from bot.alerts import messages as alert_messages
 from bot.alerts.routing import AlertRoutes
 from bot.alerts.store import AlertStore, AlertView, DigestView, StoredEvent
 from bot.defaults import (
+    ALERT_CHECK_MAX_AGE,
     ALERT_CHECK_WAIT,
     ALERT_CLAIM_SECONDS,
     DIGEST_REFRESH,
@@ -117,6 +118,12 @@ class Alerter(PollingLoop):
             if self._stopping:
                 return
 
+    def _check_expected(self, alert: AlertView) -> bool:
+        """Whether the diagnosis loop will check this alert (checks on, none yet, recent enough)."""
+        if not self.checks_enabled or alert.state.verdict is not None:
+            return False
+        return self.clock() - alert.state.failed_at < ALERT_CHECK_MAX_AGE
+
     def _awaits_check(self, alert: AlertView) -> bool:
         """Hold a new alert back briefly while its conversation is checked, so its first post says what is known.
 
@@ -133,7 +140,7 @@ class Alerter(PollingLoop):
         # What the rows cannot know: whether a check is on its way, and the "not confirmed" delay to quote.
         state = replace(
             alert.state,
-            check_pending=self.checks_enabled and alert.state.verdict is None,
+            check_pending=self._check_expected(alert),
             not_confirmed_minutes=self.not_confirmed_minutes,
         )
         message = alert_messages.alert_message(state)

@@ -83,8 +83,10 @@ class ConversationChecker:
         so a problem fixed in Partoo unlocks the retry. "Retry anyway" and messages the bot never saw in a
         webhook (it does not know their conversation) are sent as they are.
         """
-        context = await self.store.retry_context(request.batch_id, request.message_id)
-        if context.retry_anyway or context.ref is None:
+        if request.retry_anyway:
+            return None
+        context = await self.store.retry_context(request.message_id)
+        if context.ref is None:
             return None
         verdict = await self.verdict(context.ref, fresh_since=request.requested_at, priority=Priority.RETRY)
         # A Retry all re-checks hundreds of messages: only a verdict that says something new is written.

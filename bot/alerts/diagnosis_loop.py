@@ -13,7 +13,7 @@ from collections.abc import Callable
 from bot.alerts import verdict_messages
 from bot.alerts.diagnosis import ConversationChecker
 from bot.alerts.diagnosis_store import DiagnosisStore
-from bot.defaults import ALERT_CLAIM_SECONDS, CHECKS_PER_ROUND, POLL_INTERVAL
+from bot.defaults import ALERT_CHECK_MAX_AGE, ALERT_CLAIM_SECONDS, CHECKS_PER_ROUND, POLL_INTERVAL
 from bot.platform.loop import PollingLoop
 from bot.platform.slack import SlackPoster, SlackPostError
 
@@ -57,7 +57,7 @@ class DiagnosisLoop(PollingLoop):
         more = False
         # Taking in a flood of webhooks comes first (on SQLite they share one connection with the checks).
         if self.checker is not None and not await self.store.intake_busy():
-            alerts = await self.store.claim_unchecked_alerts(CHECKS_PER_ROUND, ALERT_CLAIM_SECONDS)
+            alerts = await self.store.claim_unchecked_alerts(CHECKS_PER_ROUND, ALERT_CLAIM_SECONDS, ALERT_CHECK_MAX_AGE)
             if alerts:
                 await self.checker.check_alerts(alerts, CHECK_CONCURRENCY)
                 more = len(alerts) == CHECKS_PER_ROUND
@@ -73,13 +73,16 @@ class DiagnosisLoop(PollingLoop):
     async def mark_not_confirmed(self) -> None:
         """Accepted retries with no Success nor Failed in time: say so on the alert (re-rendered) and thread."""
         cutoff = self.clock() - self.not_confirmed_seconds
+        # One reply per thread: a "Retry all" of hundreds gets one line, not hundreds of posts.
+        threads: dict[tuple[str, str], list[int]] = {}
         for item in await self.store.mark_not_confirmed(cutoff):
             log.info("retry of Partoo message %s not confirmed in time", item.message_id)
-            if not (item.root_channel and item.root_ts):
-                continue
-            reply = verdict_messages.not_confirmed_reply(item.message_id, self.not_confirmed_minutes)
+            if item.root_channel and item.root_ts:
+                threads.setdefault((item.root_channel, item.root_ts), []).append(item.message_id)
+        for (channel, ts), message_ids in threads.items():
+            reply = verdict_messages.not_confirmed_reply(message_ids, self.not_confirmed_minutes)
             try:
-                await self.poster.post(item.root_channel, reply, thread_ts=item.root_ts)
+                await self.poster.post(channel, reply, thread_ts=ts)
             except SlackPostError as error:
-                # The alert still says it (it is re-rendered from the database); only the thread misses it.
-                log.warning("could not say in its thread that %s is not confirmed: %s", item.message_id, error.error)
+                # The alerts still say it (they are re-rendered from the database); only the thread misses it.
+                log.warning("could not say in thread %s that %s are not confirmed: %s", ts, message_ids, error.error)

@@ -61,7 +61,6 @@ def channel_scope(business_id: object, partner: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class RetryContext:
-    retry_anyway: bool
     ref: ConversationRef | None
     alert_verdict: Verdict | None
     has_alert: bool = False
@@ -133,18 +132,15 @@ class DiagnosisStore:
 
     # -- which conversation ---------------------------------------------------------------------
 
-    async def retry_context(self, batch_id: int, message_id: int) -> RetryContext:
+    async def retry_context(self, message_id: int) -> RetryContext:
         """What a check before a retry needs, read in one go (a Retry all reads it for every message)."""
         async with self.engine.connect() as connection:
-            anyway = (await connection.execute(select(Batch.retry_anyway).where(Batch.id == batch_id))).scalar_one()
-            if anyway:
-                return RetryContext(retry_anyway=True, ref=None, alert_verdict=None)
             alert = (
                 await connection.execute(select(Alert.failure, Alert.verdict).where(Alert.message_id == message_id))
             ).one_or_none()
         if alert is not None:
-            return RetryContext(False, _ref_from_failure(alert.failure), verdict_from_json(alert.verdict), True)
-        return RetryContext(False, await self.conversation_of(message_id), None)
+            return RetryContext(_ref_from_failure(alert.failure), verdict_from_json(alert.verdict), True)
+        return RetryContext(await self.conversation_of(message_id), None)
 
     async def conversation_of(self, message_id: int) -> ConversationRef | None:
         """The message's conversation, from its alert or else the latest webhook about it; None if unseen.
@@ -194,11 +190,14 @@ class DiagnosisStore:
             ).scalar_one_or_none()
         return waiting is not None
 
-    async def claim_unchecked_alerts(self, limit: int, lease_seconds: float) -> list[AlertToCheck]:
-        """Take alerts whose conversation was never checked (still undelivered), for `lease_seconds`."""
+    async def claim_unchecked_alerts(self, limit: int, lease_seconds: float, max_age: float) -> list[AlertToCheck]:
+        """Take recent alerts whose conversation was never checked (still undelivered), for `lease_seconds`."""
         now = self.clock()
         claimable = and_(
-            Alert.verdict.is_(None), Alert.delivered_at.is_(None), lease_free(Alert.check_lease_until, now)
+            Alert.verdict.is_(None),
+            Alert.delivered_at.is_(None),
+            Alert.failed_at >= now - max_age,
+            lease_free(Alert.check_lease_until, now),
         )
         async with self.engine.begin() as connection:
             rows = list(
@@ -245,9 +244,14 @@ class DiagnosisStore:
     # -- "not confirmed" ------------------------------------------------------------------------
 
     async def mark_not_confirmed(self, accepted_before: float, limit: int = 100) -> list[NotConfirmed]:
-        """Claim accepted retries with no Success nor Failed since `accepted_before`, and mark their alerts."""
+        """Claim accepted retries with no Success nor Failed since `accepted_before`, and mark their alerts.
+
+        Only messages with an alert: their failure came by webhook, so a delivery report is expected. A retry
+        by command of a message never reported (or a deployment without the webhook) is not flagged.
+        """
         now = self.clock()
         overdue = and_(
+            Request.message_id.in_(select(Alert.message_id)),
             Request.outcome == OutcomeKind.ACCEPTED.value,
             Request.state == RequestState.DONE,
             Request.delivery.is_(None),

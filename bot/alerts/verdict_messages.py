@@ -29,6 +29,7 @@ from bot.rendering.mrkdwn import escape, shorten
 RETRY_ANYWAY_ACTION_ID = "partoo_retry.retry_anyway"
 
 TOP_CAUSES = 8
+INLINE_IDS = 20
 
 _EMOJI = {
     VerdictKind.CAN_RETRY: ":white_check_mark:",
@@ -129,9 +130,14 @@ def not_confirmed_sentence(minutes: int | None) -> str:
     )
 
 
-def not_confirmed_reply(message_id: int, minutes: int) -> SlackMessage:
-    """The thread reply when an accepted retry got no delivery report in time."""
-    text = f":hourglass: Partoo message `{message_id}`: {not_confirmed_sentence(minutes)}"
+def not_confirmed_reply(message_ids: Sequence[int], minutes: int) -> SlackMessage:
+    """The thread reply when accepted retries got no delivery report in time (one reply for many)."""
+    if len(message_ids) == 1:
+        text = f":hourglass: Partoo message `{message_ids[0]}`: {not_confirmed_sentence(minutes)}"
+    else:
+        shown = ", ".join(f"`{message_id}`" for message_id in message_ids[:INLINE_IDS])
+        more = f" and {len(message_ids) - INLINE_IDS} more" if len(message_ids) > INLINE_IDS else ""
+        text = f":hourglass: {len(message_ids)} Partoo messages ({shown}{more}): {not_confirmed_sentence(minutes)}"
     return SlackMessage(text=text, blocks=[_section(text)])
 
 

@@ -95,6 +95,8 @@ class RequestView:
     correlation_id: str | None = None
     # The fencing token of the lease this view was claimed with (see RetryQueue.claim_next).
     lease_token: int = 0
+    # "Retry anyway" (from the batch): the worker sends it without checking the conversation.
+    retry_anyway: bool = False
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ def _request_view(row: Row[Any] | Any) -> RequestView:
         finished_at=row.finished_at,
         correlation_id=getattr(row, "correlation_id", None),
         lease_token=getattr(row, "lease_token", 0),
+        retry_anyway=bool(getattr(row, "retry_anyway", False)),
     )
 
 
@@ -271,7 +272,7 @@ class RetryQueue:
                 return None
             row = (
                 await connection.execute(
-                    select(*_REQUEST_COLUMNS, Batch.correlation_id)
+                    select(*_REQUEST_COLUMNS, Batch.correlation_id, Batch.retry_anyway)
                     .join(Batch, Batch.id == Request.batch_id)
                     .where(Request.id == candidate)
                 )
