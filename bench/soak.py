@@ -299,7 +299,7 @@ def draw(soak: Soak, path: Path) -> None:
     plt.close(figure)
 
 
-def section(soak: Soak, png: Path) -> str:
+def section(soak: Soak, png: Path, note: str = "") -> str:
     """The Markdown of the soak's figures, for docs/benchmarks.md."""
     samples = soak.samples
     peak = max(samples, key=lambda s: s.database_mib)
@@ -329,7 +329,8 @@ def section(soak: Soak, png: Path) -> str:
             f"| all sent, peak | {peak.database_mib:.1f} MiB | {max(s.rss_mib for s in samples):.0f} MiB |",
             f"| end (a retention period later) | {last.database_mib:.1f} MiB | {last.rss_mib:.0f} MiB |",
             "",
-            f"Rows left at the end: {rows_line}.",
+            f"Rows left at the end: {rows_line} (`webhook_intake` is one row per minute of the last hour, at most 62).",
+            *(["", note] if note else []),
             "",
             "How to read it: rows about alerts and retries accumulate for one retention period, then each prune "
             "removes what aged out, so counts and size level off. `webhook_events` holds only events not applied "
@@ -373,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", type=Path, default=PNG)
     parser.add_argument("--report", type=Path, default=REPORT, help="the Markdown file whose SOAK section is written")
     parser.add_argument("--json", type=Path, default=None, help="also write every sample to this JSON file")
+    parser.add_argument("--note", default="", help="a sentence about this run for the report (e.g. the machine)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the bot process of the soak
     arguments = parser.parse_args(argv)
     if arguments.serve:
@@ -387,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         arguments.sample_every,
     )
     draw(soak, arguments.png)
-    write_section(section(soak, arguments.png), arguments.report)
+    write_section(section(soak, arguments.png, arguments.note), arguments.report)
     if arguments.json:
         arguments.json.write_text(json.dumps(asdict(soak), indent=2))
     say(f"soak done: {arguments.png} and {arguments.report}")
