@@ -184,7 +184,6 @@ def test_a_conversation_no_retry_can_reach_shows_why_and_retry_anyway_asks_first
     expect(setup.locator("code", has_text="page_token")).to_have_text("page_token_<expired>_&_*renew*")
     expect(setup.get_by_role("button", name="Retry", exact=True)).to_have_count(0)
     expect(setup.get_by_role("button", name="Retry anyway")).to_be_visible()
-    page.screenshot(path=screenshots / "alert-verdict.png")
 
     retry_anyway.click()
     dialog = page.locator("#confirm")
@@ -195,6 +194,8 @@ def test_a_conversation_no_retry_can_reach_shows_why_and_retry_anyway_asks_first
     assert "200" not in demo.state()["partoo"]["answers"], "a cancelled Retry anyway reached Partoo"
 
     retry_anyway.click()
+    expect(dialog).to_be_visible()
+    page.screenshot(path=screenshots / "alert-verdict.png")
     page.locator("#confirm-ok").click()
     # Partoo accepts it, and it fails again: the customer's window is still closed.
     expect(closed).to_contain_text("Failed again after retry by @Alice Martin", timeout=STEP_TIMEOUT_MS)
