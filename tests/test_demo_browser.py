@@ -87,7 +87,7 @@ def count_before(label: str, locator: Locator) -> int:
 def test_an_alert_is_retried_from_its_button_and_commands_answer(
     page: Page, demo: RunningDemo, screenshots: Path
 ) -> None:
-    page.get_by_role("button", name="A message fails").click()
+    page.get_by_role("button", name="A message fails", exact=True).click()
     alert = root_messages(page).filter(has_text="failed on")
     expect(alert).to_have_count(1, timeout=STEP_TIMEOUT_MS)
     message_id = re.search(r"Message\s+(\d+)", alert.inner_text())
@@ -165,3 +165,38 @@ def test_an_outage_becomes_one_digest_retried_at_once_and_app_home_counts(
     expect(home).to_contain_text("Partoo retries", timeout=STEP_TIMEOUT_MS)
     expect(home).to_contain_text(re.compile(rf"Today \(UTC\)\s*{in_digest} requested"))
     page.screenshot(path=screenshots / "app-home.png")
+
+
+def test_a_conversation_no_retry_can_reach_shows_why_and_retry_anyway_asks_first(
+    page: Page, demo: RunningDemo, screenshots: Path
+) -> None:
+    page.get_by_role("button", name="A message fails in a closed conversation").click()
+    closed = root_messages(page).filter(has_text="24-hour WhatsApp window has passed")
+    # The bot's own check of the conversation (GET /conversations/{id} on the simulated Partoo) finds it closed.
+    expect(closed).to_contain_text("What to do: The customer must write first", timeout=STEP_TIMEOUT_MS)
+    expect(closed.get_by_role("button", name="Retry", exact=True)).to_have_count(0)
+    retry_anyway = closed.get_by_role("button", name="Retry anyway")
+
+    page.get_by_role("button", name="A message fails on a channel with a setup problem").click()
+    setup = root_messages(page).filter(has_text="The channel has setup problems in Partoo")
+    expect(setup).to_contain_text("Facebook page not linked", timeout=STEP_TIMEOUT_MS)
+    # An issue value the bot does not know is shown as Partoo spells it, nothing in it taken as markup.
+    expect(setup.locator("code", has_text="page_token")).to_have_text("page_token_<expired>_&_*renew*")
+    expect(setup.get_by_role("button", name="Retry", exact=True)).to_have_count(0)
+    expect(setup.get_by_role("button", name="Retry anyway")).to_be_visible()
+
+    retry_anyway.click()
+    dialog = page.locator("#confirm")
+    expect(dialog).to_contain_text("Retry anyway?")
+    expect(dialog).to_contain_text("the message will probably fail again")
+    page.locator("#confirm-deny").click()
+    expect(dialog).not_to_be_visible()
+    assert "200" not in demo.state()["partoo"]["answers"], "a cancelled Retry anyway reached Partoo"
+
+    retry_anyway.click()
+    expect(dialog).to_be_visible()
+    page.screenshot(path=screenshots / "alert-verdict.png")
+    page.locator("#confirm-ok").click()
+    # Partoo accepts it, and it fails again: the customer's window is still closed.
+    expect(closed).to_contain_text("Failed again after retry by @Alice Martin", timeout=STEP_TIMEOUT_MS)
+    assert demo.state()["partoo"]["answers"].get("200") == 1

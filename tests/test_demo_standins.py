@@ -17,6 +17,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.demo.changes import Changes
+from bot.demo.controls import SETUP_ISSUES
 from bot.demo.page import build_page_app
 from bot.demo.partoo_sim import Conversation, NextRetries, SimulatedPartoo
 from bot.demo.signed import SignedSlack, signature_headers
@@ -174,6 +175,42 @@ async def test_simulated_partoo_answers_as_partoo_documents(world: World) -> Non
         limited = await api.post(f"/messages/{again.id}/retry")
         assert limited.status_code == 429
         assert 1 <= int(limited.headers["Retry-After"]) <= 5
+
+
+async def test_scenarios_closed_and_setup_problem_answer_the_bots_check_and_retries_fail_again(world: World) -> None:
+    api = httpx.AsyncClient(base_url=world.partoo.api_url, headers={"x-APIKey": KEY})
+    async with api, httpx.AsyncClient(base_url=world.base_url) as page:
+        assert (await page.post("/demo/partoo", json={"control": "closed"})).status_code == 200
+        assert (await page.post("/demo/partoo", json={"control": "setup_problem"})).status_code == 200
+        await eventually(lambda: len(world.webhooks) == 2, timeout=10)
+        closed, broken = world.partoo.messages.values()
+        assert (closed.partner, broken.partner) == ("Whatsapp", "Facebook")
+
+        answer = (await api.get(f"/conversations/{closed.conversation_id}")).json()
+        assert (answer["status"], answer["is_expired"], answer["issues"]) == ("Closed", True, [])
+        answer = (await api.get(f"/conversations/{broken.conversation_id}")).json()
+        assert (answer["status"], answer["issues"]) == ("Open", ["facebook_no_page_linked", SETUP_ISSUES[1]])
+        # Setup issues are the channel's: another conversation of that business's Facebook has them too.
+        neighbour = world.partoo.fail_one(partner="Facebook")
+        for _ in range(200):  # six businesses: one of these is on the broken channel, all but surely
+            if neighbour.business_id == broken.business_id:
+                break
+            neighbour = world.partoo.fail_one(partner="Facebook")
+        answer = (await api.get(f"/conversations/{neighbour.conversation_id}")).json()
+        assert answer["issues"] == list(SETUP_ISSUES)
+        assert world.partoo.status()["conversation_checks"] == 3
+        assert world.partoo.status()["retry_calls"] == 0
+
+        # Partoo accepts a retry nobody can receive ("Retry anyway"); it fails again though retries deliver.
+        assert world.partoo.next_retries is NextRetries.DELIVERED
+        assert (await api.post(f"/messages/{closed.id}/retry")).status_code == 200
+
+        def reports_of_closed() -> list[object]:
+            messages = [webhook["payload"]["message"] for webhook in world.webhooks]  # type: ignore[index]
+            return [message["status"] for message in messages if message["id"] == closed.id]
+
+        await eventually(lambda: len(reports_of_closed()) == 2, timeout=10)
+        assert reports_of_closed() == ["Failed", "Failed"]
 
 
 async def test_page_answers_only_its_own_host_and_json_actions(world: World) -> None:

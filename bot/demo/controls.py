@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.demo.partoo_sim import OUTAGE_FAILURES, OUTAGE_SECONDS, RATE_LIMIT_SECONDS, NextRetries, SimulatedPartoo
+from bot.demo.partoo_sim import (
+    OUTAGE_FAILURES,
+    OUTAGE_SECONDS,
+    RATE_LIMIT_SECONDS,
+    Conversation,
+    NextRetries,
+    SimulatedPartoo,
+)
+
+# The setup issues of the "channel with a setup problem" scenario: the one Partoo documents, and one it
+# could add without notice, which the bot must show as Partoo spells it (its <, & and * stay as they are).
+SETUP_ISSUES = ("facebook_no_page_linked", "page_token_<expired>_&_*renew*")
 
 
 @dataclass(frozen=True)
@@ -19,11 +30,23 @@ class Control:
     act: Callable[[SimulatedPartoo], object]
 
 
-# The page draws its control panel from this table. Scenarios for the bot's conversation checks are one row
-# each, e.g. `lambda p: p.fail_one(Conversation("Closed"))` or `Conversation(issues=["facebook_no_page_linked"])`;
-# they are left out while the bot does not read conversations, since they would change nothing on the page.
+# The page draws its control panel from this table.
 CONTROLS = (
     Control("fail", "Failures", "A message fails", "A random customer, channel and content", lambda p: p.fail_one()),
+    Control(
+        "closed",
+        "Failures",
+        "A message fails in a closed conversation",
+        "WhatsApp, after the customer's 24-hour window: the bot's check says a retry cannot reach them",
+        lambda p: p.fail_one(Conversation("Closed"), partner="Whatsapp"),
+    ),
+    Control(
+        "setup_problem",
+        "Failures",
+        "A message fails on a channel with a setup problem",
+        "Facebook with no page linked, and an issue the bot does not know: it shows it as Partoo spells it",
+        lambda p: p.fail_one(Conversation(issues=list(SETUP_ISSUES)), partner="Facebook"),
+    ),
     Control(
         "outage",
         "Failures",

@@ -4,6 +4,11 @@ It behaves as NOTES.md describes Partoo: `POST /v2/messages/{id}/retry` answers 
 `Failed` state (404 for an id it never sent, 400 otherwise), and the final outcome arrives later as a webhook
 signed with Ed25519 (a key generated per run; the bot is given its public half). Knobs set what the next
 retries do (delivered, fail again, no answer in time) and make Partoo answer 429 for a while.
+
+`GET /v2/conversations/{id}` answers for the conversations of failures it sent: Open with no issues, unless
+the failure came from a scenario (a closed conversation, a channel with setup issues). Setup issues belong to
+the channel (a business's Facebook, say), as in Partoo, so every conversation of that channel reports them
+from then on; a retry sent there anyway fails again, whatever the next retries are set to do.
 """
 
 from __future__ import annotations
@@ -56,6 +61,11 @@ class Conversation:
     status: str = "Open"
     issues: list[str] = field(default_factory=list)
 
+    @property
+    def reachable(self) -> bool:
+        """Whether a message sent in it can reach the customer."""
+        return self.status == "Open" and not self.issues
+
 
 class SimulatedPartoo:
     """Partoo's API at `{base_url}/partoo/v2`, sending webhooks signed with `webhook_key` to the bot at `bot_url`."""
@@ -80,7 +90,11 @@ class SimulatedPartoo:
         self.next_retries = NextRetries.DELIVERED
         self.messages: dict[int, SimulatedMessage] = {}
         self.conversations: dict[int, Conversation] = {}
+        # Setup issues of a channel, by (business id, messaging partner): every conversation there has them.
+        self.channel_issues: dict[tuple[int, str], list[str]] = {}
+        # Answers by HTTP status: to retries (what the page shows), and to the bot's conversation checks.
         self.answers: Counter[int] = Counter()
+        self.check_answers: Counter[int] = Counter()
         self.webhooks_sent = 0
         self._rng = rng or random.Random()  # noqa: S311 - made-up customers, not secrets
         self._next_id = self._rng.randint(48_000, 49_000)
@@ -113,14 +127,17 @@ class SimulatedPartoo:
 
     # -- scenarios -------------------------------------------------------------------------------------------
 
-    def fail_one(self, conversation: Conversation | None = None) -> SimulatedMessage:
-        """A random customer's message fails on a random channel; Partoo reports it in the background.
+    def fail_one(self, conversation: Conversation | None = None, *, partner: str | None = None) -> SimulatedMessage:
+        """A random customer's message fails on `partner` (default: a random channel); Partoo reports it.
 
-        `conversation` is what Partoo then says about its conversation (default: Open, no issues).
+        `conversation` is what Partoo then says about its conversation (default: Open, no issues); its
+        issues become the channel's, as setup issues are in Partoo.
         """
-        message = self._new_failure(self._rng.choice(PARTNERS))
+        message = self._new_failure(partner or self._rng.choice(PARTNERS))
         if conversation is not None:
             self.conversations[message.conversation_id] = conversation
+            if conversation.issues:
+                self.channel_issues[(message.business_id, message.partner)] = list(conversation.issues)
         self._background(self._report(message))
         return message
 
@@ -146,6 +163,7 @@ class SimulatedPartoo:
             "rate_limited_for": max(0, math.ceil(self._rate_limited_until - time.monotonic())),
             "retry_calls": sum(self.answers.values()),
             "answers": {str(status): count for status, count in sorted(self.answers.items())},
+            "conversation_checks": sum(self.check_answers.values()),
             "webhooks_sent": self.webhooks_sent,
             "failed": [{"id": m.id, "consumer": m.consumer, "partner": m.partner} for m in recent],
         }
@@ -164,7 +182,9 @@ class SimulatedPartoo:
             return self._answer(400, {"errors": {"json": {"message_id": ["Message is not in a failed state"]}}})
         message.status = "Sending"
         behaviour = self.next_retries
-        final = "Failed" if behaviour is NextRetries.FAIL_AGAIN else "Success"
+        # Partoo accepts a retry in a conversation nobody can reach (a "Retry anyway"), and it fails again.
+        unreachable = not self._conversation_of(message).reachable
+        final = "Failed" if behaviour is NextRetries.FAIL_AGAIN or unreachable else "Success"
         if behaviour is NextRetries.TIME_OUT:
             # Partoo acts on the retry but answers too late: the bot records "no answer" and never resends.
             self._background(self._report(message, final, delay=self.hold_seconds + self.report_delay))
@@ -176,12 +196,12 @@ class SimulatedPartoo:
     async def _conversation(self, request: web.Request) -> web.Response:
         refusal = self._refusal(request)
         if refusal is not None:
-            return self._answer(*refusal)
+            return self._answer(*refusal, counter=self.check_answers)
         raw_id = request.match_info["conversation_id"]
         known = next((m for m in self.messages.values() if str(m.conversation_id) == raw_id), None)
         if known is None:
-            return self._answer(404, {"error": {"json": "Resource not found"}})
-        state = self.conversations.get(known.conversation_id, Conversation())
+            return self._answer(404, {"error": {"json": "Resource not found"}}, counter=self.check_answers)
+        state = self._conversation_of(known)
         body = {
             "id": known.conversation_id,
             "consumer_name": known.consumer,
@@ -192,7 +212,13 @@ class SimulatedPartoo:
             "messaging_partner": known.partner,
             "business": {"id": known.business_id},
         }
-        return self._answer(200, body)
+        return self._answer(200, body, counter=self.check_answers)
+
+    def _conversation_of(self, message: SimulatedMessage) -> Conversation:
+        """What Partoo knows of the conversation of `message`, its channel's setup issues included."""
+        state = self.conversations.get(message.conversation_id, Conversation())
+        issues = state.issues or self.channel_issues.get((message.business_id, message.partner), [])
+        return Conversation(state.status, list(issues))
 
     def _refusal(self, request: web.Request) -> tuple[int, dict[str, Any], dict[str, str]] | None:
         """A 401 for a wrong key, or a 429 while rate limited; None when the call may go ahead."""
@@ -204,8 +230,16 @@ class SimulatedPartoo:
             return 429, {"error": "Too Many Requests"}, {"Retry-After": retry_after}
         return None
 
-    def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
-        self.answers[status] += 1
+    def _answer(
+        self,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        *,
+        counter: Counter[int] | None = None,
+    ) -> web.Response:
+        """The response; counted with the retries' answers unless `counter` says otherwise."""
+        (self.answers if counter is None else counter)[status] += 1
         self.changes.bump()
         return web.json_response(body, status=status, headers=headers)
 

@@ -7,7 +7,7 @@ const BlockKit = (() => {
     arrows_counterclockwise: "🔄", ballot_box_with_check: "☑️", grey_question: "❔", hourglass: "⌛",
     hourglass_flowing_sand: "⏳", key: "🔑", lock: "🔒", no_entry: "⛔", no_entry_sign: "🚫",
     rotating_light: "🚨", warning: "⚠️", white_check_mark: "✅", x: "❌", tada: "🎉", eyes: "👀",
-    heavy_check_mark: "✔️", information_source: "ℹ️", robot_face: "🤖",
+    heavy_check_mark: "✔️", information_source: "ℹ️", robot_face: "🤖", mag: "🔍", wrench: "🔧",
   };
   const INLINE = new RegExp([
     "(`[^`\\n]+`)",                                   // code

@@ -198,6 +198,7 @@ function renderPanel() {
   status.replaceChildren();
   const answers = Object.entries(partoo.answers).map(([code, n]) => `${n} × ${code}`).join(", ") || "none yet";
   status.append(el("div", "", `Retry calls answered: ${answers}`));
+  status.append(el("div", "", `Conversations the bot checked: ${partoo.conversation_checks}`));
   status.append(el("div", "", `Webhooks delivered to the bot: ${partoo.webhooks_sent}`));
   if (partoo.rate_limited_for > 0) status.append(el("div", "warn", `Answering 429 for ${partoo.rate_limited_for} s more`));
   if (partoo.failed.length) {
