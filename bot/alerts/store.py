@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.alerts.changes import bump_alerts
@@ -25,6 +26,7 @@ from bot.defaults import PREVIEW_CHARS
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN, AlertState, DigestState
 from bot.domain.message import SUCCESS, MessageUpdate, is_failure_alert
 from bot.domain.outcomes import OutcomeKind
+from bot.platform.group_commit import GroupCommit
 from bot.platform.leases import lease_free
 from bot.platform.models import Alert, Batch, Digest, Request, RequestState
 from bot.platform.models import WebhookEvent as EventRow
@@ -113,6 +115,11 @@ def _digest_view(row: Row[Any]) -> DigestView:
 
 
 _ALERT_COLUMNS = list(Alert.__table__.columns)
+# Built once: SQLAlchemy then reuses the compiled statement instead of rebuilding it for every delivery.
+_INSERT_EVENTS = {
+    "sqlite": sqlite_insert(EventRow).on_conflict_do_nothing().returning(EventRow.dedupe_key),
+    "postgresql": postgresql_insert(EventRow).on_conflict_do_nothing().returning(EventRow.dedupe_key),
+}
 _DIGEST_COLUMNS = list(Digest.__table__.columns)
 
 
@@ -126,27 +133,48 @@ class AlertStore:
         # Only a preview of what the business wrote is kept (or nothing, with STORE_MESSAGE_PREVIEW=false).
         self.preview_chars = preview_chars
         self.clock = clock
+        self._intake: GroupCommit[tuple[WebhookEvent, bytes], bool] = GroupCommit(
+            engine, self.insert_events, name="webhook-intake"
+        )
 
     # -- intake -------------------------------------------------------------------------------
 
     async def store_event(self, event: WebhookEvent, body: bytes) -> bool:
-        """Store a verified delivery; False when the same event was already stored (a redelivery)."""
+        """Store a verified delivery; False when the same event was already stored (a redelivery).
+
+        Returns once the row is committed, together with the deliveries that arrived meanwhile (group commit).
+        """
+        return await self._intake.submit((event, body))
+
+    def event_row(self, event: WebhookEvent, body: bytes) -> dict[str, Any]:
+        """What is kept of one verified delivery: the row `store_event` inserts."""
         message = event.message
-        try:
-            async with self.engine.begin() as connection:
-                await connection.execute(
-                    insert(EventRow).values(
-                        dedupe_key=event.dedupe_key,
-                        received_at=self.clock(),
-                        type=event.type,
-                        message_id=message.message_id if message else None,
-                        status=message.status[:32] if message else None,
-                        payload=for_storage(body, self.preview_chars).decode("utf-8"),
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        return {
+            "dedupe_key": event.dedupe_key,
+            "received_at": self.clock(),
+            "type": event.type,
+            "message_id": message.message_id if message else None,
+            "status": message.status[:32] if message else None,
+            "payload": for_storage(body, self.preview_chars).decode("utf-8"),
+        }
+
+    async def insert_events(
+        self, connection: AsyncConnection, deliveries: list[tuple[WebhookEvent, bytes]]
+    ) -> list[bool]:
+        """Insert a batch of deliveries in the intake's shared transaction; False for each redelivery.
+
+        One INSERT for the whole batch. A redelivery is skipped by ON CONFLICT rather than caught as an
+        IntegrityError: on PostgreSQL an error would abort the shared transaction, and the batch with it.
+        """
+        rows = [self.event_row(event, body) for event, body in deliveries]
+        inserted = {row.dedupe_key for row in await connection.execute(_INSERT_EVENTS[connection.dialect.name], rows)}
+        stored = []
+        for row in rows:
+            # The same delivery twice in one batch: only its first copy counts as stored.
+            fresh = row["dedupe_key"] in inserted
+            inserted.discard(row["dedupe_key"])
+            stored.append(fresh)
+        return stored
 
     async def claim_events(self, lease_seconds: float, limit: int = 200) -> list[StoredEvent]:
         """Take unprocessed events, oldest first, for `lease_seconds`."""
