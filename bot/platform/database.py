@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bot.platform import sqlite_driver
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -60,9 +63,12 @@ def create_engine(url: str) -> AsyncEngine:
         # SQLite has one writer at a time. One shared connection makes this process's transactions queue
         # in order (fair, in asyncio) instead of racing in SQLite's busy-wait loop, where some writers
         # can starve for seconds under load. Other processes on the same file still use busy_timeout.
+        arguments, options = SQLiteDialect_aiosqlite().create_connect_args(make_url(async_url))
+        options["timeout"] = SQLITE_BUSY_SECONDS
         engine = create_async_engine(
             async_url,
-            connect_args={"timeout": SQLITE_BUSY_SECONDS},
+            # One hand-off to the SQLite thread per statement (bot/platform/sqlite_driver.py).
+            async_creator=lambda: sqlite_driver.connect(*arguments, **options),
             pool_size=1,
             max_overflow=0,
             pool_timeout=SQLITE_QUEUE_SECONDS,
