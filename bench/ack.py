@@ -1,8 +1,9 @@
-"""Benchmark 1: how fast `/partoo-retry <id>` is acknowledged while Partoo takes 2 s to answer.
+"""Benchmark 1: how fast `/partoo-retry <id>` and Retry clicks are acknowledged while Partoo takes 2 s to answer.
 
 Signed slash-command POSTs go over real HTTP to `/slack/events`, each for a message id never used before,
 in bursts of 1, 10 and 50 sent at once. Each level gets a freshly started bot and empty database, so the
-backlog of one level (root messages, Partoo calls) does not weigh on the next.
+backlog of one level (root messages, Partoo calls) does not weigh on the next. Retry clicks on alerts go
+in bursts of 50 (bench/clicks.py prepares an alert per click).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import clicks
 from bench.common import (
     PARTOO_LATENCY,
     SLACK_DEADLINE,
@@ -43,6 +45,8 @@ GAP = 0.1
 WARMUP = 3
 NAIVE_WARMUP = 1
 FLOOR_ROUNDS = 50
+CLICKS_AT_ONCE = 50
+CLICK_ROUNDS = 10
 
 
 @dataclass
@@ -55,6 +59,8 @@ class Level:
     floor: Latencies | None = None  # GET /healthz in the same bursts: loopback + uvicorn + client alone
     cpu_ms_per_command: float | None = None
     elapsed: float = 0.0
+    kind: str = "command"  # or "click"
+    refused: int = 0  # clicks answered with an explanation instead of a retry
 
 
 @dataclass
@@ -119,6 +125,50 @@ def run_ours(workdir: Path, db: str, levels: tuple[int, ...] = LEVELS) -> list[L
     return results
 
 
+async def _measure_clicks(
+    process: BotProcess, slack: FakeSlack, alerts: list[clicks.PostedAlert], rounds: int
+) -> _Measured:
+    async with load_clients(process.url, CLICKS_AT_ONCE) as clients:
+        floor_latencies = await get_bursts(clients, "/healthz", rounds=min(rounds, FLOOR_ROUNDS), gap=GAP)
+        warm = alerts[:WARMUP]
+        first = await clicks.click_bursts(clients[:1], slack, warm[:1], rounds=1, gap=0)
+        await clicks.click_bursts(clients[:1], slack, warm[1:], rounds=WARMUP - 1, gap=0)
+        cpu_before = cpu_seconds(process.pid)
+        latencies = await clicks.click_bursts(clients, slack, alerts[WARMUP:], rounds=rounds, gap=GAP)
+        cpu = cpu_seconds(process.pid) - cpu_before
+    return _Measured(first.seconds[0], latencies, floor_latencies, cpu)
+
+
+def run_clicks(workdir: Path, db: str, rounds: int = CLICK_ROUNDS) -> Level:
+    with (
+        fakes() as (slack, partoo),
+        database(db, workdir) as url,
+        running(start_ours(ours_environment(slack, partoo, url), workdir)) as process,
+    ):
+        alerts = asyncio.run(clicks.prepare_alerts(slack, url, WARMUP + CLICKS_AT_ONCE * rounds))
+        began = time.perf_counter()
+        measured = asyncio.run(_measure_clicks(process, slack, alerts, rounds))
+        time.sleep(0.5)  # an explanation, if any, is posted to the response_url just after the answer
+        level = Level(
+            "ours",
+            db,
+            CLICKS_AT_ONCE,
+            measured.latencies,
+            measured.first,
+            measured.floor,
+            cpu_ms_per_command=measured.bot_cpu * 1000 / measured.latencies.count,
+            elapsed=time.perf_counter() - began,
+            kind="click",
+            refused=clicks.refused(slack, alerts),
+        )
+    floor_text = level.floor.describe() if level.floor else "-"
+    say(
+        f"  ours  {db:10s} {CLICKS_AT_ONCE:2d} clicks at once: {level.latencies.describe()}  (floor {floor_text});"
+        f" refused {level.refused}"
+    )
+    return level
+
+
 def run_naive(workdir: Path, levels: tuple[int, ...] = LEVELS) -> list[Level]:
     results = []
     for concurrency in levels:
@@ -143,7 +193,9 @@ def run(workdir: Path, *, postgres: bool) -> AckResults:
     say("1. acknowledgement latency of /partoo-retry <id>, Partoo answering in 2 s")
     results = AckResults()
     results.levels += run_ours(workdir, "sqlite")
+    results.levels.append(run_clicks(workdir, "sqlite"))
     if postgres:
         results.levels += run_ours(workdir, "postgresql", (50,))
+        results.levels.append(run_clicks(workdir, "postgresql"))
     results.levels += run_naive(workdir)
     return results

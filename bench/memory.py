@@ -131,6 +131,7 @@ class StartResult:
     bot: str
     kind: str  # "new database", "existing database", "-"
     seconds: list[float]
+    rss: list[float] = field(default_factory=list)  # VmRSS (MiB) as soon as ready: a new database loads Alembic
 
     @property
     def median(self) -> float:
@@ -276,16 +277,20 @@ def run_naive_memory(workdir: Path) -> MemoryResult:
 
 def run_starts(workdir: Path) -> list[StartResult]:
     fresh, again, naive = [], [], []
+    fresh_rss: list[float] = []
+    again_rss: list[float] = []
     with fakes() as (slack, partoo):
         for _ in range(STARTS):
             with database("sqlite", workdir) as url:
                 started = start_ours(ours_environment(slack, partoo, url), workdir)
+                fresh_rss.append(rss_mib(started.process.pid))
                 stop(started.process)
                 fresh.append(started.ready_seconds)
         with database("sqlite", workdir) as url:
             stop(start_ours(ours_environment(slack, partoo, url), workdir).process)
             for _ in range(STARTS):
                 started = start_ours(ours_environment(slack, partoo, url), workdir)
+                again_rss.append(rss_mib(started.process.pid))
                 stop(started.process)
                 again.append(started.ready_seconds)
         for _ in range(STARTS):
@@ -293,14 +298,15 @@ def run_starts(workdir: Path) -> list[StartResult]:
             stop(started.process)
             naive.append(started.ready_seconds)
     results = [
-        StartResult("ours", "new database", fresh),
-        StartResult("ours", "existing database", again),
+        StartResult("ours", "new database", fresh, fresh_rss),
+        StartResult("ours", "existing database", again, again_rss),
         StartResult("naive", "-", naive),
     ]
     for result in results:
         say(
             f"    {result.bot} ({result.kind}): median {result.median:.2f} s to ready "
             f"({', '.join(f'{s:.2f}' for s in result.seconds)})"
+            + (f"; RSS when ready {statistics.median(result.rss):.1f} MiB" if result.rss else "")
         )
     return results
 

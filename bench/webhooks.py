@@ -56,8 +56,11 @@ NAIVE_EVENTS = 2000
 LEVELS = (10, 50)
 # Deliveries sent (and stored) before the timed ones: the first requests pay for lazy imports and caches.
 WARMUP = 100
-GOAL_RATE = 1000.0
-GOAL_P99 = 0.100
+# Issue #13: at least 2,000 events/s at every level, p99 under 50 ms at 50 senders, 3x the naive bot.
+GOAL_RATE = 2000.0
+GOAL_P99 = 0.050
+GOAL_P99_SENDERS = 50
+GOAL_NAIVE_FACTOR = 3.0
 
 
 @dataclass
@@ -105,7 +108,9 @@ class Intake:
 
     @property
     def goal_met(self) -> bool:
-        return self.rate >= GOAL_RATE and self.latencies.p99 < GOAL_P99
+        """The rate goal at every level; the p99 goal where it is set (50 senders)."""
+        p99_ok = self.senders != GOAL_P99_SENDERS or self.latencies.p99 < GOAL_P99
+        return self.rate >= GOAL_RATE and p99_ok
 
     def describe(self) -> str:
         answers = ", ".join(f"{name}: {count}" for name, count in self.answers.items())

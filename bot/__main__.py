@@ -17,15 +17,16 @@ import time
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import check
 from bot.app import create_app
 from bot.config import ConfigError, Settings, settings_from_environment
 from bot.demo import run as demo
 from bot.logs import configure_logging
 from bot.platform.database import SchemaTooNewError, create_engine, display_database_url, migrate
 from bot.platform.retention import DAY, history_start
-from bot.retries import export
 from bot.retries.store import RetryQueue
+
+# `check` and `log export` are imported by their commands only: a serving process never needs them
+# (check alone brings Alembic and its dependencies, megabytes for the life of the process).
 
 EXIT_CONFIG = 2
 
@@ -61,23 +62,39 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_environment()
     except ConfigError as error:
         if arguments.command == "check":
+            from bot import check
+
             return check.report_configuration_problems(error, sys.stdout)
         print(error, file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.secrets(), log_format=settings.log_format)
     try:
         if arguments.command == "check":
+            from bot import check
+
             return asyncio.run(check.run_checks(settings, out=sys.stdout))
         if arguments.command == "log":
-            since = export.parse_since(arguments.since)
-            return asyncio.run(_export(settings, since, arguments.output_format))
+            return _log_export(settings, arguments.since, arguments.output_format)
         return _serve(settings)
-    except (SchemaTooNewError, export.ExportError) as error:
+    except SchemaTooNewError as error:
+        print(error, file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _log_export(settings: Settings, since_text: str, output_format: str) -> int:
+    from bot.retries import export
+
+    try:
+        since = export.parse_since(since_text)
+        return asyncio.run(_export(settings, since, output_format))
+    except export.ExportError as error:
         print(error, file=sys.stderr)
         return EXIT_CONFIG
 
 
 async def _export(settings: Settings, since: float, output_format: str) -> int:
+    from bot.retries import export
+
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)

@@ -28,6 +28,9 @@ WORKER_CONCURRENCY = 32
 # -- the durable queue and its loops ------------------------------------------------------------
 # Background loops look for work another replica stored at least this often.
 POLL_INTERVAL = 0.5
+# A loop woken in-process waits this long before its round, so that one round serves a whole burst of
+# commands or deliveries, after their answers (bot/platform/loop.py; measured in docs/benchmarks.md).
+WAKE_SETTLE = 0.02
 # How long a worker holds a retry request before another may take it over (after a crash).
 LEASE_SECONDS = 30.0
 # A notifier's claim on a post outlives one Slack call with slack_sdk's own retries.

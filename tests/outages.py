@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
@@ -17,8 +18,9 @@ async def database_unavailable(database_url: str) -> AsyncIterator[None]:
     """SQLite: another process holds the write lock. PostgreSQL: the database refuses connections."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        locker = sqlite3.connect(url.database or "", timeout=0.1, isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")
+        # Taken from a thread: the bot under test shares this event loop, and a transaction it has in flight
+        # must be able to finish (and release the lock) while we wait for it.
+        locker = await asyncio.to_thread(_lock_sqlite, url.database or "")
         try:
             yield
         finally:
@@ -39,3 +41,9 @@ async def database_unavailable(database_url: str) -> AsyncIterator[None]:
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     finally:
         await admin.close()
+
+
+def _lock_sqlite(path: str) -> sqlite3.Connection:
+    locker = sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
+    locker.execute("BEGIN EXCLUSIVE")
+    return locker

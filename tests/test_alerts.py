@@ -271,6 +271,7 @@ async def test_a_command_for_an_alerted_message_reports_into_the_alert(
 ) -> None:
     await bot.webhook(message_updated_event(4567), signer)
     alert = (await _alert(slack))[0]
+    await bot.alert_recorded(4567, alert.ts)  # Slack shows the alert a moment before the bot knows its ts
 
     await bot.command("4567", channel_id="COPS")
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, and_, delete, exists, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.alerts.changes import ALERT_COLUMNS, alert_state, apply_to_alerts, state_columns
@@ -25,6 +26,7 @@ from bot.domain import lifecycle
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN, AlertState, DigestState
 from bot.domain.message import SUCCESS, MessageUpdate, is_failure_alert
 from bot.domain.outcomes import OutcomeKind
+from bot.platform.group_commit import GroupCommit
 from bot.platform.leases import lease_free
 from bot.platform.models import Alert, Batch, Digest, Request, RequestState
 from bot.platform.models import WebhookEvent as EventRow
@@ -95,6 +97,11 @@ def _digest_view(row: Row[Any]) -> DigestView:
 
 
 _ALERT_COLUMNS = ALERT_COLUMNS
+# Built once: SQLAlchemy then reuses the compiled statement instead of rebuilding it for every delivery.
+_INSERT_EVENTS = {
+    "sqlite": sqlite_insert(EventRow).on_conflict_do_nothing().returning(EventRow.dedupe_key),
+    "postgresql": postgresql_insert(EventRow).on_conflict_do_nothing().returning(EventRow.dedupe_key),
+}
 _DIGEST_COLUMNS = list(Digest.__table__.columns)
 
 
@@ -108,6 +115,9 @@ class AlertStore(PostClaims):
         # Only a preview of what the business wrote is kept (or nothing, with STORE_MESSAGE_PREVIEW=false).
         self.preview_chars = preview_chars
         self.clock = clock
+        self._intake: GroupCommit[tuple[WebhookEvent, bytes], bool] = GroupCommit(
+            engine, self.insert_events, name="webhook-intake"
+        )
 
     # -- intake -------------------------------------------------------------------------------
 
@@ -116,27 +126,48 @@ class AlertStore(PostClaims):
 
         Partoo's bodies carry no event id: a failure after a retry can be byte for byte the first one. So
         the key is the body's hash *and* how many retries of the message had been asked for when it
-        arrived (read in the same transaction): redeliveries between two retries collapse, while a
+        arrived (read in the writer's transaction): redeliveries between two retries collapse, while a
         failure reported after a retry is news.
+
+        Returns once the row is committed, together with the deliveries that arrived meanwhile (group commit).
         """
+        return await self._intake.submit((event, body))
+
+    def event_row(self, event: WebhookEvent, body: bytes, generation: int) -> dict[str, Any]:
+        """What is kept of one verified delivery: the row `store_event` inserts."""
         message = event.message
-        try:
-            async with self.engine.begin() as connection:
-                generation = await _retry_generation(connection, message.message_id) if message else 0
-                await connection.execute(
-                    insert(EventRow).values(
-                        dedupe_key=dedupe_key(event.dedupe_key, generation),
-                        retry_generation=generation,
-                        received_at=self.clock(),
-                        type=event.type,
-                        message_id=message.message_id if message else None,
-                        status=message.status[:32] if message else None,
-                        payload=for_storage(body, self.preview_chars).decode("utf-8"),
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        return {
+            "dedupe_key": dedupe_key(event.dedupe_key, generation),
+            "retry_generation": generation,
+            "received_at": self.clock(),
+            "type": event.type,
+            "message_id": message.message_id if message else None,
+            "status": message.status[:32] if message else None,
+            "payload": for_storage(body, self.preview_chars).decode("utf-8"),
+        }
+
+    async def insert_events(
+        self, connection: AsyncConnection, deliveries: list[tuple[WebhookEvent, bytes]]
+    ) -> list[bool]:
+        """Insert a batch of deliveries in the intake's shared transaction; False for each redelivery.
+
+        One INSERT for the whole batch. A redelivery is skipped by ON CONFLICT rather than caught as an
+        IntegrityError: on PostgreSQL an error would abort the shared transaction, and the batch with it.
+        """
+        message_ids = {event.message.message_id for event, _body in deliveries if event.message}
+        generations = await _retry_generations(connection, message_ids)
+        rows = [
+            self.event_row(event, body, generations.get(event.message.message_id, 0) if event.message else 0)
+            for event, body in deliveries
+        ]
+        inserted = {row.dedupe_key for row in await connection.execute(_INSERT_EVENTS[connection.dialect.name], rows)}
+        stored = []
+        for row in rows:
+            # The same delivery twice in one batch: only its first copy counts as stored.
+            fresh = row["dedupe_key"] in inserted
+            inserted.discard(row["dedupe_key"])
+            stored.append(fresh)
+        return stored
 
     async def claim_events(self, lease_seconds: float, limit: int = 200) -> list[StoredEvent]:
         """Take unprocessed events, oldest first, for `lease_seconds`."""
@@ -478,12 +509,16 @@ def dedupe_key(body_key: str, generation: int) -> str:
     return hashlib.sha256(f"{body_key}:{generation}".encode("ascii")).hexdigest()
 
 
-async def _retry_generation(connection: AsyncConnection, message_id: int) -> int:
-    return int(
-        (
-            await connection.execute(select(func.count()).select_from(Request).where(Request.message_id == message_id))
-        ).scalar_one()
+async def _retry_generations(connection: AsyncConnection, message_ids: set[int]) -> dict[int, int]:
+    """How many retries were asked for each of these messages (absent: none), in one query."""
+    if not message_ids:
+        return {}
+    rows = await connection.execute(
+        select(Request.message_id, func.count())
+        .where(Request.message_id.in_(sorted(message_ids)))
+        .group_by(Request.message_id)
     )
+    return {message_id: int(count) for message_id, count in rows}
 
 
 class _NothingToGroupError(Exception):

@@ -1,19 +1,27 @@
-"""Opening the database: URL translation, SQLite tuning, and schema migrations on start."""
+"""Opening the database: URL translation, SQLite tuning, and schema migrations on start.
+
+Alembic (with Mako, and Pygments when installed) costs several MiB of memory for as long as the process
+lives, and most starts find the schema already at this version's head: it is imported only when a
+migration has to run, or when `check` asks.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bot.platform import sqlite_driver
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +63,12 @@ def create_engine(url: str) -> AsyncEngine:
         # SQLite has one writer at a time. One shared connection makes this process's transactions queue
         # in order (fair, in asyncio) instead of racing in SQLite's busy-wait loop, where some writers
         # can starve for seconds under load. Other processes on the same file still use busy_timeout.
+        arguments, options = SQLiteDialect_aiosqlite().create_connect_args(make_url(async_url))
+        options["timeout"] = SQLITE_BUSY_SECONDS
         engine = create_async_engine(
             async_url,
-            connect_args={"timeout": SQLITE_BUSY_SECONDS},
+            # One hand-off to the SQLite thread per statement (bot/platform/sqlite_driver.py).
+            async_creator=lambda: sqlite_driver.connect(*arguments, **options),
             pool_size=1,
             max_overflow=0,
             pool_timeout=SQLITE_QUEUE_SECONDS,
@@ -88,6 +99,8 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -95,12 +108,16 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 def _head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     assert head is not None
     return head
 
 
 def _is_known(scripts: ScriptDirectory, revision: str) -> bool:
+    from alembic.util import CommandError
+
     try:
         return scripts.get_revision(revision) is not None
     except CommandError:
@@ -108,6 +125,10 @@ def _is_known(scripts: ScriptDirectory, revision: str) -> bool:
 
 
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     if connection.dialect.name == "postgresql":
         # Replicas starting together must not run the same migration twice.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
@@ -125,11 +146,43 @@ def _upgrade(connection: Connection) -> None:
 
 
 def _known_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def _stored_revision(connection: Connection) -> str | None:
+    """The database's revision read with plain SQL (what Alembic would read), or None when unsure."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    revisions = [row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
+    return revisions[0] if len(revisions) == 1 else None
+
+
+_ASSIGNMENT = re.compile(r'^(revision|down_revision)\s*=\s*(?:"([^"]*)"|None)\s*$', re.MULTILINE)
+
+
+def _head_on_disk() -> str | None:
+    """This version's head revision read from the migration files without Alembic; None unless one linear head."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        found = {name: value for name, value in _ASSIGNMENT.findall(script.read_text(encoding="utf-8"))}
+        if "revision" not in found:
+            continue
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to this version's head, or raise SchemaTooNewError."""
+    async with engine.connect() as connection:
+        current = await connection.run_sync(_stored_revision)
+    if current is not None and current == _head_on_disk():
+        return  # already at head: the common start, done without importing Alembic
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)
 

@@ -2,6 +2,10 @@
 
 Each does one round of work from what is stored, then sleeps until woken in-process (new work here) or until
 `poll_interval` passes (work another replica stored, leases that expired, Slack that came back).
+
+A wake-up waits `settle` before its round: the requests of a burst each wake the loops, and one round a
+moment later serves them all, after their answers, instead of rounds that compete with the burst for the
+event loop and the database connection.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+
+from bot.defaults import WAKE_SETTLE
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +24,9 @@ class PollingLoop:
 
     name = "loop"
 
-    def __init__(self, poll_interval: float) -> None:
+    def __init__(self, poll_interval: float, *, settle: float = WAKE_SETTLE) -> None:
         self.poll_interval = poll_interval
+        self.settle = settle
         self._wake = asyncio.Event()
         self._stopping = False
         self.running = False
@@ -42,8 +49,12 @@ class PollingLoop:
                     more = False
                 if more:
                     continue
+                woken = False
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    woken = True
+                if woken and self.settle and not self._stopping:
+                    await asyncio.sleep(self.settle)  # wakes meanwhile are served by the round that follows
                 self._wake.clear()
         finally:
             self.running = False

@@ -11,14 +11,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Row, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.alerts.changes import apply_to_alerts
 from bot.domain.lifecycle import Answered, RetryRequested, SendingStarted, TakenOver
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
 from bot.domain.records import ActiveRequest, AttemptView, BatchView, EnqueueResult, NewBatch, RequestView
+from bot.platform.group_commit import GroupCommit, each
 from bot.platform.leases import lease_free
 from bot.platform.models import Alert, Attempt, Batch, Request, RequestState
 
@@ -26,6 +28,20 @@ Clock = Callable[[], float]
 
 # How the history marks an answer that arrived after the request was taken over and closed.
 LATE_ANSWER = "answered after the request was taken over"
+
+
+# Built once: SQLAlchemy reuses their compiled form instead of rebuilding them for every command.
+_INSERT_BATCH = insert(Batch).returning(Batch.id)
+_DELETE_BATCH = delete(Batch).where(Batch.id == bindparam("batch_id"))
+_ACTIVE_ONLY = text("state IN ('queued', 'running')")  # the predicate of uq_retry_requests_active_message
+_INSERT_REQUESTS = {
+    "sqlite": sqlite_insert(Request)
+    .on_conflict_do_nothing(index_elements=[Request.message_id], index_where=_ACTIVE_ONLY)
+    .returning(Request.message_id),
+    "postgresql": postgresql_insert(Request)
+    .on_conflict_do_nothing(index_elements=[Request.message_id], index_where=_ACTIVE_ONLY)
+    .returning(Request.message_id),
+}
 
 
 class DuplicateRace(Exception):
@@ -87,6 +103,9 @@ class RetryQueue:
     def __init__(self, engine: AsyncEngine, *, clock: Clock = time.time) -> None:
         self.engine = engine
         self.clock = clock
+        self._enqueues: GroupCommit[tuple[NewBatch, tuple[int, ...]], EnqueueResult] = GroupCommit(
+            engine, each(self._enqueue_in), name="enqueue"
+        )
 
     # -- asking -------------------------------------------------------------------------------
 
@@ -100,70 +119,85 @@ class RetryQueue:
         return await self._enqueue_once(batch, message_ids)
 
     async def _enqueue_once(self, batch: NewBatch, message_ids: Sequence[int]) -> EnqueueResult:
+        # Committed together with the commands and clicks that arrive meanwhile (group commit): returns
+        # once this batch's requests are durable.
+        return await self._enqueues.submit((batch, tuple(dict.fromkeys(message_ids))))
+
+    async def _enqueue_in(self, connection: AsyncConnection, asked: tuple[NewBatch, tuple[int, ...]]) -> EnqueueResult:
+        """One enqueue inside the group's shared transaction: insert first, let the unique index say which were active.
+
+        The requests are inserted with ON CONFLICT DO NOTHING against the one-active-request index, so the
+        common case (nothing active yet) is three statements, and a concurrent enqueue of the same id by
+        another replica is settled by the index instead of an IntegrityError (which on PostgreSQL would
+        abort the whole group's transaction).
+        """
+        batch, message_ids = asked
         now = self.clock()
-        async with self.engine.begin() as connection:
-            if batch.expected_alert_retries is not None:
-                # FOR UPDATE (PostgreSQL) waits for a concurrent click's transaction and reads its result;
-                # SQLite's immediate transactions are serialized already.
-                retries = (
-                    await connection.execute(
-                        select(Alert.retries).where(Alert.message_id == batch.alert_message_id).with_for_update()
-                    )
-                ).scalar_one_or_none()
-                if retries != batch.expected_alert_retries:
-                    return EnqueueResult(batch_id=None, queued=(), already_active=(), alert_changed=True)
-            active = await self._active_for(connection, message_ids)
-            active_ids = {item.message_id for item in active}
-            fresh = [message_id for message_id in message_ids if message_id not in active_ids]
-            if not fresh:
-                return EnqueueResult(batch_id=None, queued=(), already_active=tuple(active))
-            announced = now if batch.root_ts else None
-            batch_id = (
+        if batch.expected_alert_retries is not None:
+            # FOR UPDATE (PostgreSQL) waits for a concurrent click's transaction and reads its result;
+            # SQLite's immediate transactions are serialized already.
+            retries = (
                 await connection.execute(
-                    insert(Batch)
-                    .values(
-                        source=batch.source,
-                        requested_by=batch.requested_by,
-                        channel_id=batch.channel_id,
-                        response_url=batch.response_url,
-                        total=len(fresh),
-                        skipped=json.dumps(sorted(active_ids)),
-                        created_at=now,
-                        correlation_id=batch.correlation_id,
-                        root_channel=batch.root_channel,
-                        root_ts=batch.root_ts,
-                        announced_at=announced,
-                        uses_response_url=False,
-                        alert_message_id=batch.alert_message_id,
-                        digest_id=batch.digest_id,
-                        progress_shown=0,
-                        thread_ts=batch.thread_ts,
-                        retry_anyway=batch.retry_anyway,
-                    )
-                    .returning(Batch.id)
+                    select(Alert.retries).where(Alert.message_id == batch.alert_message_id).with_for_update()
                 )
-            ).scalar_one()
-            try:
-                await connection.execute(
-                    insert(Request),
-                    [
-                        {
-                            "batch_id": batch_id,
-                            "message_id": message_id,
-                            "requested_by": batch.requested_by,
-                            "requested_at": now,
-                            "state": RequestState.QUEUED,
-                            "next_attempt_at": now,
-                            "attempts": 0,
-                        }
-                        for message_id in fresh
-                    ],
-                )
-            except IntegrityError as error:
-                raise DuplicateRace from error
-            # Alerts about these messages now show who asked for the retry, in the same transaction.
-            source = "retry_all" if batch.digest_id is not None else batch.source
-            await apply_to_alerts(connection, fresh, RetryRequested(batch.requested_by, source, now))
+            ).scalar_one_or_none()
+            if retries != batch.expected_alert_retries:
+                return EnqueueResult(batch_id=None, queued=(), already_active=(), alert_changed=True)
+        if not message_ids:
+            return EnqueueResult(batch_id=None, queued=(), already_active=())
+        batch_id = (
+            await connection.execute(
+                _INSERT_BATCH,
+                {
+                    "source": batch.source,
+                    "requested_by": batch.requested_by,
+                    "channel_id": batch.channel_id,
+                    "response_url": batch.response_url,
+                    "total": len(message_ids),
+                    "skipped": "[]",
+                    "created_at": now,
+                    "correlation_id": batch.correlation_id,
+                    "root_channel": batch.root_channel,
+                    "root_ts": batch.root_ts,
+                    "announced_at": now if batch.root_ts else None,
+                    "uses_response_url": False,
+                    "alert_message_id": batch.alert_message_id,
+                    "digest_id": batch.digest_id,
+                    "progress_shown": 0,
+                    "thread_ts": batch.thread_ts,
+                    "retry_anyway": batch.retry_anyway,
+                },
+            )
+        ).scalar_one()
+        inserted = await connection.execute(
+            _INSERT_REQUESTS[connection.dialect.name],
+            [
+                {
+                    "batch_id": batch_id,
+                    "message_id": message_id,
+                    "requested_by": batch.requested_by,
+                    "requested_at": now,
+                    "state": RequestState.QUEUED,
+                    "next_attempt_at": now,
+                    "attempts": 0,
+                }
+                for message_id in message_ids
+            ],
+        )
+        queued_ids = set(inserted.scalars())
+        fresh = [message_id for message_id in message_ids if message_id in queued_ids]
+        skipped = [message_id for message_id in message_ids if message_id not in queued_ids]
+        active = await self._active_for(connection, skipped)
+        if not fresh:
+            await connection.execute(_DELETE_BATCH, {"batch_id": batch_id})
+            return EnqueueResult(batch_id=None, queued=(), already_active=tuple(active))
+        if skipped:
+            await connection.execute(
+                update(Batch).where(Batch.id == batch_id).values(total=len(fresh), skipped=json.dumps(sorted(skipped)))
+            )
+        # Alerts about these messages now show who asked for the retry, in the same transaction.
+        source = "retry_all" if batch.digest_id is not None else batch.source
+        await apply_to_alerts(connection, fresh, RetryRequested(batch.requested_by, source, now))
         return EnqueueResult(batch_id=batch_id, queued=tuple(fresh), already_active=tuple(active))
 
     async def _active_for(self, connection: AsyncConnection, message_ids: Sequence[int]) -> list[ActiveRequest]:

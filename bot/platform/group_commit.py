@@ -1,0 +1,127 @@
+"""Group commit: concurrent writes committed together, each caller answered once its own write is durable.
+
+Webhook deliveries and retry commands arrive in bursts, and each used to be its own transaction: on SQLite
+a BEGIN, the write and a COMMIT, each a hand-off to the driver's thread, on the one connection every
+request queues for. Here each caller hands its item to a `GroupCommit` and awaits a future; one drainer
+task takes everything waiting, writes it in ONE transaction and resolves every future only after that
+COMMIT returned. Batches form by themselves: under light load the drainer finds one item and commits it
+at once (no timer, no added latency); under load, items arriving while a batch commits form the next one.
+
+A batch that fails is not the fault of every caller in it: it is rolled back and its items written again
+one transaction each, so a bad item fails only its own caller (and on PostgreSQL, where an error aborts
+the whole transaction, the others are not lost to it).
+
+What to write is the caller's business: `write_batch(connection, items) -> results` (one result per item,
+in order; `each(write)` makes one from a per-item `write(connection, item)`); this module owns only the
+batching and the committing. It runs inside the shared transaction and must not commit; it may be called
+again for the same items after a failed batch (the batch's effects were rolled back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+BatchWriter = Callable[[AsyncConnection, list[Item]], Awaitable[list[Result]]]
+
+# Enough to amortize a transaction over a burst; small enough that one batch holds the connection briefly.
+MAX_BATCH = 200
+
+
+class GroupCommit(Generic[Item, Result]):
+    """Writes submitted items in shared transactions; `submit` returns once its item is committed."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        write_batch: BatchWriter[Item, Result],
+        *,
+        max_batch: int = MAX_BATCH,
+        name: str = "group-commit",
+    ) -> None:
+        self.engine = engine
+        self.write_batch = write_batch
+        self.max_batch = max_batch
+        self.name = name
+        self._pending: deque[tuple[Item, asyncio.Future[Result]]] = deque()
+        self._drainer: asyncio.Task[None] | None = None
+        # Counters for tests and benchmarks: how many transactions, and how many items they carried.
+        self.commits = 0
+        self.committed_items = 0
+
+    async def submit(self, item: Item) -> Result:
+        """Write `item` (with whatever else is waiting) and return `write`'s result once it is committed.
+
+        Raises what `write` raised for this item, or the commit's error when even its own transaction failed.
+        """
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._drainer is None:
+            # A task of its own, not the caller's: a caller that is cancelled must not abort the others' batch.
+            self._drainer = asyncio.create_task(self._drain(), name=self.name)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                count = min(len(self._pending), self.max_batch)
+                batch = [self._pending.popleft() for _ in range(count)]
+                await self._commit(batch)
+        except asyncio.CancelledError:
+            while self._pending:  # stopping: nobody will write these
+                self._pending.popleft()[1].cancel()
+            raise
+        finally:
+            # No await between the last emptiness check and this: a submit either saw this task running
+            # (and its item is taken by the loop above) or sees None and starts a new drainer.
+            self._drainer = None
+
+    async def _commit(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            results = await self._transaction([item for item, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as error:
+            if len(batch) == 1:
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(error)
+                return
+            # The type only: a database error's text carries the statement's parameters (message content).
+            log.info(
+                "%s: a batch of %d failed (%s); writing them one by one", self.name, len(batch), type(error).__name__
+            )
+            for one in batch:
+                await self._commit([one])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # its caller was cancelled meanwhile; the item is written all the same
+                future.set_result(result)
+
+    async def _transaction(self, items: list[Item]) -> list[Result]:
+        async with self.engine.begin() as connection:
+            results = await self.write_batch(connection, items)
+        # Leaving the block committed: only now is every item durable.
+        self.commits += 1
+        self.committed_items += len(items)
+        return results
+
+
+def each(write: Callable[[AsyncConnection, Item], Awaitable[Result]]) -> BatchWriter[Item, Result]:
+    """A batch writer that writes the items one statement (or several) at a time, in the shared transaction."""
+
+    async def write_batch(connection: AsyncConnection, items: list[Item]) -> list[Result]:
+        return [await write(connection, item) for item in items]
+
+    return write_batch
