@@ -21,7 +21,7 @@ from bot.config import ConfigError, Settings, settings_from_environment
 from bot.logs import configure_logging
 from bot.platform.database import SchemaTooNewError, create_engine, display_database_url, migrate
 from bot.retries import export
-from bot.retries.store import RetryQueue
+from bot.retries.history import RetryLog
 
 EXIT_CONFIG = 2
 
@@ -70,7 +70,7 @@ async def _export(settings: Settings, since: float, output_format: str) -> int:
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
-        rows = await RetryQueue(engine).since(since)
+        rows = await RetryLog(engine).since(since)
     finally:
         await engine.dispose()
     export.write(rows, output_format, sys.stdout)

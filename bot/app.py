@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from bot import listeners
 from bot.alerts.alerter import Alerter
+from bot.alerts.click import AlertClicks
 from bot.alerts.intake import partoo_webhook
 from bot.alerts.store import AlertStore
 from bot.config import Settings
@@ -55,6 +56,8 @@ from bot.platform.request_id import RequestIdMiddleware
 from bot.platform.signatures import WebhookVerifier
 from bot.platform.slack import SlackAuthError, SlackPoster, build_web_client, classify
 from bot.platform.socket_mode import SocketModeConnection, start_socket_mode
+from bot.retries.history import RetryLog
+from bot.retries.home import AppHome
 from bot.retries.notifier import Notifier
 from bot.retries.policy import RetryPolicy
 from bot.retries.service import RetryService
@@ -85,6 +88,7 @@ class Bot:
     settings: Settings
     engine: AsyncEngine
     queue: RetryQueue
+    retry_log: RetryLog
     partoo: PartooClient
     slack: AsyncWebClient
     poster: SlackPoster
@@ -214,6 +218,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     engine = create_engine(settings.database_url)
     queue = RetryQueue(engine)
+    retry_log = RetryLog(engine)
     slack = build_web_client(settings.slack_bot_token.value, settings.slack_api_url)
     metrics = Metrics()
     poster = SlackPoster(slack, on_error=metrics.slack_api_error)
@@ -251,7 +256,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         on_posted=metrics.alert_posted,
     )
     worker.on_finished = _both(notifier.wake, alerter.wake)
-    service = RetryService(queue, alerts, poster, on_queued=_both(notifier.wake, alerter.wake))
+    service = RetryService(queue, retry_log, alerts, poster, on_queued=_both(notifier.wake, alerter.wake))
     bolt = AsyncApp(
         client=slack,
         logger=_bolt_logger(),
@@ -260,11 +265,19 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         # which takes milliseconds; the other mode makes Bolt poll for ack() every 10 ms per request.
         process_before_response=True,
     )
-    listeners.register(bolt, service, Authorizer(settings.access, slack), settings.access)
+    listeners.register(
+        bolt,
+        service,
+        AlertClicks(service, alerts),
+        AppHome(retry_log, alerts),
+        Authorizer(settings.access, slack),
+        settings.access,
+    )
     return Bot(
         settings=settings,
         engine=engine,
         queue=queue,
+        retry_log=retry_log,
         partoo=partoo,
         slack=slack,
         poster=poster,
@@ -296,7 +309,7 @@ def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
 
     async def metrics(_request: Request) -> Response:
         try:
-            bot.metrics.set_queue_depth(await bot.queue.queue_depth())
+            bot.metrics.set_queue_depth(await bot.retry_log.queue_depth())
         except Exception as error:
             log.warning("queue depth unavailable for /metrics: %s", type(error).__name__)
         body, content_type = bot.metrics.render()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from tests.fakes import FakePartoo, FakeSlack, Reply
@@ -43,7 +46,7 @@ async def test_access_policy(
                 for slack_id in who.split(","):
                     assert slack_id in answer  # says who may
             assert partoo.calls == []
-            assert await bot.bot.queue.recent(5) == []
+            assert await bot.bot.retry_log.recent(5) == []
 
 
 async def test_usergroup_members_are_cached_briefly(
@@ -129,3 +132,31 @@ async def test_app_home_shows_counts_and_recent_retries(bot: RunningBot, slack: 
     assert "*1* not accepted" in text
     assert "`1`" in text
     assert "`2`" in text
+
+
+def _home_opened(event_id: str) -> dict[str, Any]:
+    return {
+        "type": "event_callback",
+        "team_id": "T0001",
+        "api_app_id": "A0001",
+        "event_id": event_id,
+        "event_time": 1,
+        "event": {"type": "app_home_opened", "user": USER, "channel": "D1", "tab": "home"},
+    }
+
+
+async def test_app_home_answers_slack_before_it_publishes_the_view(bot: RunningBot, slack: FakeSlack) -> None:
+    # The first event also makes Bolt check the token (auth.test, once); the second meets Slack held.
+    assert (await bot.event(_home_opened("Ev1"))).status_code == 200
+    await eventually(lambda: len(slack.calls_to("views.publish")) == 1)
+
+    # Slack retries an event not answered within 3 seconds: a slow views.publish must not hold the answer.
+    with slack.hold():
+        answer = asyncio.create_task(bot.event(_home_opened("Ev2")))
+        await eventually(lambda: slack.in_flight == 1, message="views.publish was never called")
+        await eventually(answer.done, message="the event was not answered while views.publish was in flight")
+        assert answer.result().status_code == 200
+        assert len(slack.calls_to("views.publish")) == 1
+
+    await eventually(lambda: len(slack.calls_to("views.publish")) == 2)
+    assert "Partoo retries" in str(slack.published_view(USER))

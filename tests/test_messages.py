@@ -9,7 +9,7 @@ from bot.domain.commands import MAX_IDS
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.records import AttemptView, BatchView, RequestView
 from bot.rendering.message import SlackMessage
-from bot.retries import messages
+from bot.retries import home_messages, messages
 
 NOW = 1_795_000_000.0
 
@@ -92,7 +92,7 @@ def test_who_may_retry_is_named() -> None:
 
 
 def test_the_home_view_renders() -> None:
-    view = messages.home([_request(n, OutcomeKind.ACCEPTED) for n in range(15)], {"requested": 3}, {})
+    view = home_messages.home([_request(n, OutcomeKind.ACCEPTED) for n in range(15)], {"requested": 3}, {})
     rendered = view.to_dict()
     assert rendered["type"] == "home"
     assert "*3* requested" in json.dumps(rendered)

@@ -11,12 +11,10 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import (
     Block,
     ContextBlock,
-    DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
     SectionBlock,
 )
-from slack_sdk.models.views import View
 
 from bot.domain.access import AccessPolicy
 from bot.domain.commands import COMMAND, DEFAULT_LOG_SIZE, MAX_IDS, MAX_LOG_SIZE
@@ -293,32 +291,3 @@ def log_channel_post(requests: Sequence[RequestView]) -> SlackMessage:
     lines = log_lines(requests)
     text = "Retry outcomes:\n" + "\n".join(lines)
     return SlackMessage(text=shorten(text, 3900), blocks=[_section("\n".join(lines))])
-
-
-_COUNT_LABELS = (
-    ("requested", "requested"),
-    (OutcomeKind.ACCEPTED.value, "accepted"),
-    ("not_accepted", "not accepted"),
-    ("delivered", "delivered"),
-    ("failed_again", "failed again"),
-)
-
-
-def home(recent: Sequence[RequestView], today: dict[str, int], week: dict[str, int]) -> View:
-    """The App Home tab: counts for today and this week, then the recent log."""
-
-    def counts_line(counts: dict[str, int]) -> str:
-        return " · ".join(f"*{counts.get(key, 0)}* {label}" for key, label in _COUNT_LABELS)
-
-    blocks: list[Block] = [
-        HeaderBlock(text="Partoo retries"),
-        _section(f"*Today (UTC)*\n{counts_line(today)}"),
-        _section(f"*Last 7 days*\n{counts_line(week)}"),
-        DividerBlock(),
-        _section("*Recent retries*"),
-    ]
-    if recent:
-        blocks.append(_section("\n".join(log_lines(recent))))
-    else:
-        blocks.append(_context("No retries yet. Use `/partoo-retry <message id>` or a Retry button."))
-    return View(type="home", blocks=blocks)

@@ -23,6 +23,7 @@ from bot.domain.records import BatchView, RequestView
 from bot.platform.loop import PollingLoop
 from bot.platform.slack import CannotPostHere, SlackPoster, SlackPostError, SlackUnavailable
 from bot.retries import messages
+from bot.retries.history import RetryLog
 from bot.retries.store import RetryQueue
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Notifier(PollingLoop):
     ) -> None:
         super().__init__(poll_interval)
         self.queue = queue
+        # Polled every round: reads only the batches whose progress or summary is due.
+        self.news = RetryLog(queue.engine, clock=queue.clock)
         self.poster = poster
         self.owner = owner
         self.log_channel = log_channel
@@ -61,7 +64,7 @@ class Notifier(PollingLoop):
             await self.announce(batch)
         for request in await self.queue.unreported():
             await self.report(request)
-        for batch in await self.queue.open_batches():
+        for batch in await self.news.batches_with_news():
             await self.refresh(batch)
         if self.log_channel and self.clock() - self._last_log_post >= self.log_interval:
             await self.mirror_to_log_channel()

@@ -1,0 +1,75 @@
+"""The App Home tab: today's and this week's counts and the recent log, published when a user opens it.
+
+Slack wants the event answered within 3 seconds and retries it otherwise, so the listener answers at once
+and the reading and `views.publish` run afterwards (a Bolt lazy listener).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.models.views import View
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.alerts.store import AlertStore
+from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
+from bot.retries.history import RetryLog
+from bot.retries.home_messages import home
+
+log = logging.getLogger(__name__)
+
+WEEK = 7 * 24 * 3600.0
+RECENT_REQUESTS = 15
+
+
+class AppHome:
+    """Reads what the App Home shows."""
+
+    def __init__(self, retry_log: RetryLog, alerts: AlertStore, *, clock: Callable[[], float] = time.time) -> None:
+        self.retry_log = retry_log
+        self.alerts = alerts
+        self.clock = clock
+
+    async def view(self) -> View:
+        now = self.clock()
+        midnight = datetime.fromtimestamp(now, tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        today = await self._summary(midnight.timestamp())
+        week = await self._summary(now - WEEK)
+        return home(await self.retry_log.recent(RECENT_REQUESTS), today, week)
+
+    async def _summary(self, since: float) -> dict[str, int]:
+        """Raw outcome counts folded into what the App Home shows."""
+        counts = await self.retry_log.outcome_counts(since)
+        deliveries = await self.alerts.delivery_counts(since)
+        accepted = counts.get("accepted", 0)
+        unfinished = counts.get("queued", 0) + counts.get("running", 0)
+        requested = sum(counts.values())
+        return {
+            "requested": requested,
+            "accepted": accepted,
+            "not_accepted": requested - accepted - unfinished,
+            "delivered": deliveries.get(DELIVERED, 0),
+            "failed_again": deliveries.get(FAILED_AGAIN, 0),
+        }
+
+
+def register(app: AsyncApp, app_home: AppHome) -> None:
+    """Attach the app_home_opened listener: answer first, publish after."""
+
+    async def answer(ack: AsyncAck) -> None:
+        await ack()
+
+    async def publish(event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        try:
+            await client.views_publish(user_id=event["user"], view=await app_home.view())
+        except Exception:
+            log.exception("could not publish the App Home of %s", event.get("user"))
+
+    app.event("app_home_opened")(ack=answer, lazy=[publish])
