@@ -19,7 +19,14 @@ from bot import check
 from bot.app import create_app
 from bot.config import ConfigError, Settings, settings_from_environment
 from bot.logs import configure_logging
-from bot.platform.database import SchemaTooNewError, create_engine, display_database_url, migrate
+from bot.platform.database import (
+    SchemaError,
+    create_engine,
+    create_read_only_engine,
+    display_database_url,
+    migrate,
+    require_current_schema,
+)
 from bot.retries import export
 from bot.retries.history import RetryLog
 
@@ -61,16 +68,24 @@ def main(argv: list[str] | None = None) -> int:
             since = export.parse_since(arguments.since)
             return asyncio.run(_export(settings, since, arguments.output_format))
         return _serve(settings)
-    except (SchemaTooNewError, export.ExportError) as error:
+    except (SchemaError, export.ExportError) as error:
         print(error, file=sys.stderr)
         return EXIT_CONFIG
 
 
 async def _export(settings: Settings, since: float, output_format: str) -> int:
-    engine = create_engine(settings.database_url)
+    """Read the log as it is: an audit must not change the database, nor guess at a schema it does not know."""
+    engine = create_read_only_engine(settings.database_url)
     try:
-        await migrate(engine)
+        await require_current_schema(engine)
         rows = await RetryLog(engine).since(since)
+    except (OSError, SQLAlchemyError) as error:
+        print(
+            f"partoo-retry cannot read its database {display_database_url(settings.database_url)}: "
+            f"{type(error).__name__}: {error}",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         await engine.dispose()
     export.write(rows, output_format, sys.stdout)
