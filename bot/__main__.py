@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from types import FrameType
 
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import check
 from bot.app import create_app
 from bot.config import ConfigError, Settings, settings_from_environment
+from bot.defaults import HTTP_DRAIN_SECONDS
 from bot.logs import configure_logging
 from bot.platform.database import (
     SchemaError,
@@ -27,6 +29,7 @@ from bot.platform.database import (
     migrate,
     require_current_schema,
 )
+from bot.platform.shutdown import ShutdownBudget
 from bot.retries import export
 from bot.retries.history import RetryLog
 
@@ -111,28 +114,42 @@ def _serve(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
+    shutdown = ShutdownBudget(settings.shutdown_seconds)
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, shutdown=shutdown),
         host="0.0.0.0",  # noqa: S104 - platforms (Heroku, containers) route traffic to every interface
         port=settings.port,
         lifespan="on",
         log_config=None,
         access_log=False,
-        # Heroku and Kubernetes give 30 s between SIGTERM and SIGKILL.
-        timeout_graceful_shutdown=20,
+        # Requests being served when SIGTERM comes take their share of the one shutdown budget, no more.
+        timeout_graceful_shutdown=min(HTTP_DRAIN_SECONDS, settings.shutdown_seconds // 5),
     )
-    server = uvicorn.Server(config)
+    server = _Server(config, shutdown)
 
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler that was
     # installed before it ran; with Python's defaults that ends the process with -15 or a traceback.
     # Platforms read that as a crash, so the handlers it restores only ask the server to exit.
     def request_exit(_signum: int, _frame: object) -> None:
+        shutdown.start()
         server.should_exit = True
 
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, request_exit)
     server.run()
     return 0 if server.started else 1
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, starting the shutdown budget the moment the stop signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, shutdown: ShutdownBudget) -> None:
+        super().__init__(config)
+        self.shutdown_budget = shutdown
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.shutdown_budget.start()
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

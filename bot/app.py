@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -43,6 +43,7 @@ from bot.defaults import (
     LOG_CHANNEL_INTERVAL,
     POLL_INTERVAL,
     PREVIEW_CHARS,
+    SHUTDOWN_RESERVE_SECONDS,
     TOKEN_CHECK_SECONDS,
     WORKER_CONCURRENCY,
 )
@@ -53,6 +54,7 @@ from bot.platform.http_limits import BODY_READ_SECONDS, BodyLimits
 from bot.platform.pace import SLACK_ALERTS_PACE, SharedPace
 from bot.platform.partoo import PartooClient
 from bot.platform.request_id import RequestIdMiddleware
+from bot.platform.shutdown import ShutdownBudget
 from bot.platform.signatures import WebhookVerifier
 from bot.platform.slack import SlackAuthError, SlackPoster, build_web_client, classify
 from bot.platform.socket_mode import SocketModeConnection, start_socket_mode
@@ -100,6 +102,7 @@ class Bot:
     bolt: AsyncApp
     worker_id: str
     metrics: Metrics
+    shutdown: ShutdownBudget
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     socket_mode: SocketModeConnection | None = None
     _token_checked_at: float = -TOKEN_CHECK_SECONDS
@@ -124,18 +127,22 @@ class Bot:
         )
 
     async def stop(self) -> None:
-        """Stop taking work, finish or release what is in flight, then close every connection."""
+        """Stop taking work, finish or release what is in flight, close every connection: within the budget."""
+        self.shutdown.start()  # counted from SIGTERM when __main__ saw it, from now otherwise
         if self.socket_mode is not None:
-            await self.socket_mode.close()  # no new Slack work comes in from here on
-        await self.worker.stop()
+            # No new Slack work comes in from here on.
+            await _within(self.socket_mode.close(), self.shutdown.remaining(keep=SHUTDOWN_RESERVE_SECONDS))
         await self.notifier.stop()
         await self.alerter.stop()
+        # Partoo calls in flight get what is left but the reserve; the worker closes those still unanswered.
+        await self.worker.stop(grace_seconds=self.shutdown.remaining(keep=SHUTDOWN_RESERVE_SECONDS))
         if self.tasks:
-            await asyncio.wait(self.tasks, timeout=10)
+            await asyncio.wait(self.tasks, timeout=self.shutdown.remaining(keep=SHUTDOWN_RESERVE_SECONDS / 2))
         for task in self.tasks:
             task.cancel()
-        await self.partoo.aclose()
-        await self.engine.dispose()
+        await _within(self.partoo.aclose(), self.shutdown.remaining())
+        # Half a second at least: a database left open can keep the process from exiting at all.
+        await _within(self.engine.dispose(), max(self.shutdown.remaining(), 0.5))
         log.info("partoo-retry stopped")
 
     async def readiness(self) -> list[str]:
@@ -182,6 +189,15 @@ class Bot:
         return self._token_problem
 
 
+async def _within(step: Awaitable[None], seconds: float) -> None:
+    """Run a closing step, abandoned (and logged) when it would overrun the shutdown budget."""
+    try:
+        async with asyncio.timeout(seconds):
+            await step
+    except TimeoutError:
+        log.warning("shutdown budget spent; not waiting for the rest of it")
+
+
 def _version() -> str:
     from bot import __version__
 
@@ -213,7 +229,7 @@ def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[],
     return call_both
 
 
-def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
+def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownBudget | None = None) -> Bot:
     """Construct every component from Settings; nothing starts until `Bot.start`."""
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     engine = create_engine(settings.database_url)
@@ -289,12 +305,16 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         bolt=bolt,
         worker_id=worker_id,
         metrics=metrics,
+        shutdown=shutdown or ShutdownBudget(settings.shutdown_seconds),
     )
 
 
-def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
-    """The ASGI app: Slack's events, Partoo's webhooks and health checks, around one Bot."""
-    bot = build_bot(settings, tuning)
+def create_app(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownBudget | None = None) -> Starlette:
+    """The ASGI app: Slack's events, Partoo's webhooks and health checks, around one Bot.
+
+    `shutdown` is the budget the server started counting at SIGTERM (bot.__main__); the Bot stops within it.
+    """
+    bot = build_bot(settings, tuning, shutdown)
     slack_handler = AsyncSlackRequestHandler(bot.bolt)
 
     async def slack_events(request: Request) -> Response:

@@ -20,6 +20,7 @@ from bot.defaults import (
     DEFAULT_LOG_FORMAT,
     DEFAULT_PORT,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
+    DEFAULT_SHUTDOWN_SECONDS,
     DEFAULT_SLACK_API_URL,
     LOG_FORMATS,
     PRODUCTION_API_URL,
@@ -86,6 +87,7 @@ class Settings:
     port: int = DEFAULT_PORT
     store_message_preview: bool = True
     log_format: str = DEFAULT_LOG_FORMAT  # one of bot.logs.LOG_FORMATS
+    shutdown_seconds: int = DEFAULT_SHUTDOWN_SECONDS
 
     @property
     def socket_mode(self) -> bool:
@@ -156,6 +158,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         high=100_000,
     )
     port = _integer(text("PORT"), "PORT", problems, default=DEFAULT_PORT, low=0, high=65535)
+    shutdown_seconds = _integer(
+        text("SHUTDOWN_SECONDS"), "SHUTDOWN_SECONDS", problems, default=DEFAULT_SHUTDOWN_SECONDS, low=5, high=3600
+    )
 
     access = AccessPolicy(
         users=_id_list(text("RETRY_ALLOWED_USERS"), "RETRY_ALLOWED_USERS", problems),
@@ -192,6 +197,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         port=port,
         store_message_preview=store_message_preview,
         log_format=log_format,
+        shutdown_seconds=shutdown_seconds,
     )
 
 

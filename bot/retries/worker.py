@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 RECORD_ATTEMPTS = 30
 
 TAKEN_OVER_DETAIL = "the bot stopped while Partoo was being called; Partoo may have sent the message again"
+STOPPED_DETAIL = "the bot stopped before Partoo answered; Partoo may have sent the message again"
 
 
 class RetryWorker(PollingLoop):
@@ -183,18 +184,39 @@ class RetryWorker(PollingLoop):
                 log.warning("could not renew lease of request %s: %s", request_id, type(error).__name__)
 
     async def stop(self, grace_seconds: float = 20.0) -> None:
-        """Stop claiming; let calls in flight finish; give back what was claimed but not sent."""
+        """Stop claiming; let calls in flight finish; give back what was claimed but not sent.
+
+        A call still unanswered after `grace_seconds` is cut: it may have reached Partoo, so it is closed as
+        unknown at once (never sent again) rather than left for another worker to find when the lease expires.
+        """
         await super().stop()
-        waiting = {task: rid for task, rid in self._tasks.items() if rid not in self._sending}
-        for task in waiting:
-            task.cancel()
+        released: list[int] = []
+        for task, request_id in list(self._tasks.items()):
+            if request_id not in self._sending:
+                task.cancel()
+                released.append(request_id)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace_seconds)
-        for request_id in waiting.values():
+        cut: list[int] = []
+        for task, request_id in list(self._tasks.items()):
+            (cut if request_id in self._sending else released).append(request_id)
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        for request_id in released:
             try:
                 await self.queue.release(request_id, self.worker_id)
             except Exception as error:
                 log.warning("could not release request %s: %s", request_id, type(error).__name__)
+        for request_id in cut:
+            try:
+                if await self.queue.finish_without_call(
+                    request_id, self.worker_id, OutcomeKind.UNKNOWN, STOPPED_DETAIL
+                ):
+                    log.warning("request %s was in flight when the bot stopped; closed as unknown", request_id)
+                    self.metrics.retry_finished(OutcomeKind.UNKNOWN.value)
+            except Exception as error:
+                log.warning("could not close request %s: %s", request_id, type(error).__name__)
 
 
 def _status_label(answer: PartooAnswer) -> str:
