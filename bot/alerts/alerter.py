@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from bot.alerts import digest_messages
 from bot.alerts import messages as alert_messages
 from bot.alerts.store import AlertStore, AlertView, DigestView
 from bot.defaults import ALERT_CLAIM_SECONDS, DIGEST_REFRESH, DIGEST_THRESHOLD, DIGEST_WINDOW, POLL_INTERVAL
@@ -107,7 +108,7 @@ class Alerter(PollingLoop):
             return
         if not await self.store.claim_digest(digest.id, ALERT_CLAIM_SECONDS):
             return
-        message = alert_messages.digest_message(await self.store.digest_state(digest))
+        message = digest_messages.digest_message(await self.store.digest_state(digest))
         try:
             if digest.ts is None:
                 await self.channel_pace.wait_for_slot()

@@ -248,13 +248,6 @@ class AlertStore:
             ).one_or_none()
         return _alert_view(row) if row else None
 
-    async def alerts_for(self, message_ids: Sequence[int]) -> dict[int, AlertView]:
-        if not message_ids:
-            return {}
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(select(*_ALERT_COLUMNS).where(Alert.message_id.in_(list(message_ids))))
-            return {row.message_id: _alert_view(row) for row in rows}
-
     async def new_alerts(self, limit: int = 500) -> list[AlertView]:
         """Alerts neither posted nor grouped into a digest yet, oldest first."""
         now = self.clock()
