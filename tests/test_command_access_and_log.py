@@ -49,6 +49,21 @@ async def test_access_policy(
             assert await bot.bot.retry_log.recent(5) == []
 
 
+async def test_someone_who_may_not_retry_may_still_read_the_log(
+    slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
+) -> None:
+    # Authorization guards what retries (bot.authorization); help, status and log only read.
+    async with running_bot(slack, {**environment, "RETRY_ALLOWED_USERS": "UBOSS"}) as bot:
+        assert "How to use" in ephemeral_text(await bot.command("help"))
+        assert (await bot.command("log", response_url=slack.response_url("log"))).text == ""
+        assert (await bot.command("status 4567", response_url=slack.response_url("status"))).text == ""
+        log_answer = (await eventually(lambda: slack.responses("log")))[0]
+        status_answer = (await eventually(lambda: slack.responses("status")))[0]
+    assert "You may not retry" not in str(log_answer) + str(status_answer)
+    assert "No retries in the log yet" in log_answer["text"]
+    assert partoo.calls == []
+
+
 async def test_usergroup_members_are_cached_briefly(
     slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
 ) -> None:
