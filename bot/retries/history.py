@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.defaults import PROGRESS_INTERVAL
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.records import AttemptView, BatchView, RequestView
 from bot.platform.leases import lease_free
@@ -113,9 +114,10 @@ class RetryLog:
         """Open many-message batches whose Slack message is behind what their requests did.
 
         That is: every request finished (the summary is due, and nobody holds its claim), or more finished
-        than the root message shows (a progress update is due). A batch where nothing happened since its
-        last update is not returned, so the notifier's polling reads nothing else of it. The condition is
-        on stored columns only, so it holds whichever replica finished the requests or showed the progress.
+        than the root message shows and it was updated at least PROGRESS_INTERVAL ago (a progress update is
+        due; chat.update is rate limited). A batch where nothing is due is not returned, so the notifier's
+        polling reads nothing else of it. The condition is on stored columns only, so it holds whichever
+        replica finished the requests or showed the progress.
         """
         now = self.clock()
         done = (
@@ -129,6 +131,7 @@ class RetryLog:
             done != Batch.progress_shown,
             Batch.root_ts.is_not(None),
             Batch.digest_id.is_(None),  # a digest's progress is rendered by the alerter
+            or_(Batch.progress_shown_at.is_(None), Batch.progress_shown_at <= now - PROGRESS_INTERVAL),
         )
         async with self.engine.connect() as connection:
             rows = await connection.execute(
