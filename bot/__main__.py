@@ -2,6 +2,7 @@
 
 partoo-retry-bot                       serve (HTTP on $PORT)
 partoo-retry-bot check                 try the configuration, Slack, the database and Partoo; exit 0 if all is well
+partoo-retry-bot demo                  the bot at work on a local page, against stand-ins; nothing to configure
 partoo-retry-bot log export --since 7d --format csv
 """
 
@@ -20,6 +21,7 @@ from bot import check
 from bot.app import create_app
 from bot.config import ConfigError, Settings, settings_from_environment
 from bot.defaults import HTTP_DRAIN_SECONDS
+from bot.demo import run as demo
 from bot.logs import configure_logging
 from bot.platform.database import (
     SchemaError,
@@ -46,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check", help="check the configuration, Slack, the database and Partoo without serving (exit 1 on problems)"
     )
+    demo_parser = commands.add_parser(
+        "demo", help="try the bot on a local page, against a Slack stand-in and a simulated Partoo (no configuration)"
+    )
+    demo_parser.add_argument("--port", type=int, default=0, help="the page's port on 127.0.0.1 (default: any free)")
     log_parser = commands.add_parser("log", help="work with the retry log")
     log_commands = log_parser.add_subparsers(dest="log_command", required=True)
     exporter = log_commands.add_parser("export", help="write the retry log to standard output")
@@ -56,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
+    if arguments.command == "demo":
+        # Before reading the configuration: the demo needs none and must not use a real one.
+        return demo.main(port=arguments.port)
     try:
         settings = settings_from_environment()
     except ConfigError as error:

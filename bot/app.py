@@ -161,6 +161,8 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         AppHome(retry_log, alerts),
         Authorizer(settings.access, slack),
         settings.access,
+        # Slack failures inside listeners are narrowed like the bot's own (and an auth one shows in /readyz).
+        on_error=poster.bolt_error_handler(),
     )
     return Bot(
         settings=settings,

@@ -9,6 +9,8 @@ Who may retry is checked once, by one listener middleware (bot.authorization) on
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from slack_bolt.async_app import AsyncApp
 
 from bot.alerts import click
@@ -26,8 +28,13 @@ def register(
     app_home: home.AppHome,
     authorizer: Authorizer,
     policy: AccessPolicy,
+    on_error: Callable[[Exception], Awaitable[None]],
 ) -> None:
-    """Attach every listener; the app answers Slack when a listener returns (process_before_response)."""
+    """Attach every listener; the app answers Slack when a listener returns (process_before_response).
+
+    `on_error` gets every listener's failure, from Bolt and from the App Home's publishing alike.
+    """
     command_listener.register(app, service, authorization(authorizer, policy, applies=command_listener.asks_to_retry))
     click.register(app, clicks, authorization(authorizer, policy))
-    home.register(app, app_home)
+    home.register(app, app_home, on_error)
+    app.error(on_error)

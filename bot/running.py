@@ -118,6 +118,8 @@ class Bot:
             problems.append("Socket Mode not connected to Slack")
         if token_problem := await self._slack_token_problem():
             problems.append(token_problem)
+        elif self.poster.auth_problem:
+            problems.append(self.poster.auth_problem)
         return problems
 
     async def _slack_token_problem(self) -> str | None:
@@ -133,6 +135,7 @@ class Bot:
         try:
             await self.slack.auth_test()
             self._token_problem = None
+            self.poster.auth_problem = None  # the token works again (a rotation finished)
         except SlackApiError as error:
             narrow = classify(error)
             if isinstance(narrow, SlackAuthError):

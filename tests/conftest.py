@@ -24,6 +24,7 @@ from tests.databases import (
     redact,
 )
 from tests.fakes import FakePartoo, FakeSlack
+from tests.fakes.slack import EXPIRED_URL
 from tests.harness import BOT_TOKEN, PARTOO_API_KEY, RunningBot, bot_environment, running_bot
 from tests.signing import PartooSigner
 
@@ -90,9 +91,16 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    """A fake Slack Web API on loopback that knows the bot's token."""
+    """A fake Slack Web API on loopback that knows the bot's token.
+
+    A test fails if the bot sent anything Slack would refuse (a block over a limit, a sixth post to a
+    response_url), even when the bot only logged Slack's error: checking Slack's contract comes with every
+    scenario test. Only an expired response_url is let through: time passing is not the bot's mistake.
+    """
     with FakeSlack(bot_token=BOT_TOKEN, usergroups={"S0ONCALL": ["U777"]}) as fake:
         yield fake
+    refused = [refusal for refusal in fake.refusals if refusal.error != EXPIRED_URL]
+    assert refused == [], f"Slack would have refused: {refused}"
 
 
 @pytest.fixture
@@ -119,3 +127,18 @@ async def bot(slack: FakeSlack, environment: dict[str, str]) -> AsyncIterator[Ru
     """The real ASGI app, started with its lifespan, reached through httpx."""
     async with running_bot(slack, environment) as running:
         yield running
+
+
+# Debian's package, which the browser tests drive through Playwright (never Playwright's own download).
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's chromium: browser tests skip locally without it, and fail when CI=true, like PostgreSQL's."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} not found (apt-get install chromium)"
+        if _in_ci():
+            pytest.fail(f"{message}. CI=true: browser tests must run, not be skipped.", pytrace=False)
+        pytest.skip(message)
+    return CHROMIUM

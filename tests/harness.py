@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from bot.app import Tuning, create_app
 from bot.config import load_settings
 from bot.retries.policy import RetryPolicy
 from tests.fakes import FakePartoo, FakeSlack
+from tests.fakes.block_kit import message_refusal
 from tests.signing import (
     PartooSigner,
     block_actions_body,
@@ -88,13 +90,15 @@ class RunningBot:
             channel_id=channel_id,
             response_url=response_url or self.slack.response_url("command"),
         )
-        return await self.http.post("/slack/events", content=body, headers=slack_signature_headers(secret, body))
+        response = await self.http.post("/slack/events", content=body, headers=slack_signature_headers(secret, body))
+        return acceptable_answer(response)
 
     async def click(self, **fields: Any) -> httpx.Response:
         body = block_actions_body(**fields)
-        return await self.http.post(
+        response = await self.http.post(
             "/slack/events", content=body, headers=slack_signature_headers(SIGNING_SECRET, body)
         )
+        return acceptable_answer(response)
 
     async def webhook(self, event: Mapping[str, Any] | bytes, signer: PartooSigner, **headers: str) -> httpx.Response:
         """Deliver a Partoo webhook signed with `signer` (bytes are sent as they are)."""
@@ -128,6 +132,16 @@ async def running_bot(
             yield RunningBot(app=app, http=http, slack=slack)
 
 
+def acceptable_answer(response: httpx.Response) -> httpx.Response:
+    """The bot's HTTP answer to Slack, after checking that Slack would show the message it carries."""
+    if response.status_code == 200 and response.headers.get("content-type", "").startswith("application/json"):
+        body = response.json()
+        refusal = message_refusal(body) if isinstance(body, dict) else None
+        # Slack shows the user an error instead of an answer it cannot render.
+        assert refusal is None, f"Slack would refuse this answer ({refusal}): {body}"
+    return response
+
+
 def ephemeral_text(response: httpx.Response) -> str:
     """The text of an ephemeral answer given in the HTTP response to a command."""
     assert response.status_code == 200, response.text
@@ -157,3 +171,25 @@ def buttons(message: Any) -> list[dict[str, Any]]:
         if isinstance(accessory, dict) and accessory.get("type") == "button":
             found.append(accessory)
     return found
+
+
+# What Slack reads as an entity in mrkdwn: mentions, dates and specials (`<@U1>`, `<!date^…|…>`), links, escapes.
+_ENTITY = re.compile(r"<(?:[@#!]|https?://|mailto:)[^<>]*>|&(?:amp|lt|gt);")
+
+
+def section_texts(blocks: list[dict[str, Any]]) -> list[str]:
+    """The mrkdwn of every section (text and fields) and context element, in order."""
+    texts: list[str] = []
+    for block in blocks:
+        if isinstance(block.get("text"), dict):
+            texts.append(block["text"]["text"])
+        texts.extend(field["text"] for field in block.get("fields") or [])
+        texts.extend(element["text"] for element in block.get("elements") or [] if "text" in element)
+    return [text for text in texts if isinstance(text, str)]
+
+
+def assert_whole_entities(text: str) -> None:
+    """Every `<` and `&` in mrkdwn begins a whole entity: nothing was cut in half, nothing reads as a link."""
+    rest = _ENTITY.sub("", text)
+    assert "<" not in rest, f"a `<` that is no entity (cut, or unescaped) in: {text!r}"
+    assert "&" not in rest, f"an `&` that is no entity (cut, or unescaped) in: {text!r}"

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
 
 from tests.fakes import FakePartoo, FakeSlack, Reply
-from tests.harness import CHANNEL, USER, RunningBot, ephemeral_text, message_text, running_bot
-from tests.waiting import eventually
+from tests.harness import (
+    CHANNEL,
+    USER,
+    RunningBot,
+    assert_whole_entities,
+    ephemeral_text,
+    message_text,
+    running_bot,
+    section_texts,
+)
+from tests.waiting import eventually, eventually_async
 
 
 @pytest.mark.parametrize(
@@ -120,6 +130,29 @@ async def test_log_lists_the_latest_retries_newest_first(bot: RunningBot, slack:
     text = " ".join(str(block) for block in answer["blocks"])
     assert text.index("`3`") < text.index("`2`")
     assert "`1`" not in text
+
+
+async def test_log_50_shows_all_fifty_retries_whole(bot: RunningBot, slack: FakeSlack, partoo: FakePartoo) -> None:
+    # The longest ids and outcome labels make the longest lines: fifty of them never fit in one section.
+    ids = [9_000_000_000_000_000_000 + n for n in range(50)]
+    for message_id in ids:
+        partoo.answer(message_id, 503)
+    await bot.command(" ".join(map(str, ids)))
+
+    async def all_finished() -> bool:
+        return all(request.finished_at is not None for request in await bot.bot.retry_log.recent(50))
+
+    await eventually_async(all_finished, timeout=30)
+    await bot.command("log 50", response_url=slack.response_url("log"))
+
+    answer = (await eventually(lambda: slack.responses("log")))[0]
+    texts = section_texts(answer["blocks"])
+    assert "The last 50 retries" in texts[0]
+    shown = "\n".join(texts[1:])
+    assert re.findall(r"`(\d+)`", shown) == [str(n) for n in reversed(ids)]
+    assert shown.count("<!date^") == 50
+    for text in texts:
+        assert_whole_entities(text)
 
 
 async def test_app_home_shows_counts_and_recent_retries(bot: RunningBot, slack: FakeSlack, partoo: FakePartoo) -> None:

@@ -9,7 +9,17 @@ import httpx
 import pytest
 
 from tests.fakes import FakePartoo, FakeSlack, Reply
-from tests.harness import CHANNEL, FAST, USER, RunningBot, ephemeral_text, message_text, running_bot
+from tests.harness import (
+    CHANNEL,
+    FAST,
+    USER,
+    RunningBot,
+    assert_whole_entities,
+    ephemeral_text,
+    message_text,
+    running_bot,
+    section_texts,
+)
 from tests.waiting import eventually
 
 
@@ -198,8 +208,12 @@ async def test_bad_input_gets_a_clear_ephemeral_answer_and_changes_nothing(
 
 @pytest.mark.parametrize("text", ["", "help", "  HELP "])
 async def test_help_is_an_ephemeral_usage(bot: RunningBot, partoo: FakePartoo, text: str) -> None:
-    answer = ephemeral_text(await bot.command(text))
-    assert "/partoo-retry <message id>" in answer
+    response = await bot.command(text)
+    answer = ephemeral_text(response)
+    # Escaped: Slack would read `<message id>` as a link to "message id" and show a broken one.
+    assert "/partoo-retry &lt;message id&gt;" in answer
+    for shown in [response.json()["text"], *section_texts(response.json()["blocks"])]:
+        assert_whole_entities(shown)
     assert partoo.calls == []
 
 
@@ -235,8 +249,10 @@ async def test_an_outcome_that_cannot_be_posted_is_logged_not_dropped(
 ) -> None:
     slack.channel_not_found("CGONE")
 
-    # A response_url Slack no longer honours (used five times, or older than 30 minutes) answers 404.
-    await bot.command("4567", channel_id="CGONE", response_url=slack.base_url + "/expired")
+    # The response_url is older than the 30 minutes Slack honours it: it answers 404 expired_url.
+    response_url = slack.response_url("late")
+    slack.advance(31 * 60)
+    await bot.command("4567", channel_id="CGONE", response_url=response_url)
 
     record = await eventually(
         lambda: next((r for r in caplog.records if "could not post the outcome" in r.getMessage()), None),
@@ -245,6 +261,8 @@ async def test_an_outcome_that_cannot_be_posted_is_logged_not_dropped(
     assert record is not None
     assert "4567" in record.getMessage()
     assert "accepted" in record.getMessage()
+    assert "expired_url" in record.getMessage()
+    assert [(refusal.method, refusal.error) for refusal in slack.refusals] == [("response_url:late", "expired_url")]
 
 
 async def test_a_forged_command_is_refused(bot: RunningBot, partoo: FakePartoo, slack: FakeSlack) -> None:

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from urllib.parse import parse_qs
 
 import aiohttp
@@ -193,7 +194,8 @@ async def test_other_methods(slack: FakeSlack, web: AsyncWebClient) -> None:
     view = {"type": "home", "blocks": [SECTION]}
     assert (await web.views_publish(user_id="U1", view=view))["ok"]
     assert slack.published_view("U1") == view
-    assert (await web.views_open(trigger_id="t1", view={"type": "modal", "blocks": []}))["ok"]
+    modal = {"type": "modal", "title": {"type": "plain_text", "text": "Retry"}, "blocks": [SECTION]}
+    assert (await web.views_open(trigger_id="t1", view=modal))["ok"]
     assert (await web.conversations_info(channel="C1"))["channel"]["id"] == "C1"
     with pytest.raises(SlackApiError) as caught:
         await web.api_call("chat.doesNotExist")
@@ -226,6 +228,225 @@ async def test_response_url_takes_five_posts(slack: FakeSlack) -> None:
     assert len(slack.responses()) == 6
 
 
+async def test_response_url_expires_after_thirty_minutes(slack: FakeSlack) -> None:
+    hook = AsyncWebhookClient(slack.response_url("late"))
+    slack.advance(29 * 60)
+    assert (await hook.send(text="in time")).status_code == 200
+    slack.advance(2 * 60)
+    expired = await hook.send(text="too late")
+    assert (expired.status_code, expired.body) == (404, "expired_url")
+    assert [r["text"] for r in slack.responses("late")] == ["in time"]
+    assert [(r.method, r.error) for r in slack.refusals] == [("response_url:late", "expired_url")]
+
+
+async def test_response_url_refuses_what_slack_cannot_show(slack: FakeSlack) -> None:
+    hook = AsyncWebhookClient(slack.response_url("r1"))
+    refused = await hook.send(text="x", blocks=[_section("x" * 3001)])
+    assert (refused.status_code, refused.body) == (400, "invalid_blocks")
+    too_long = await hook.send(text="x" * 40_001)
+    assert (too_long.status_code, too_long.body) == (400, "msg_too_long")
+    empty = await hook.send(response_type="ephemeral")
+    assert (empty.status_code, empty.body) == (400, "no_text")
+    assert slack.responses("r1") == []
+    # Refused posts are not shown, so they do not use up the five.
+    for n in range(5):
+        assert (await hook.send(text=f"post {n}")).status_code == 200
+    assert [r.error for r in slack.refusals] == ["invalid_blocks", "msg_too_long", "no_text"]
+
+
+# -- FakeSlack: Block Kit limits ------------------------------------------------------------------------------
+
+
+def _section(text: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}, **fields}
+
+
+def _button(**fields: Any) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Retry"},
+        "action_id": "retry",
+        "value": "1",
+        **fields,
+    }
+
+
+def _actions(*elements: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "actions", "elements": list(elements)}
+
+
+def _fields(count: int, length: int) -> dict[str, Any]:
+    return {"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * length} for _ in range(count)]}
+
+
+def _header(text: str, kind: str = "plain_text") -> dict[str, Any]:
+    return {"type": "header", "text": {"type": kind, "text": text}}
+
+
+def _confirm(title: str) -> dict[str, Any]:
+    return {
+        "title": {"type": "plain_text", "text": title},
+        "text": {"type": "mrkdwn", "text": "Sure?"},
+        "confirm": {"type": "plain_text", "text": "Yes"},
+        "deny": {"type": "plain_text", "text": "No"},
+    }
+
+
+# Every documented limit at its exact value: Slack accepts all of them in one message.
+AT_THE_LIMITS = [
+    _section("s" * 3000, block_id="b" * 255),
+    _fields(10, 2000),
+    _header("h" * 150),
+    {"type": "context", "elements": [{"type": "mrkdwn", "text": "c"} for _ in range(10)]},
+    _actions(
+        _button(text={"type": "plain_text", "text": "t" * 75}, value="v" * 2000, action_id="a" * 255),
+        *(_button(action_id=f"more-{n}") for n in range(23)),
+        _button(action_id="confirmed", confirm=_confirm("t" * 100)),
+    ),
+    *(_section(f"filler {n}") for n in range(45)),
+]
+
+
+@pytest.mark.parametrize(
+    ("blocks", "message"),
+    [
+        pytest.param([SECTION] * 51, "no more than 50 items allowed [json-pointer:/blocks]", id="51-blocks"),
+        pytest.param(
+            [_section("s" * 3001)], "must be less than 3001 characters [json-pointer:/blocks/0/text/text]", id="section"
+        ),
+        pytest.param([_section("")], "must be more than 0 characters [json-pointer:/blocks/0/text/text]", id="empty"),
+        pytest.param(
+            [_fields(1, 2001)], "must be less than 2001 characters [json-pointer:/blocks/0/fields/0/text]", id="field"
+        ),
+        pytest.param([_fields(11, 1)], "no more than 10 items allowed [json-pointer:/blocks/0/fields]", id="11-fields"),
+        pytest.param(
+            [_header("h" * 151)], "must be less than 151 characters [json-pointer:/blocks/0/text/text]", id="header"
+        ),
+        pytest.param(
+            [_header("h", kind="mrkdwn")],
+            "must be one of plain_text [json-pointer:/blocks/0/text/type]",
+            id="header-md",
+        ),
+        pytest.param(
+            [_actions(_button(text={"type": "plain_text", "text": "t" * 76}))],
+            "must be less than 76 characters [json-pointer:/blocks/0/elements/0/text/text]",
+            id="button-text",
+        ),
+        pytest.param(
+            [_actions(_button(value="v" * 2001))],
+            "must be less than 2001 characters [json-pointer:/blocks/0/elements/0/value]",
+            id="button-value",
+        ),
+        pytest.param(
+            [_actions(_button(action_id="a" * 256))],
+            "must be less than 256 characters [json-pointer:/blocks/0/elements/0/action_id]",
+            id="action-id",
+        ),
+        pytest.param(
+            [_section("s", block_id="b" * 256)],
+            "must be less than 256 characters [json-pointer:/blocks/0/block_id]",
+            id="block-id",
+        ),
+        pytest.param(
+            [_actions(*(_button(action_id=f"a{n}") for n in range(26)))],
+            "no more than 25 items allowed [json-pointer:/blocks/0/elements]",
+            id="26-elements",
+        ),
+        pytest.param(
+            [_actions(_button()), _section("s", accessory=_button())],
+            "action_id 'retry' is used more than once [json-pointer:/blocks/1/accessory/action_id]",
+            id="same-action-id",
+        ),
+        pytest.param(
+            [_section("a", block_id="b"), _section("b", block_id="b")],
+            "block_id 'b' is used more than once [json-pointer:/blocks/1/block_id]",
+            id="same-block-id",
+        ),
+        pytest.param(
+            [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"} for _ in range(11)]}],
+            "no more than 10 items allowed [json-pointer:/blocks/0/elements]",
+            id="11-context-elements",
+        ),
+        pytest.param(
+            [_actions(_button(confirm=_confirm("t" * 101)))],
+            "must be less than 101 characters [json-pointer:/blocks/0/elements/0/confirm/title/text]",
+            id="confirm-title",
+        ),
+        pytest.param([{"type": "no_such_block"}], "unsupported block type 'no_such_block'", id="unknown-type"),
+        pytest.param(
+            [{"type": "section"}], "must provide either text or fields [json-pointer:/blocks/0]", id="no-text"
+        ),
+    ],
+)
+async def test_blocks_beyond_slack_limits_are_refused(
+    slack: FakeSlack, web: AsyncWebClient, blocks: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(SlackApiError) as caught:
+        await web.chat_postMessage(channel="C1", text="fallback", blocks=blocks)
+    answer = caught.value.response
+    assert (answer.status_code, answer["error"]) == (200, "invalid_blocks")
+    assert any(message in error for error in answer["errors"]), answer["errors"]
+    assert any(message in line for line in answer["response_metadata"]["messages"])
+    assert slack.messages() == []
+    assert [(r.method, r.error) for r in slack.refusals] == [("chat.postMessage", "invalid_blocks")]
+
+
+async def test_a_message_at_every_limit_is_accepted(slack: FakeSlack, web: AsyncWebClient) -> None:
+    assert len(AT_THE_LIMITS) == 50
+    posted = await web.chat_postMessage(channel="C1", text="t" * 40_000, blocks=AT_THE_LIMITS)
+    await web.chat_update(channel="C1", ts=posted["ts"], text="shorter", blocks=AT_THE_LIMITS[:3])
+    await web.chat_postEphemeral(channel="C1", user="U1", text="only you", blocks=AT_THE_LIMITS)
+    assert slack.refusals == []
+
+
+async def test_every_message_method_checks_content(slack: FakeSlack, web: AsyncWebClient) -> None:
+    posted = await web.chat_postMessage(channel="C1", text="v1", blocks=[SECTION])
+    with pytest.raises(SlackApiError) as caught:
+        await web.chat_postMessage(channel="C1", text="x" * 40_001)
+    assert caught.value.response.data == {"ok": False, "error": "msg_too_long"}
+    with pytest.raises(SlackApiError) as caught:
+        await web.chat_update(channel="C1", ts=posted["ts"], text="v2", blocks=[_section("s" * 3001)])
+    assert caught.value.response["error"] == "invalid_blocks"
+    message = slack.message("C1", posted["ts"])
+    assert message is not None
+    assert (message.text, message.edits) == ("v1", 0)  # a refused update changes nothing
+    with pytest.raises(SlackApiError) as caught:
+        await web.chat_postEphemeral(channel="C1", user="U1", text="x", blocks=[SECTION] * 51)
+    assert caught.value.response["error"] == "invalid_blocks"
+    with pytest.raises(SlackApiError) as caught:
+        await web.api_call("chat.postMessage", json={"channel": "C1", "text": "x", "blocks": "[not json"})
+    assert caught.value.response["error"] == "invalid_blocks_format"
+    assert [(r.method, r.error) for r in slack.refusals] == [
+        ("chat.postMessage", "msg_too_long"),
+        ("chat.update", "invalid_blocks"),
+        ("chat.postEphemeral", "invalid_blocks"),
+        ("chat.postMessage", "invalid_blocks_format"),
+    ]
+
+
+async def test_views_are_checked_like_slack_checks_them(slack: FakeSlack, web: AsyncWebClient) -> None:
+    home = {"type": "home", "blocks": [_section(f"line {n}") for n in range(100)]}
+    assert (await web.views_publish(user_id="U1", view=home))["ok"]
+    with pytest.raises(SlackApiError) as caught:
+        await web.views_publish(user_id="U1", view={**home, "blocks": [*home["blocks"], SECTION]})
+    assert caught.value.response["error"] == "invalid_arguments"
+    assert caught.value.response["response_metadata"]["messages"] == [
+        "[ERROR] no more than 100 items allowed [json-pointer:/view/blocks]"
+    ]
+    assert slack.published_view("U1") == home  # the refused view was not published
+
+    modal = {"type": "modal", "title": {"type": "plain_text", "text": "t" * 25}, "blocks": [SECTION]}
+    for call in (
+        web.views_open(trigger_id="t1", view=modal),
+        web.views_push(trigger_id="t1", view=modal),
+        web.views_update(view_id="V1", view={**modal, "blocks": [_section("s" * 3001)]}),
+    ):
+        with pytest.raises(SlackApiError) as caught:
+            await call
+        assert caught.value.response["error"] == "invalid_arguments"
+    assert [r.method for r in slack.refusals] == ["views.publish", "views.open", "views.push", "views.update"]
+
+
 async def test_fail_next_429_then_recovers(slack: FakeSlack, web: AsyncWebClient) -> None:
     slack.fail_next("chat.postMessage", status=429, retry_after=7)
     with pytest.raises(SlackApiError) as caught:
@@ -252,6 +473,15 @@ async def test_fail_next_5xx_and_errors_count_once_each(slack: FakeSlack, http: 
     assert answers[0].text == "Internal Server Error"
     assert [a.json() for a in answers[1:3]] == [{"ok": False, "error": "not_in_channel"}] * 2
     assert answers[3].json()["ok"] is True
+
+
+async def test_fail_next_in_one_channel(slack: FakeSlack, web: AsyncWebClient) -> None:
+    slack.fail_next("chat.postMessage", status=503, channel="CLOG")
+    assert (await web.chat_postMessage(channel="C1", text="x"))["ok"]
+    with pytest.raises(SlackApiError) as caught:
+        await web.chat_postMessage(channel="CLOG", text="x")
+    assert caught.value.response.status_code == 503
+    assert (await web.chat_postMessage(channel="CLOG", text="x"))["ok"]
 
 
 async def test_channel_errors(slack: FakeSlack, web: AsyncWebClient) -> None:

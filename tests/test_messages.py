@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
+from typing import Any
 
 from bot.domain.access import AccessPolicy
-from bot.domain.commands import MAX_IDS
+from bot.domain.commands import MAX_IDS, MAX_LOG_SIZE
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.records import AttemptView, BatchView, RequestView
+from bot.rendering import mrkdwn
 from bot.rendering.message import SlackMessage
 from bot.retries import home_messages, messages
+from tests.fakes.block_kit import message_refusal, view_refusal
+from tests.harness import assert_whole_entities, section_texts
 
 NOW = 1_795_000_000.0
 
@@ -31,14 +37,26 @@ def _request(message_id: int, outcome: OutcomeKind | None, detail: str = "") -> 
     )  # fmt: skip
 
 
-def _limits_hold(message: SlackMessage) -> dict[str, object]:
+def _limits_hold(message: SlackMessage) -> dict[str, Any]:
     rendered = message.as_kwargs()  # slack_sdk's models raise here when a limit is broken
     assert rendered["text"]
-    assert len(rendered["blocks"]) <= 50
-    for block in rendered["blocks"]:
-        if block["type"] == "section":
-            assert len(block["text"]["text"]) <= 3000
+    assert message_refusal(rendered) is None  # Slack's limits, as the fake Slack checks them
+    for text in [rendered["text"], *section_texts(rendered["blocks"])]:
+        assert_whole_entities(text)
     return rendered
+
+
+def _shown_ids(rendered: dict[str, Any]) -> list[int]:
+    """The message ids listed in a message's blocks, in order."""
+    return [int(found) for text in section_texts(rendered["blocks"]) for found in re.findall(r"`(\d+)`", text)]
+
+
+# Long ids, user ids and outcome labels: the longest log lines the bot writes.
+LONG_ID = 9_000_000_000_000_000_000
+
+
+def _long_line_request(n: int) -> RequestView:
+    return replace(_request(LONG_ID + n, OutcomeKind.UNAVAILABLE, "x" * 500), requested_by="U0123456789AB")
 
 
 def test_a_hundred_ids_fit_in_one_root_message() -> None:
@@ -96,3 +114,69 @@ def test_the_home_view_renders() -> None:
     rendered = view.to_dict()
     assert rendered["type"] == "home"
     assert "*3* requested" in json.dumps(rendered)
+
+
+def test_the_log_shows_every_line_it_announces_whole() -> None:
+    requests = [_long_line_request(n) for n in range(MAX_LOG_SIZE)]
+    rendered = _limits_hold(messages.recent_log(requests))
+    assert f"The last {MAX_LOG_SIZE} retries" in section_texts(rendered["blocks"])[0]
+    assert _shown_ids(rendered) == [LONG_ID + n for n in range(MAX_LOG_SIZE)]
+    assert json.dumps(rendered).count("<!date^") == MAX_LOG_SIZE
+
+
+def test_the_log_channel_gets_every_outcome_in_posts_within_limits() -> None:
+    for count in (1, 40, 400):
+        requests = [_long_line_request(n) for n in range(count)]
+        posts = messages.log_channel_posts(requests)
+        shown: list[int] = []
+        for post, covered in posts:
+            rendered = _limits_hold(post)
+            assert _shown_ids(rendered) == [request.message_id for request in covered]
+            shown += _shown_ids(rendered)
+        assert shown == [request.message_id for request in requests]
+    assert len(posts) > 1  # 400 long lines are more than one post holds
+
+
+def test_usage_shows_its_placeholders_instead_of_broken_links() -> None:
+    for message in (messages.usage(), messages.usage("`x` is not a message id.")):
+        rendered = _limits_hold(message)
+        assert "`/partoo-retry &lt;message id&gt; [&lt;message id&gt; …]`" in section_texts(rendered["blocks"])[-1]
+
+
+def test_the_home_view_is_one_slack_accepts() -> None:
+    for recent in ([], [_long_line_request(n) for n in range(15)]):
+        view = home_messages.home(recent, {}, {}).to_dict()
+        assert view_refusal(view) is None
+        for text in section_texts(view["blocks"]):
+            assert_whole_entities(text)
+        assert _shown_ids({"blocks": view["blocks"]}) == [LONG_ID + n for n in range(len(recent))]
+
+
+def test_status_never_cuts_an_entity_and_says_what_it_shows() -> None:
+    attempts = [
+        AttemptView(request_id=1, started_at=NOW, finished_at=NOW, outcome=OutcomeKind.UNAVAILABLE,
+                    http_status=503, detail="&<>" * 100, latency_ms=12.0)
+        for _ in range(30)
+    ]  # fmt: skip
+    history = [(_request(n, OutcomeKind.UNAVAILABLE, "&" * 500), _batch(1), attempts) for n in range(40)]
+    rendered = _limits_hold(messages.status(7, history, {}))
+    shown = json.dumps(rendered).count("asked by")
+    assert f"Showing the last {shown} of 40 requests" in json.dumps(rendered)
+
+
+def test_shortening_never_cuts_an_entity() -> None:
+    date = mrkdwn.when(NOW)
+    text = f"{'a' * 10}{date} {mrkdwn.user('U1')} &amp;&lt;&gt; end"
+    for limit in range(2, len(text) + 1):
+        shortened = mrkdwn.shorten(text, limit)
+        assert len(shortened) <= limit
+        assert_whole_entities(shortened)
+        assert text.startswith(shortened.removesuffix("…"))
+    assert mrkdwn.shorten(text, len(text)) == text
+
+
+def test_a_section_holds_whole_lines_up_to_the_limit() -> None:
+    lines = [f"{n:04d} " + "x" * 995 for n in range(7)]  # 1,000 characters each: two lines a section
+    sections, shown = messages._line_sections(lines, max_sections=3)
+    assert shown == 6
+    assert [block.to_dict()["text"]["text"].split("\n") for block in sections] == [lines[0:2], lines[2:4], lines[4:6]]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import re
 
 import pytest
 from sqlalchemy import text
@@ -13,7 +15,16 @@ from bot.domain.records import AttemptView, BatchView, NewBatch, RequestView
 from bot.platform.database import SchemaTooNewError, create_engine, migrate
 from bot.retries.store import RetryQueue
 from tests.fakes import FakePartoo, FakeSlack
-from tests.harness import CHANNEL, RunningBot, ephemeral_text, message_text, running_bot
+from tests.harness import (
+    CHANNEL,
+    FAST,
+    RunningBot,
+    assert_whole_entities,
+    ephemeral_text,
+    message_text,
+    running_bot,
+    section_texts,
+)
 from tests.outages import database_unavailable
 from tests.waiting import eventually, eventually_async
 
@@ -53,7 +64,7 @@ async def test_a_dead_workers_requests_are_taken_over_and_a_call_in_flight_is_ne
     second = await queue.claim_next("dead-worker", lease_seconds=0.5)
     assert first is not None
     assert second is not None
-    assert await queue.begin_attempt(first.id, "dead-worker", "dead-worker") is not None
+    assert await queue.begin_attempt(first.id, first.lease_token, "dead-worker") is not None
     await engine.dispose()
 
     async with running_bot(slack, environment) as bot:
@@ -136,6 +147,58 @@ async def test_outcomes_are_mirrored_to_the_log_channel_in_batches(
     text = _log_text(slack)
     assert "not found" in text
     assert len(posts) < 20  # batched, not one post per outcome
+
+
+MIRRORED = text("SELECT count(*) FROM retry_requests WHERE logged_at IS NOT NULL")
+
+
+async def test_every_outcome_marked_mirrored_shows_in_the_log_channel(
+    slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
+) -> None:
+    # Long ids make long lines, and every outcome arrives within one mirroring round: the round's forty lines
+    # are far more than one section holds.
+    ids = [9_000_000_000_000_000_000 + n for n in range(90)]
+    for message_id in ids[::3]:
+        partoo.answer(message_id, 404)
+    tuning = dataclasses.replace(FAST, log_channel_interval=2.0)
+    async with running_bot(slack, {**environment, "SLACK_LOG_CHANNEL": "CLOG"}, tuning) as bot:
+        await bot.command(" ".join(map(str, ids)))
+
+        async def all_mirrored() -> bool:
+            async with bot.bot.queue.engine.connect() as connection:
+                marked = await connection.scalar(MIRRORED)
+            return bool(marked == len(ids))
+
+        await eventually_async(all_mirrored, timeout=30)
+    shown: list[str] = []
+    for post in slack.root_messages("CLOG"):
+        assert post.blocks
+        for shown_text in section_texts(post.blocks):
+            assert_whole_entities(shown_text)
+            shown.extend(re.findall(r"`(\d+)`", shown_text))
+    assert sorted(shown) == sorted(map(str, ids))  # each once, none lost
+
+
+async def test_outcomes_mirrored_while_the_log_channel_was_unavailable_are_posted_later_once(
+    slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
+) -> None:
+    # Two posts' worth of failures, past slack_sdk's own retries: the bot gives up twice, then Slack is back.
+    slack.fail_next("chat.postMessage", times=6, status=503, channel="CLOG")
+    async with running_bot(slack, {**environment, "SLACK_LOG_CHANNEL": "CLOG"}) as bot:
+        await bot.command("1 2 3")
+        await eventually(lambda: len(_mirrored_ids(slack)) >= 3, timeout=20)
+    assert len([call for call in slack.calls_to("chat.postMessage") if call.http_status == 503]) == 6
+    assert sorted(_mirrored_ids(slack)) == ["1", "2", "3"]
+
+
+def _mirrored_ids(slack: FakeSlack) -> list[str]:
+    """The message ids the log channel's posts show, as people see them (the blocks)."""
+    return [
+        found
+        for post in slack.root_messages("CLOG")
+        for shown_text in section_texts(post.blocks or [])
+        for found in re.findall(r"`(\d+)`", shown_text)
+    ]
 
 
 def _log_text(slack: FakeSlack) -> str:

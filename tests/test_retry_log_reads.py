@@ -61,9 +61,9 @@ async def _run_once(queue: RetryQueue, answer: PartooAnswer, *, final: bool = Tr
     """What a worker does for the next due request: claim it, open an attempt, record Partoo's answer."""
     request = await queue.claim_next("worker", lease_seconds=30)
     assert request is not None
-    attempt_id = await queue.begin_attempt(request.id, "worker", "worker")
+    attempt_id = await queue.begin_attempt(request.id, request.lease_token, "worker")
     assert attempt_id is not None
-    await queue.record_answer(request.id, attempt_id, answer, retry_at=None if final else 0.0)
+    await queue.record_answer(request.id, attempt_id, request.lease_token, answer, retry_at=None if final else 0.0)
 
 
 async def test_a_messages_history_is_read_in_two_queries_however_many_requests_it_has(engine: AsyncEngine) -> None:

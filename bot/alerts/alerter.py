@@ -3,6 +3,12 @@
 Floods: a lone failure is posted at once; when failures pile up faster than the channel's pace of one
 post per second, the waiting ones are grouped into a digest, which later failures join for a while.
 So a bad minute at Partoo costs the channel a handful of messages, not hundreds.
+
+Slack's failures are handled by kind (bot.platform.slack): a transient one or a refused token keeps the
+post and tries again later; a permanent one (a channel that does not exist, blocks Slack refuses) is
+recorded on the alert or digest, logged, and shown by `status`, and tried again only once the alert
+changes. A post is claimed, and the claim renewed while Slack answers, so two replicas never post the
+same alert.
 """
 
 from __future__ import annotations
@@ -14,11 +20,19 @@ from collections.abc import Callable
 from bot.alerts import digest_messages
 from bot.alerts import messages as alert_messages
 from bot.alerts.store import AlertStore, AlertView, DigestView
-from bot.defaults import ALERT_CLAIM_SECONDS, DIGEST_REFRESH, DIGEST_THRESHOLD, DIGEST_WINDOW, POLL_INTERVAL
+from bot.defaults import (
+    ALERT_CLAIM_SECONDS,
+    DIGEST_REFRESH,
+    DIGEST_THRESHOLD,
+    DIGEST_WINDOW,
+    POLL_INTERVAL,
+    SLACK_RETRY_SECONDS,
+)
 from bot.metrics import AlertKind
+from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.loop import PollingLoop
 from bot.platform.pace import SharedPace
-from bot.platform.slack import SlackPoster, SlackPostError, SlackUnavailable
+from bot.platform.slack import SlackPermanent, SlackPoster, SlackPostError, SlackUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +53,8 @@ class Alerter(PollingLoop):
         digest_threshold: int = DIGEST_THRESHOLD,
         digest_window: float = DIGEST_WINDOW,
         on_posted: Callable[[AlertKind], None] = lambda kind: None,
+        claim_seconds: float = ALERT_CLAIM_SECONDS,
+        retry_seconds: float = SLACK_RETRY_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(poll_interval)
@@ -49,10 +65,12 @@ class Alerter(PollingLoop):
         self.digest_threshold = digest_threshold
         self.digest_window = digest_window
         self.on_posted = on_posted
+        self.claim_seconds = claim_seconds
+        self.retry_seconds = retry_seconds
         self.clock = clock
 
     async def tick(self) -> bool:
-        for stored in await self.store.claim_events(ALERT_CLAIM_SECONDS):
+        for stored in await self.store.claim_events(self.claim_seconds):
             await self.store.apply(stored, self.alert_channel)
         if self.alert_channel:
             await self._post_new_alerts(self.alert_channel)
@@ -78,57 +96,78 @@ class Alerter(PollingLoop):
                 return
 
     async def _render_alert(self, alert: AlertView) -> None:
-        if not await self.store.claim_alert(alert, ALERT_CLAIM_SECONDS):
+        claim = await self.store.claim_alert(alert.id, self.claim_seconds, unposted=alert.ts is None)
+        if claim is None:
             return
         message = alert_messages.alert_message(alert.state)
-        try:
-            if alert.ts is None:
-                # One post a second per channel, shared by every replica (Slack's chat.postMessage limit).
-                await self.channel_pace.wait_for_slot()
-                ts = await self.poster.post(alert.channel_id, message)
-                self.on_posted("alert")
-                log.info("alert posted for Partoo message %s", alert.message_id)
-            else:
-                ts = None
+        what = f"alert for Partoo message {alert.message_id}"
+
+        async def renew() -> bool:
+            return await self.store.renew_alert_claim(alert.id, claim, self.claim_seconds)
+
+        async def post() -> str | None:
+            if alert.ts is not None:
                 await self.poster.update(alert.channel_id, alert.ts, message)
-                self.on_posted("update")
-        except SlackUnavailable as error:
-            log.warning("alert for Partoo message %s not posted yet (%s); will retry", alert.message_id, error.error)
-            await self.store.release_alert(alert.id)
-            await self._back_off(error)
+                return None
+            # One post a second per channel, shared by every replica (Slack's chat.postMessage limit).
+            await self.channel_pace.wait_for_slot()
+            return await self.poster.post(alert.channel_id, message)
+
+        try:
+            ts = await while_claimed(post(), renew, self.claim_seconds / 3)
+        except ClaimLost:
+            log.warning("%s: another replica took the post over", what)
+            return
+        except SlackPermanent as error:
+            log.error("%s cannot be posted in %s: %s", what, alert.channel_id, error.error)
+            await self.store.mark_alert_unpostable(alert.id, alert.version, claim, error.error)
             return
         except SlackPostError as error:
-            log.error("alert for Partoo message %s cannot be posted: %s", alert.message_id, error.error)
-            await self.store.mark_alert_posted(alert.id, alert.version, None)
+            log.warning("%s not posted yet (%s); will retry", what, error.error)
+            await self.store.release_alert(alert.id, claim, retry_in=self.retry_seconds)
+            await self._back_off(error)
             return
-        await self.store.mark_alert_posted(alert.id, alert.version, ts)
+        if await self.store.mark_alert_posted(alert.id, alert.version, ts, claim):
+            self.on_posted("alert" if ts else "update")
+            if ts:
+                log.info("alert posted for Partoo message %s", alert.message_id)
 
     async def _render_digest(self, digest: DigestView) -> None:
         if digest.ts is not None and digest.posted_at and self.clock() - digest.posted_at < DIGEST_REFRESH:
             return
-        if not await self.store.claim_digest(digest.id, ALERT_CLAIM_SECONDS):
+        claim = await self.store.claim_digest(digest.id, self.claim_seconds)
+        if claim is None:
             return
         message = digest_messages.digest_message(await self.store.digest_state(digest))
-        try:
-            if digest.ts is None:
-                await self.channel_pace.wait_for_slot()
-                ts = await self.poster.post(digest.channel_id, message)
-                self.on_posted("digest")
-            else:
-                ts = None
+
+        async def renew() -> bool:
+            return await self.store.renew_digest_claim(digest.id, claim, self.claim_seconds)
+
+        async def post() -> str | None:
+            if digest.ts is not None:
                 await self.poster.update(digest.channel_id, digest.ts, message)
-                self.on_posted("update")
-        except SlackUnavailable as error:
-            log.warning("digest %s not posted yet (%s); will retry", digest.id, error.error)
-            await self.store.release_digest(digest.id)
-            await self._back_off(error)
+                return None
+            await self.channel_pace.wait_for_slot()
+            return await self.poster.post(digest.channel_id, message)
+
+        try:
+            ts = await while_claimed(post(), renew, self.claim_seconds / 3)
+        except ClaimLost:
+            log.warning("digest %s: another replica took the post over", digest.id)
+            return
+        except SlackPermanent as error:
+            log.error("digest %s cannot be posted in %s: %s", digest.id, digest.channel_id, error.error)
+            await self.store.mark_digest_unpostable(digest.id, digest.version, claim, error.error)
             return
         except SlackPostError as error:
-            log.error("digest %s cannot be posted: %s", digest.id, error.error)
-            await self.store.mark_digest_posted(digest.id, digest.version, None)
+            log.warning("digest %s not posted yet (%s); will retry", digest.id, error.error)
+            await self.store.release_digest(digest.id, claim, retry_in=self.retry_seconds)
+            await self._back_off(error)
             return
-        await self.store.mark_digest_posted(digest.id, digest.version, ts)
+        if await self.store.mark_digest_posted(digest.id, digest.version, ts, claim):
+            self.on_posted("digest" if ts else "update")
 
-    async def _back_off(self, error: SlackUnavailable) -> None:
+    async def _back_off(self, error: SlackPostError) -> None:
         """After slack_sdk's own retries gave up, pause this channel's posts for every replica."""
-        await self.channel_pace.pause(5.0)
+        if isinstance(error, SlackUnavailable):
+            await self.channel_pace.pause(self.retry_seconds)

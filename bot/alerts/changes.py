@@ -1,21 +1,122 @@
-"""The one way alert rows change: bump their version so that the alerter re-renders their Slack message.
+"""The one way alert rows change: load the state, apply a lifecycle event, write the result back.
 
-Kept apart from bot.alerts.store so that the retry queue can change alerts in its own transactions.
+Every write bumps the alert's `version` (and its digest's), so that the alerter re-renders its Slack
+message. Kept apart from bot.alerts.store so that the retry queue can change alerts in its own
+transactions (a retry request and the alert that shows it commit together).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain import lifecycle
+from bot.domain.lifecycle import AlertState, Phase
+from bot.domain.message import MessageUpdate
+from bot.domain.outcomes import OutcomeKind
 from bot.platform.models import Alert, Digest
+
+ALERT_COLUMNS = list(Alert.__table__.columns)
+
+
+def failure_json(update: MessageUpdate) -> str:
+    values = dataclasses.asdict(update)
+    values["date"] = update.date.isoformat() if update.date else None
+    return json.dumps(values)
+
+
+def failure_from_json(text: str) -> MessageUpdate:
+    values: dict[str, Any] = json.loads(text)
+    values["date"] = datetime.fromisoformat(values["date"]) if values.get("date") else None
+    return MessageUpdate(**values)
+
+
+def alert_state(row: Row[Any]) -> AlertState:
+    """The lifecycle state an alert row holds."""
+    return AlertState(
+        failure=failure_from_json(row.failure),
+        failed_at=row.failed_at,
+        failures=row.failures,
+        retry_requested_by=row.retry_requested_by,
+        retry_requested_at=row.retry_requested_at,
+        retries=row.retries,
+        last_outcome=OutcomeKind(row.last_outcome) if row.last_outcome else None,
+        last_detail=row.last_detail,
+        delivered_at=row.delivered_at,
+        failed_again_at=row.failed_again_at,
+        retry_source=row.retry_source,
+        sending_since=row.sending_since,
+        not_confirmed_at=row.not_confirmed_at,
+        recorded_phase=Phase(row.phase) if row.phase else None,
+    )
+
+
+def state_columns(state: AlertState) -> dict[str, Any]:
+    """The alert row's columns for a lifecycle state (the inverse of `alert_state`)."""
+    return {
+        "failure": failure_json(state.failure),
+        "failed_at": state.failed_at,
+        "failed_again_at": state.failed_again_at,
+        "failures": state.failures,
+        "retry_requested_by": state.retry_requested_by,
+        "retry_requested_at": state.retry_requested_at,
+        "retry_source": state.retry_source,
+        "retries": state.retries,
+        "last_outcome": state.last_outcome.value if state.last_outcome else None,
+        "last_detail": state.last_detail,
+        "delivered_at": state.delivered_at,
+        "sending_since": state.sending_since,
+        "not_confirmed_at": state.not_confirmed_at,
+        "phase": state.phase.value,
+    }
+
+
+async def apply_to_alerts(connection: AsyncConnection, message_ids: Sequence[int], event: lifecycle.Event) -> int:
+    """Apply one event to the alerts of these messages (if any); how many changed.
+
+    FOR UPDATE (PostgreSQL) makes a concurrent writer wait and then read this transaction's result, and
+    the UPDATE is conditioned on the version read, so no change is ever computed from a stale state.
+    SQLite's immediate transactions are serialized already.
+    """
+    if not message_ids:
+        return 0
+    rows = list(
+        await connection.execute(
+            select(*ALERT_COLUMNS).where(Alert.message_id.in_(list(message_ids))).order_by(Alert.id).with_for_update()
+        )
+    )
+    changed_digests: set[int] = set()
+    changed = 0
+    for row in rows:
+        before = alert_state(row)
+        after = lifecycle.apply(before, event)
+        if after == before:
+            continue
+        result = await connection.execute(
+            update(Alert)
+            .where(Alert.id == row.id, Alert.version == row.version)
+            .values(version=row.version + 1, **state_columns(after))
+        )
+        if result.rowcount != 1:
+            raise StaleAlertError(row.message_id)
+        changed += 1
+        if row.digest_id is not None:
+            changed_digests.add(row.digest_id)
+    if changed_digests:
+        await connection.execute(
+            update(Digest).where(Digest.id.in_(sorted(changed_digests))).values(version=Digest.version + 1)
+        )
+    return changed
 
 
 async def bump_alerts(connection: AsyncConnection, message_ids: Sequence[int], **values: Any) -> None:
-    """Change the alerts of these messages (if any) and mark them, and their digests, for re-rendering."""
+    """Change columns of the alerts of these messages that are not lifecycle state, and re-render them."""
     if not message_ids:
         return
     changed = await connection.execute(
@@ -25,3 +126,7 @@ async def bump_alerts(connection: AsyncConnection, message_ids: Sequence[int], *
         return  # most retries are of messages without an alert: spare the digest update
     digest_ids = select(Alert.digest_id).where(Alert.message_id.in_(list(message_ids)), Alert.digest_id.is_not(None))
     await connection.execute(update(Digest).where(Digest.id.in_(digest_ids)).values(version=Digest.version + 1))
+
+
+class StaleAlertError(Exception):
+    """An alert changed between its read and its write; the transaction rolls back instead of losing a change."""

@@ -7,21 +7,21 @@ whenever it falls behind, by whichever replica gets there first.
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.alerts.changes import bump_alerts
+from bot.alerts.changes import ALERT_COLUMNS, alert_state, apply_to_alerts, state_columns
 from bot.alerts.events import WebhookEvent, for_storage, parse_event
+from bot.alerts.posts import PostClaims
 from bot.defaults import PREVIEW_CHARS
+from bot.domain import lifecycle
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN, AlertState, DigestState
 from bot.domain.message import SUCCESS, MessageUpdate, is_failure_alert
 from bot.domain.outcomes import OutcomeKind
@@ -49,6 +49,8 @@ class AlertView:
     version: int
     posted_version: int
     state: AlertState
+    # Slack's error when the alert cannot be posted in its channel (shown by `status`).
+    post_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,18 +63,7 @@ class DigestView:
     posted_version: int
     posted_at: float | None
     retry_requested_by: str | None
-
-
-def failure_json(update: MessageUpdate) -> str:
-    values = dataclasses.asdict(update)
-    values["date"] = update.date.isoformat() if update.date else None
-    return json.dumps(values)
-
-
-def failure_from_json(text: str) -> MessageUpdate:
-    values: dict[str, Any] = json.loads(text)
-    values["date"] = datetime.fromisoformat(values["date"]) if values.get("date") else None
-    return MessageUpdate(**values)
+    post_error: str | None = None
 
 
 def _alert_view(row: Row[Any]) -> AlertView:
@@ -84,18 +75,8 @@ def _alert_view(row: Row[Any]) -> AlertView:
         digest_id=row.digest_id,
         version=row.version,
         posted_version=row.posted_version,
-        state=AlertState(
-            failure=failure_from_json(row.failure),
-            failed_at=row.failed_at,
-            failures=row.failures,
-            retry_requested_by=row.retry_requested_by,
-            retry_requested_at=row.retry_requested_at,
-            retries=row.retries,
-            last_outcome=OutcomeKind(row.last_outcome) if row.last_outcome else None,
-            last_detail=row.last_detail,
-            delivered_at=row.delivered_at,
-            failed_again_at=row.failed_again_at,
-        ),
+        state=alert_state(row),
+        post_error=row.post_error,
     )
 
 
@@ -109,15 +90,16 @@ def _digest_view(row: Row[Any]) -> DigestView:
         posted_version=row.posted_version,
         posted_at=row.posted_at,
         retry_requested_by=row.retry_requested_by,
+        post_error=row.post_error,
     )
 
 
-_ALERT_COLUMNS = list(Alert.__table__.columns)
+_ALERT_COLUMNS = ALERT_COLUMNS
 _DIGEST_COLUMNS = list(Digest.__table__.columns)
 
 
-class AlertStore:
-    """All reads and writes of webhook events, alerts and digests."""
+class AlertStore(PostClaims):
+    """All reads and writes of webhook events, alerts and digests (their posts' claims: PostClaims)."""
 
     def __init__(
         self, engine: AsyncEngine, *, preview_chars: int | None = PREVIEW_CHARS, clock: Clock = time.time
@@ -130,13 +112,21 @@ class AlertStore:
     # -- intake -------------------------------------------------------------------------------
 
     async def store_event(self, event: WebhookEvent, body: bytes) -> bool:
-        """Store a verified delivery; False when the same event was already stored (a redelivery)."""
+        """Store a verified delivery; False when the same event was already stored (a redelivery).
+
+        Partoo's bodies carry no event id: a failure after a retry can be byte for byte the first one. So
+        the key is the body's hash *and* how many retries of the message had been asked for when it
+        arrived (read in the same transaction): redeliveries between two retries collapse, while a
+        failure reported after a retry is news.
+        """
         message = event.message
         try:
             async with self.engine.begin() as connection:
+                generation = await _retry_generation(connection, message.message_id) if message else 0
                 await connection.execute(
                     insert(EventRow).values(
-                        dedupe_key=event.dedupe_key,
+                        dedupe_key=dedupe_key(event.dedupe_key, generation),
+                        retry_generation=generation,
                         received_at=self.clock(),
                         type=event.type,
                         message_id=message.message_id if message else None,
@@ -191,34 +181,24 @@ class AlertStore:
     ) -> None:
         if is_failure_alert(message):
             await self._mark_delivery(connection, message.message_id, FAILED_AGAIN, at)
-            existing = (
-                await connection.execute(select(Alert.id).where(Alert.message_id == message.message_id))
-            ).scalar_one_or_none()
-            if existing is not None:
-                await bump_alerts(
-                    connection,
-                    [message.message_id],
-                    failures=Alert.failures + 1,
-                    failed_again_at=at,
-                    failure=failure_json(message),
-                    delivered_at=None,
-                )
-            elif alert_channel:
-                await connection.execute(
-                    insert(Alert).values(
-                        message_id=message.message_id,
-                        channel_id=alert_channel,
-                        failure=failure_json(message),
-                        failed_at=at,
-                        failures=1,
-                        retries=0,
-                        version=1,
-                        posted_version=0,
+            failed = lifecycle.Failed(message, at)
+            if await apply_to_alerts(connection, [message.message_id], failed) == 0 and alert_channel:
+                exists = (
+                    await connection.execute(select(Alert.id).where(Alert.message_id == message.message_id))
+                ).scalar_one_or_none()
+                if exists is None:
+                    await connection.execute(
+                        insert(Alert).values(
+                            message_id=message.message_id,
+                            channel_id=alert_channel,
+                            version=1,
+                            posted_version=0,
+                            **state_columns(lifecycle.open_alert(failed)),
+                        )
                     )
-                )
         elif message.status == SUCCESS:
             await self._mark_delivery(connection, message.message_id, DELIVERED, at)
-            await bump_alerts(connection, [message.message_id], delivered_at=at)
+            await apply_to_alerts(connection, [message.message_id], lifecycle.Delivered(at))
 
     async def _mark_delivery(self, connection: AsyncConnection, message_id: int, delivery: str, at: float) -> None:
         """Record on the latest accepted retry of the message what became of it."""
@@ -248,6 +228,13 @@ class AlertStore:
             ).one_or_none()
         return _alert_view(row) if row else None
 
+    async def alerts_for(self, message_ids: Sequence[int]) -> dict[int, AlertView]:
+        if not message_ids:
+            return {}
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(select(*_ALERT_COLUMNS).where(Alert.message_id.in_(list(message_ids))))
+            return {row.message_id: _alert_view(row) for row in rows}
+
     async def new_alerts(self, limit: int = 500) -> list[AlertView]:
         """Alerts neither posted nor grouped into a digest yet, oldest first."""
         now = self.clock()
@@ -257,6 +244,8 @@ class AlertStore:
                 .where(
                     Alert.ts.is_(None),
                     Alert.digest_id.is_(None),
+                    # An alert Slack refused for good waits until it changes, rather than failing every poll.
+                    Alert.posted_version < Alert.version,
                     lease_free(Alert.post_lease_until, now),
                 )
                 .order_by(Alert.id)
@@ -279,32 +268,6 @@ class AlertStore:
                 .limit(limit)
             )
             return [_alert_view(row) for row in rows]
-
-    async def claim_alert(self, alert: AlertView, lease_seconds: float) -> bool:
-        """Take the job of posting or updating this alert's message (one replica at a time)."""
-        now = self.clock()
-        async with self.engine.begin() as connection:
-            conditions = [
-                Alert.id == alert.id,
-                lease_free(Alert.post_lease_until, now),
-            ]
-            if alert.ts is None:
-                conditions.append(Alert.digest_id.is_(None))  # not grouped into a digest meanwhile
-            result = await connection.execute(
-                update(Alert).where(*conditions).values(post_lease_until=now + lease_seconds)
-            )
-        return result.rowcount == 1
-
-    async def mark_alert_posted(self, alert_id: int, version: int, ts: str | None) -> None:
-        values: dict[str, Any] = {"posted_version": version, "post_lease_until": None}
-        if ts is not None:
-            values["ts"] = ts
-        async with self.engine.begin() as connection:
-            await connection.execute(update(Alert).where(Alert.id == alert_id).values(**values))
-
-    async def release_alert(self, alert_id: int) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(update(Alert).where(Alert.id == alert_id).values(post_lease_until=None))
 
     # -- digests --------------------------------------------------------------------------------
 
@@ -378,34 +341,6 @@ class AlertStore:
             row = (await connection.execute(select(*_DIGEST_COLUMNS).where(Digest.id == digest_id))).one_or_none()
         return _digest_view(row) if row else None
 
-    async def claim_digest(self, digest_id: int, lease_seconds: float) -> bool:
-        now = self.clock()
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(Digest)
-                .where(
-                    Digest.id == digest_id,
-                    lease_free(Digest.post_lease_until, now),
-                )
-                .values(post_lease_until=now + lease_seconds)
-            )
-        return result.rowcount == 1
-
-    async def mark_digest_posted(self, digest_id: int, version: int, ts: str | None) -> None:
-        values: dict[str, Any] = {
-            "posted_version": version,
-            "post_lease_until": None,
-            "posted_at": self.clock(),
-        }
-        if ts is not None:
-            values["ts"] = ts
-        async with self.engine.begin() as connection:
-            await connection.execute(update(Digest).where(Digest.id == digest_id).values(**values))
-
-    async def release_digest(self, digest_id: int) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(update(Digest).where(Digest.id == digest_id).values(post_lease_until=None))
-
     async def digest_alerts(self, digest_id: int) -> list[AlertView]:
         async with self.engine.connect() as connection:
             rows = await connection.execute(
@@ -465,6 +400,21 @@ class AlertStore:
                 .group_by(Request.delivery)
             )
             return {str(delivery): int(count) for delivery, count in rows}
+
+
+def dedupe_key(body_key: str, generation: int) -> str:
+    """The stored dedupe key: the body's own key before any retry (as it always was), then one per retry."""
+    if generation == 0:
+        return body_key
+    return hashlib.sha256(f"{body_key}:{generation}".encode("ascii")).hexdigest()
+
+
+async def _retry_generation(connection: AsyncConnection, message_id: int) -> int:
+    return int(
+        (
+            await connection.execute(select(func.count()).select_from(Request).where(Request.message_id == message_id))
+        ).scalar_one()
+    )
 
 
 class _NothingToGroupError(Exception):

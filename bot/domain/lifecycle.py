@@ -1,9 +1,31 @@
-"""A failed message's life: its states and the transitions between them (pure, no I/O)."""
+"""A failed message's life: its states and the transitions between them (pure, no I/O).
+
+Everything that happens to a failed message is an event; `apply(state, event)` is the only place that
+decides what the event changes. Stores load a state, apply an event and write the result back; message
+builders only read states.
+
+    Failed ──> FAILED ──RetryRequested──> RETRY_REQUESTED ──SendingStarted──> SENDING
+                 ^                              ^                                │
+                 │                              └──Answered (transient, again)───┤
+                 │                                                               │ Answered (final)
+                 │                                                               v  or TakenOver
+                 │   Failed (after a retry)                           ANSWERED (accepted, refused,
+                 ├──────────────────────────── FAILED_AGAIN <───────── not found, unknown, ...)
+                 │                                  ^                            │
+                 │                                  └─────── Failed ─────────────┤
+                 │                                                               │ NotConfirmed
+                 │                                                               v  (accepted only)
+                 └── Delivered, from any state ──> DELIVERED             NOT_CONFIRMED
+
+A retry is "in progress" from its request until a later failure or delivery: while it is, the alert shows
+who asked and what Partoo answered, and a second click is refused until the answer says it did not work.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
@@ -11,14 +33,26 @@ from bot.domain.outcomes import OutcomeKind
 MAX_RETRIES = 5
 
 
+class Phase(StrEnum):
+    FAILED = "failed"
+    RETRY_REQUESTED = "retry_requested"
+    SENDING = "sending"
+    ANSWERED = "answered"
+    DELIVERED = "delivered"
+    FAILED_AGAIN = "failed_again"
+    NOT_CONFIRMED = "not_confirmed"
+
+
+# The phases in which a retry asked for after the latest failure is still the alert's news.
+RETRY_PHASES = frozenset({Phase.RETRY_REQUESTED, Phase.SENDING, Phase.ANSWERED, Phase.NOT_CONFIRMED})
+
+
 @dataclass(frozen=True)
 class AlertState:
     """Everything one alert shows: the failure and where its retries stand.
 
-    The caller updates it as events arrive: a repeat Failed report increments `failures` and sets
-    `failed_again_at`; a retry request sets `retry_requested_by/_at`, increments `retries` and clears
-    `last_outcome`/`last_detail`; Partoo's answer sets `last_outcome`/`last_detail`; a Success report sets
-    `delivered_at`. A retry is in progress while it was requested after the latest Failed report.
+    `recorded_phase` is what `apply` decided; a state built without it (older rows, tests of the
+    renderers) gets its phase derived from the times, the way the bot read them before phases existed.
     """
 
     failure: MessageUpdate
@@ -32,6 +66,15 @@ class AlertState:
     delivered_at: float | None
     max_retries: int = MAX_RETRIES
     failed_again_at: float | None = None
+    # "command", "button" (a click on the alert) or "retry_all" (a click on a digest).
+    retry_source: str | None = None
+    sending_since: float | None = None
+    not_confirmed_at: float | None = None
+    recorded_phase: Phase | None = None
+
+    @property
+    def phase(self) -> Phase:
+        return phase(self)
 
     @property
     def latest_failure_at(self) -> float:
@@ -40,12 +83,177 @@ class AlertState:
 
     @property
     def retry_in_progress(self) -> bool:
-        """Whether the current retry was requested after the latest failure (so its outcome is pending)."""
-        return self.retry_requested_at is not None and self.retry_requested_at >= self.latest_failure_at
+        """Whether a retry was requested after the latest failure (so it is what the alert reports)."""
+        return self.phase in RETRY_PHASES
 
     @property
     def can_retry(self) -> bool:
         return self.retries < self.max_retries
+
+    @property
+    def retries_left(self) -> int:
+        return retries_left(self)
+
+
+# -- events ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Partoo reported the message Failed (a first failure, or one after a retry)."""
+
+    update: MessageUpdate
+    at: float
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Partoo reported the message Success."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class RetryRequested:
+    """Someone asked for a retry: `source` is "command", "button" or "retry_all"."""
+
+    by: str
+    source: str
+    at: float
+
+
+@dataclass(frozen=True)
+class SendingStarted:
+    """A worker opened an attempt: Partoo is being called."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class Answered:
+    """Partoo answered an attempt. A transient answer (`final=False`) means the request waits for another."""
+
+    outcome: OutcomeKind
+    detail: str | None
+    at: float
+    final: bool = True
+
+
+@dataclass(frozen=True)
+class TakenOver:
+    """The worker calling Partoo vanished; whoever took the request over closed it without calling again."""
+
+    detail: str
+    at: float
+
+
+@dataclass(frozen=True)
+class NotConfirmed:
+    """An accepted retry got no delivery report in time (the timer that sends it belongs to diagnosis)."""
+
+    at: float
+
+
+Event = Failed | Delivered | RetryRequested | SendingStarted | Answered | TakenOver | NotConfirmed
+
+
+# -- transitions ----------------------------------------------------------------------------------
+
+
+def open_alert(event: Failed) -> AlertState:
+    """The state of a message's first reported failure."""
+    return AlertState(
+        failure=event.update,
+        failed_at=event.at,
+        failures=1,
+        retry_requested_by=None,
+        retry_requested_at=None,
+        retries=0,
+        last_outcome=None,
+        last_detail=None,
+        delivered_at=None,
+        recorded_phase=Phase.FAILED,
+    )
+
+
+def apply(state: AlertState, event: Event) -> AlertState:
+    """The state after `event`; the same state when the event changes nothing."""
+    current = phase(state)
+    match event:
+        case Failed(update=update, at=at):
+            # A failure after any retry is "failed again"; the Retry button comes back (within the limit).
+            return replace(
+                state,
+                failure=update,
+                failures=state.failures + 1,
+                failed_again_at=at,
+                delivered_at=None,
+                sending_since=None,
+                recorded_phase=Phase.FAILED_AGAIN if state.retries > 0 else Phase.FAILED,
+            )
+        case Delivered(at=at):
+            return replace(state, delivered_at=at, sending_since=None, recorded_phase=Phase.DELIVERED)
+        case RetryRequested(by=by, source=source, at=at):
+            return replace(
+                state,
+                retry_requested_by=by,
+                retry_requested_at=at,
+                retry_source=source,
+                retries=state.retries + 1,
+                last_outcome=None,
+                last_detail=None,
+                sending_since=None,
+                not_confirmed_at=None,
+                recorded_phase=Phase.RETRY_REQUESTED,
+            )
+        case SendingStarted(at=at):
+            if current not in (Phase.RETRY_REQUESTED, Phase.SENDING):
+                return state  # a failure or delivery reported meanwhile stays the news
+            return replace(state, sending_since=at, recorded_phase=Phase.SENDING)
+        case Answered(final=False):
+            if current is not Phase.SENDING:
+                return state
+            return replace(state, sending_since=None, recorded_phase=Phase.RETRY_REQUESTED)
+        case Answered(outcome=outcome, detail=detail):
+            return _answered(state, current, outcome, detail)
+        case TakenOver(detail=detail):
+            return _answered(state, current, OutcomeKind.UNKNOWN, detail)
+        case NotConfirmed(at=at):
+            if current is not Phase.ANSWERED or state.last_outcome is not OutcomeKind.ACCEPTED:
+                return state
+            return replace(state, not_confirmed_at=at, recorded_phase=Phase.NOT_CONFIRMED)
+    raise TypeError(f"not a lifecycle event: {event!r}")
+
+
+def _answered(state: AlertState, current: Phase, outcome: OutcomeKind, detail: str | None) -> AlertState:
+    # The request's outcome is always kept; it becomes the alert's news only while its retry is the latest
+    # thing that happened (a failure or delivery reported before the answer arrived stays on top).
+    news = Phase.ANSWERED if current in (Phase.RETRY_REQUESTED, Phase.SENDING) else current
+    return replace(state, last_outcome=outcome, last_detail=detail or None, sending_since=None, recorded_phase=news)
+
+
+# -- reading a state ------------------------------------------------------------------------------
+
+
+def phase(state: AlertState) -> Phase:
+    """The phase `apply` recorded, or for a state built without one, the phase its times tell."""
+    if state.recorded_phase is not None:
+        return state.recorded_phase
+    if state.delivered_at is not None and state.delivered_at >= state.latest_failure_at:
+        return Phase.DELIVERED
+    if state.retry_requested_at is not None and state.retry_requested_at >= state.latest_failure_at:
+        if state.last_outcome is None:
+            return Phase.SENDING if state.sending_since is not None else Phase.RETRY_REQUESTED
+        if state.last_outcome is OutcomeKind.ACCEPTED and state.not_confirmed_at is not None:
+            return Phase.NOT_CONFIRMED
+        return Phase.ANSWERED
+    if state.failed_again_at is not None and state.retries > 0:
+        return Phase.FAILED_AGAIN
+    return Phase.FAILED
+
+
+def retries_left(state: AlertState) -> int:
+    return max(state.max_retries - state.retries, 0)
 
 
 @dataclass(frozen=True)
@@ -63,6 +271,6 @@ class DigestState:
     failed_again: int = 0
 
 
-# What became of a message after a retry, as the alert row records it.
+# What became of a message after a retry, as the retry request records it.
 DELIVERED = "delivered"
 FAILED_AGAIN = "failed_again"

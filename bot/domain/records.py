@@ -87,6 +87,8 @@ class RequestView:
     detail: str | None
     finished_at: float | None
     correlation_id: str | None = None
+    # The fencing token of the lease this view was claimed with (see RetryQueue.claim_next).
+    lease_token: int = 0
 
 
 @dataclass(frozen=True)

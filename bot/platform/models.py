@@ -97,6 +97,9 @@ class Request(Base):
     next_attempt_at: Mapped[float] = mapped_column(Double)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[float | None] = mapped_column(Double)
+    # The fencing token: every claim adds one, and every write a worker makes about the request names the
+    # token it claimed with. A worker whose lease was taken over can no longer change the request.
+    lease_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set in the same transaction that opens an attempt and cleared when Partoo's answer is recorded.
     # A request found with it set after a crash may have reached Partoo: it is never sent again.
     in_flight_since: Mapped[float | None] = mapped_column(Double)
@@ -152,6 +155,9 @@ class WebhookEvent(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[str] = mapped_column(Text)
+    # How many retry requests existed for the message when the event arrived. Part of the dedupe key: an
+    # identical body after a retry is a new failure, not a redelivery (Partoo's bodies carry no event id).
+    retry_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     processed_at: Mapped[float | None] = mapped_column(Double)
     lease_until: Mapped[float | None] = mapped_column(Double)
 
@@ -177,10 +183,18 @@ class Alert(Base):
     last_outcome: Mapped[str | None] = mapped_column(String(16))
     last_detail: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[float | None] = mapped_column(Double)
+    # The lifecycle phase (bot.domain.lifecycle.Phase) and what it needs beyond the columns above.
+    phase: Mapped[str | None] = mapped_column(String(16))
+    retry_source: Mapped[str | None] = mapped_column(String(16))
+    sending_since: Mapped[float | None] = mapped_column(Double)
+    not_confirmed_at: Mapped[float | None] = mapped_column(Double)
     # Every change bumps `version`; the alerter renders until `posted_version` catches up.
     version: Mapped[int] = mapped_column(Integer, default=1)
     posted_version: Mapped[int] = mapped_column(Integer, default=0)
     post_lease_until: Mapped[float | None] = mapped_column(Double)
+    # Fencing token of the post claim, and Slack's error when this message cannot be posted there.
+    post_claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    post_error: Mapped[str | None] = mapped_column(String(64))
 
 
 class Digest(Base):
@@ -197,3 +211,5 @@ class Digest(Base):
     posted_version: Mapped[int] = mapped_column(Integer, default=0)
     posted_at: Mapped[float | None] = mapped_column(Double)
     post_lease_until: Mapped[float | None] = mapped_column(Double)
+    post_claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    post_error: Mapped[str | None] = mapped_column(String(64))

@@ -1,18 +1,23 @@
 """Talking to Slack: a Web API client with slack_sdk's retry handlers, and a poster with narrow errors.
 
-Failure modes are told apart by a table of Slack error codes, so callers catch only what they handle:
+Every Slack failure, of the bot's own calls and of Bolt's alike, is narrowed here, through one table of
+Slack's error codes, into one of three kinds that each call site handles the same way:
 
     SlackPostError
-    ├── CannotPostHere     the bot is not in the channel, or it is gone: answer through response_url
-    ├── MessageGone        the message to update no longer exists
-    ├── SlackAuthError     the token is wrong or revoked: nothing will work until it is fixed
-    └── SlackUnavailable   rate limited, 5xx or no connection, still so after the retry handlers gave up
+    ├── SlackUnavailable   transient (429, 5xx, message_limit_exceeded, no connection), still so after the
+    │                      retry handlers gave up: keep the work and try again with a backoff
+    ├── SlackAuthError     the token is wrong, revoked or its account inactive (a token rotation, say): keep
+    │                      the work, try again, and report the problem in /readyz until a call succeeds
+    └── SlackPermanent     this message can never be posted as it is: record why, log it, show it in
+        │                  `status`; never dropped silently, never tried on every poll
+        ├── CannotPostHere   the bot is not in the channel, or it is gone: answer through response_url
+        └── MessageGone      the message to update no longer exists
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -27,8 +32,6 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 log = logging.getLogger(__name__)
 
-# How often each slack_sdk handler retries before the poster reports SlackUnavailable.
-
 
 class Postable(Protocol):
     """What the bot posts: anything that renders to chat.postMessage's `text` and `blocks` arguments.
@@ -39,6 +42,7 @@ class Postable(Protocol):
     def as_kwargs(self) -> dict[str, Any]: ...
 
 
+# How often each slack_sdk handler retries before the poster reports SlackUnavailable.
 RATE_LIMIT_RETRIES = 4
 SERVER_ERROR_RETRIES = 2
 CONNECTION_ERROR_RETRIES = 2
@@ -46,30 +50,47 @@ WEB_API_TIMEOUT = 10
 
 
 class SlackPostError(Exception):
-    """Slack refused or failed a post; `error` is Slack's error code."""
+    """Slack refused or failed a call; `error` is Slack's error code."""
 
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error
 
 
-class CannotPostHere(SlackPostError):
-    pass
-
-
-class MessageGone(SlackPostError):
-    pass
+class SlackUnavailable(SlackPostError):
+    """Transient: try again later."""
 
 
 class SlackAuthError(SlackPostError):
+    """The token does not work (now): keep the work and try again; /readyz shows it meanwhile."""
+
+
+class SlackPermanent(SlackPostError):
+    """This message cannot be posted as it is, however often it is tried."""
+
+
+class CannotPostHere(SlackPermanent):
     pass
 
 
-class SlackUnavailable(SlackPostError):
+class MessageGone(SlackPermanent):
     pass
 
 
+# Codes not listed are permanent for the message: recorded and shown rather than retried forever.
 _ERRORS: dict[str, type[SlackPostError]] = {
+    "ratelimited": SlackUnavailable,
+    "message_limit_exceeded": SlackUnavailable,
+    "fatal_error": SlackUnavailable,
+    "internal_error": SlackUnavailable,
+    "service_unavailable": SlackUnavailable,
+    "request_timeout": SlackUnavailable,
+    "invalid_auth": SlackAuthError,
+    "not_authed": SlackAuthError,
+    "token_revoked": SlackAuthError,
+    "token_expired": SlackAuthError,
+    "account_inactive": SlackAuthError,
+    "missing_scope": SlackAuthError,
     "not_in_channel": CannotPostHere,
     "channel_not_found": CannotPostHere,
     "is_archived": CannotPostHere,
@@ -80,17 +101,8 @@ _ERRORS: dict[str, type[SlackPostError]] = {
     "cant_update_message": MessageGone,
     "edit_window_closed": MessageGone,
     "thread_not_found": MessageGone,
-    "invalid_auth": SlackAuthError,
-    "not_authed": SlackAuthError,
-    "token_revoked": SlackAuthError,
-    "token_expired": SlackAuthError,
-    "account_inactive": SlackAuthError,
-    "missing_scope": SlackAuthError,
-    "ratelimited": SlackUnavailable,
-    "fatal_error": SlackUnavailable,
-    "internal_error": SlackUnavailable,
-    "service_unavailable": SlackUnavailable,
-    "request_timeout": SlackUnavailable,
+    "invalid_blocks": SlackPermanent,
+    "msg_too_long": SlackPermanent,
 }
 
 
@@ -101,7 +113,18 @@ def classify(error: SlackApiError) -> SlackPostError:
     code = str((data.get("error") if isinstance(data, dict) else None) or f"http_{error.response.status_code}")
     if error.response.status_code == 429 or error.response.status_code >= 500:
         return SlackUnavailable(code)
-    return _ERRORS.get(code, SlackPostError)(code)
+    return _ERRORS.get(code, SlackPermanent)(code)
+
+
+def narrow(error: BaseException) -> SlackPostError | None:
+    """Any exception of a Slack call (slack_sdk's or the network's) as its narrow class; None if not Slack's."""
+    if isinstance(error, SlackPostError):
+        return error
+    if isinstance(error, SlackApiError):
+        return classify(error)
+    if isinstance(error, aiohttp.ClientError | TimeoutError):
+        return SlackUnavailable(type(error).__name__)
+    return None
 
 
 def retry_handlers() -> list[Any]:
@@ -124,11 +147,36 @@ def build_web_client(token: str, base_url: str) -> AsyncWebClient:
 
 
 class SlackPoster:
-    """Posts, updates and answers through response_url, raising the narrow SlackPostError classes."""
+    """Posts, updates and answers through response_url, raising the narrow SlackPostError classes.
+
+    It also remembers whether Slack last refused the token (`auth_problem`, for /readyz), until a call
+    succeeds again.
+    """
 
     def __init__(self, client: AsyncWebClient, *, on_error: Callable[[str], None] = lambda code: None) -> None:
         self.client = client
         self.on_error = on_error
+        self.auth_problem: str | None = None
+
+    def note(self, error: SlackPostError) -> None:
+        """Count a narrowed failure, and remember an auth failure until a call succeeds."""
+        self.on_error(error.error)
+        if isinstance(error, SlackAuthError):
+            self.auth_problem = f"Slack refuses the bot token ({error.error}); posts are kept until it works"
+
+    def bolt_error_handler(self) -> Callable[[Exception], Awaitable[None]]:
+        """Bolt's error handler: a listener's Slack failure is narrowed and noted like the bot's own."""
+
+        async def handle(error: Exception) -> None:
+            slack_error = narrow(error)
+            if slack_error is None:
+                log.error("a Slack listener failed", exc_info=error)
+                return
+            self.note(slack_error)
+            level = logging.WARNING if isinstance(slack_error, SlackUnavailable) else logging.ERROR
+            log.log(level, "a Slack listener's call failed: %s (%s)", slack_error.error, type(slack_error).__name__)
+
+        return handle
 
     async def post(self, channel: str, message: Postable, *, thread_ts: str | None = None) -> str:
         """Post a message (in a thread when thread_ts is given) and return its ts."""
@@ -163,11 +211,11 @@ class SlackPoster:
     async def _call(self, method: str, **arguments: Any) -> Any:
         arguments = {key: value for key, value in arguments.items() if value is not None}
         try:
-            return await getattr(self.client, method)(**arguments)
-        except SlackApiError as error:
-            narrow = classify(error)
-            self.on_error(narrow.error)
-            raise narrow from error
-        except (aiohttp.ClientError, TimeoutError) as error:
-            self.on_error(type(error).__name__)
-            raise SlackUnavailable(type(error).__name__) from error
+            response = await getattr(self.client, method)(**arguments)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
+            slack_error = narrow(error)
+            assert slack_error is not None
+            self.note(slack_error)
+            raise slack_error from error
+        self.auth_problem = None
+        return response

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+# The escapes `escape` writes; cutting one in half leaves text Slack shows as is ("&am").
+_ENTITY = re.compile(r"&(?:amp|lt|gt);")
 
 
 def escape(text: str) -> str:
@@ -13,11 +17,27 @@ def escape(text: str) -> str:
 def quote_code(text: str, limit: int = 200) -> str:
     """Outside text shown inside `code`: escaped, without backticks, shortened."""
     cleaned = escape(text.replace("`", "'").replace("\n", " "))
-    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
+    return cleaned if len(cleaned) <= limit else cleaned[: _safe_cut(cleaned, limit)] + "…"
 
 
 def shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """At most `limit` characters, ending in "…" when cut; never cut inside an entity (`<@U1>`, `&amp;`)."""
+    if len(text) <= limit:
+        return text
+    return text[: _safe_cut(text, limit - 1)] + "…"
+
+
+def _safe_cut(text: str, cut: int) -> int:
+    """`cut`, moved back to the start of an entity it would split: half an entity renders as garbage or a link."""
+    opening = text.rfind("<", 0, cut)
+    closing = text.find(">", cut)
+    if opening != -1 and ">" not in text[opening:cut] and closing != -1 and "<" not in text[cut:closing]:
+        cut = opening
+    ampersand = text.rfind("&", max(0, cut - 4), cut)
+    entity = _ENTITY.match(text, ampersand) if ampersand != -1 else None
+    if entity is not None and entity.end() > cut:
+        cut = ampersand
+    return cut
 
 
 def user(user_id: str) -> str:

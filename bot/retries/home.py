@@ -6,9 +6,8 @@ and the reading and `views.publish` run afterwards (a Bolt lazy listener).
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,8 +19,6 @@ from bot.alerts.store import AlertStore
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
 from bot.retries.history import RetryLog
 from bot.retries.home_messages import home
-
-log = logging.getLogger(__name__)
 
 WEEK = 7 * 24 * 3600.0
 RECENT_REQUESTS = 15
@@ -58,8 +55,12 @@ class AppHome:
         }
 
 
-def register(app: AsyncApp, app_home: AppHome) -> None:
-    """Attach the app_home_opened listener: answer first, publish after."""
+def register(app: AsyncApp, app_home: AppHome, on_error: Callable[[Exception], Awaitable[None]]) -> None:
+    """Attach the app_home_opened listener: answer first, publish after.
+
+    A lazy listener runs after Bolt answered, out of reach of Bolt's error handler: `on_error` gets its
+    failures instead (the same handler, so a revoked token shows in /readyz all the same).
+    """
 
     async def answer(ack: AsyncAck) -> None:
         await ack()
@@ -69,7 +70,7 @@ def register(app: AsyncApp, app_home: AppHome) -> None:
             return
         try:
             await client.views_publish(user_id=event["user"], view=await app_home.view())
-        except Exception:
-            log.exception("could not publish the App Home of %s", event.get("user"))
+        except Exception as error:
+            await on_error(error)
 
     app.event("app_home_opened")(ack=answer, lazy=[publish])

@@ -10,10 +10,9 @@ from slack_sdk.models.views import View
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.records import RequestView
 from bot.rendering import limits
-from bot.rendering.mrkdwn import shorten
-from bot.retries.messages import log_lines
+from bot.rendering.mrkdwn import escape, shorten
+from bot.retries.messages import _line_sections, log_lines
 
-_NO_RETRIES_YET = "No retries yet. Use `/partoo-retry <message id>` or a Retry button."
 _COUNT_LABELS = (
     ("requested", "requested"),
     (OutcomeKind.ACCEPTED.value, "accepted"),
@@ -37,9 +36,11 @@ def home(recent: Sequence[RequestView], today: dict[str, int], week: dict[str, i
         _section("*Recent retries*"),
     ]
     if recent:
-        blocks.append(_section("\n".join(log_lines(recent))))
+        sections, _shown = _line_sections(log_lines(recent), limits.MAX_VIEW_BLOCKS - len(blocks))
+        blocks.extend(sections)
     else:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_NO_RETRIES_YET)]))
+        text = f"No retries yet. Use `{escape('/partoo-retry <message id>')}` or a Retry button."
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=text)]))
     return View(type="home", blocks=blocks)
 
 

@@ -26,6 +26,12 @@ from bot.rendering.mrkdwn import escape, shorten
 
 SECTION_LIMIT = limits.SECTION_TEXT
 MAX_BLOCKS = limits.MAX_BLOCKS
+MAX_VIEW_BLOCKS = limits.MAX_VIEW_BLOCKS
+# Slack advises keeping a message's fallback `text` under 4,000 characters (it is what notifications show).
+TEXT_BUDGET = 3900
+# chat.postMessage refuses blocks totalling more than about 12,000 characters (msg_blocks_too_long, not in the
+# documented limits; bolt-js #2509), so a log channel post holds at most three full sections.
+LOG_POST_SECTIONS = 3
 # Ids listed inline before "and N more", so that one section stays far below Slack's 3,000 characters.
 INLINE_IDS = 20
 
@@ -56,6 +62,44 @@ def _section(text: str) -> SectionBlock:
 
 def _context(text: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=shorten(text, SECTION_LIMIT))])
+
+
+def _line_sections(lines: Sequence[str], max_sections: int) -> tuple[list[Block], int]:
+    """Whole lines packed into sections of at most SECTION_LIMIT characters, and how many lines they hold.
+
+    A section cut at its limit loses lines and can end inside an entity (`<!date^…>`), so lines are never cut
+    (only a single line longer than a section is shortened). When `max_sections` cannot hold every line, the
+    first lines that fit are kept and the caller says how many it shows.
+    """
+    sections: list[Block] = []
+    chunk: list[str] = []
+    size = shown = 0
+    for line in lines:
+        line = shorten(line, SECTION_LIMIT)
+        if chunk and size + 1 + len(line) > SECTION_LIMIT:
+            sections.append(_section("\n".join(chunk)))
+            chunk, size = [], 0
+        if not chunk and len(sections) == max_sections:
+            break
+        size += len(line) + (1 if chunk else 0)
+        chunk.append(line)
+        shown += 1
+    if chunk:
+        sections.append(_section("\n".join(chunk)))
+    return sections, shown
+
+
+def _fallback(heading: str, lines: Sequence[str]) -> str:
+    """A heading and as many whole lines as the fallback text holds; the blocks show them all."""
+    text = heading
+    for shown, line in enumerate(lines):
+        candidate = f"{text}\n{line}"
+        more = f"\n… and {len(lines) - shown} more"
+        last = shown == len(lines) - 1
+        if len(candidate) > (TEXT_BUDGET if last else TEXT_BUDGET - len(more)):
+            return text + more
+        text = candidate
+    return text
 
 
 def _ids(message_ids: Sequence[int]) -> str:
@@ -91,7 +135,8 @@ def usage(problem: str | None = None) -> SlackMessage:
     blocks: list[Block] = []
     if problem:
         blocks.append(_section(f":warning: {problem}"))
-    blocks.append(_section(f"*How to use it*\n{USAGE}"))
+    # USAGE is plain text: its placeholders (`<message id>`) would read as links in mrkdwn.
+    blocks.append(_section(f"*How to use it*\n{escape(USAGE)}"))
     text = f"{problem} See /partoo-retry help." if problem else "How to use /partoo-retry"
     return SlackMessage(text=text, blocks=blocks)
 
@@ -217,7 +262,9 @@ def problems_replies(requests: Sequence[RequestView]) -> list[SlackMessage]:
 
 def _lines_message(lines: Sequence[str], total: int) -> SlackMessage:
     body = "\n".join(lines)
-    return SlackMessage(text=f"{total} messages were not retried:\n{body}", blocks=[_section(body)])
+    # A long list spans several replies: each one's notification says how much of it it carries.
+    heading = f"{total} messages were not retried" + (f" ({len(lines)} of them here)" if len(lines) < total else "")
+    return SlackMessage(text=f"{heading}:\n{body}", blocks=[_section(body)])
 
 
 def response_url_outcome(batch: BatchView, requests: Sequence[RequestView]) -> SlackMessage:
@@ -243,12 +290,21 @@ def status(
     message_id: int,
     history: Sequence[tuple[RequestView, BatchView, Sequence[AttemptView]]],
     permalinks: dict[int, str],
+    alert_post_error: str | None = None,
 ) -> SlackMessage:
-    """The whole retry history of one Partoo message."""
+    """The whole retry history of one Partoo message (and why its alert could not be posted, if so)."""
+    problem: list[Block] = []
+    if alert_post_error:
+        problem = [
+            _section(
+                f":warning: The failure alert for this message could not be posted in Slack: "
+                f"`{escape(shorten(alert_post_error, 64))}`."
+            )
+        ]
     if not history:
         text = f"No retry of Partoo message `{message_id}` is in the log."
-        return SlackMessage(text=text, blocks=[_section(text)])
-    blocks: list[Block] = [HeaderBlock(text=shorten(f"Partoo message {message_id}", 150))]
+        return SlackMessage(text=text, blocks=[_section(text), *problem])
+    groups: list[list[Block]] = []
     for request, batch, attempts in history[-12:]:
         where = f" in {mrkdwn.channel(batch.channel_id)}" if batch.channel_id else ""
         link = f" · <{permalinks[batch.id]}|thread>" if batch.id in permalinks else ""
@@ -263,9 +319,16 @@ def status(
             detail = f": {escape(shorten(attempt.detail, 200))}" if attempt.detail else ""
             kind = attempt.outcome.value if attempt.outcome else "in flight"
             lines.append(f"  ↳ attempt {mrkdwn.when(attempt.started_at)}: {kind} ({answer}{latency}){detail}")
-        blocks.append(_section("\n".join(lines)))
-    if len(history) > 12:
-        blocks.append(_context(f"Showing the last 12 of {len(history)} requests."))
+        groups.append(_line_sections(lines, MAX_BLOCKS)[0])
+    # Long attempt details take several sections; the newest requests that fit beside the header and the
+    # "showing" note are kept whole rather than any being cut.
+    while len(groups) > 1 and sum(map(len, groups)) > MAX_BLOCKS - 2:
+        groups.pop(0)
+    blocks: list[Block] = [HeaderBlock(text=shorten(f"Partoo message {message_id}", 150))]
+    blocks.extend(block for group in groups for block in group)
+    if len(groups) < len(history):
+        blocks.append(_context(f"Showing the last {len(groups)} of {len(history)} requests."))
+    blocks.extend(problem)
     text = f"Retry history of Partoo message {message_id}: {len(history)} requests."
     return SlackMessage(text=text, blocks=blocks)
 
@@ -282,12 +345,22 @@ def recent_log(requests: Sequence[RequestView]) -> SlackMessage:
     if not requests:
         text = "No retries in the log yet."
         return SlackMessage(text=text, blocks=[_section(text)])
-    text = f"The last {len(requests)} retries, newest first"
-    return SlackMessage(text=text, blocks=[_section(f"*{text}*"), _section("\n".join(log_lines(requests)))])
+    sections, shown = _line_sections(log_lines(requests), MAX_BLOCKS - 1)
+    # The heading counts the lines shown, so it stays true even if they ever outgrew one message.
+    text = f"The last {shown} retries, newest first"
+    return SlackMessage(text=text, blocks=[_section(f"*{text}*"), *sections])
 
 
-def log_channel_post(requests: Sequence[RequestView]) -> SlackMessage:
-    """One post in SLACK_LOG_CHANNEL for a batch of finished retries."""
-    lines = log_lines(requests)
-    text = "Retry outcomes:\n" + "\n".join(lines)
-    return SlackMessage(text=shorten(text, 3900), blocks=[_section("\n".join(lines))])
+def log_channel_posts(requests: Sequence[RequestView]) -> list[tuple[SlackMessage, Sequence[RequestView]]]:
+    """The posts in SLACK_LOG_CHANNEL for a batch of finished retries, each with the retries it shows.
+
+    Every line is shown whole: over several sections, and over several posts when one holds too few.
+    """
+    posts: list[tuple[SlackMessage, Sequence[RequestView]]] = []
+    rest = list(requests)
+    while rest:
+        lines = log_lines(rest)
+        sections, shown = _line_sections(lines, LOG_POST_SECTIONS)
+        posts.append((SlackMessage(text=_fallback("Retry outcomes:", lines[:shown]), blocks=sections), rest[:shown]))
+        rest = rest[shown:]
+    return posts

@@ -2,7 +2,10 @@
 
 Because it works from stored state (not from the worker's memory), answers survive a restart and a
 Slack outage: whatever could not be posted is found again on the next round and posted then.
-Each post is claimed first with a conditional UPDATE, so several replicas never post it twice.
+Each post is claimed first with a conditional UPDATE, and the claim is renewed while Slack answers
+(slack_sdk may wait out a long Retry-After), so several replicas never post it twice. Slack's failures
+are handled by kind (bot.platform.slack): transient and auth failures keep the post for later; a
+permanent one is logged with the outcome, which stays in the retry log.
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ from bot.defaults import (
     SLACK_RETRY_SECONDS,
 )
 from bot.domain.records import BatchView, RequestView
+from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.loop import PollingLoop
-from bot.platform.slack import CannotPostHere, SlackPoster, SlackPostError, SlackUnavailable
+from bot.platform.slack import CannotPostHere, SlackAuthError, SlackPoster, SlackPostError, SlackUnavailable
 from bot.retries import messages
 from bot.retries.history import RetryLog
 from bot.retries.store import RetryQueue
 
 log = logging.getLogger(__name__)
+
+# A claim is renewed three times per lease while its Slack call runs.
+_RENEW_EVERY = NOTIFIER_CLAIM_SECONDS / 3
 
 
 class Notifier(PollingLoop):
@@ -76,8 +83,15 @@ class Notifier(PollingLoop):
         root = messages.batch_root(batch, message_ids)
         root_ts: str | None = None
         uses_response_url = False
+
+        async def renew() -> bool:
+            return await self.queue.renew_announcement_claim(batch.id, NOTIFIER_CLAIM_SECONDS)
+
         try:
-            root_ts = await self.poster.post(batch.channel_id, root)
+            root_ts = await while_claimed(self.poster.post(batch.channel_id, root), renew, _RENEW_EVERY)
+        except ClaimLost:
+            log.warning("batch %s: another replica took its announcement over", batch.id)
+            return
         except CannotPostHere as error:
             log.info("cannot post in %s (%s); answering through response_url", batch.channel_id, error.error)
             uses_response_url = batch.response_url is not None
@@ -97,11 +111,18 @@ class Notifier(PollingLoop):
         if not await self.queue.claim_report(request.id, NOTIFIER_CLAIM_SECONDS):
             return
         batch = await self.queue.batch(request.batch_id)
+
+        async def renew() -> bool:
+            return await self.queue.renew_report_claim(request.id, NOTIFIER_CLAIM_SECONDS)
+
         try:
-            await self._deliver_single(batch, request)
-        except SlackUnavailable as error:
+            await while_claimed(self._deliver_single(batch, request), renew, _RENEW_EVERY)
+        except ClaimLost:
+            log.warning("outcome of Partoo message %s: another replica took the post over", request.message_id)
+            return
+        except (SlackUnavailable, SlackAuthError) as error:
             log.warning(
-                "Slack unavailable (%s); outcome of Partoo message %s (%s) will be posted later",
+                "Slack cannot take it now (%s); outcome of Partoo message %s (%s) will be posted later",
                 error.error,
                 request.message_id,
                 request.outcome,
@@ -168,15 +189,16 @@ class Notifier(PollingLoop):
     async def _summarize(self, batch: BatchView, requests: list[RequestView]) -> None:
         if not await self.queue.claim_summary(batch.id, NOTIFIER_CLAIM_SECONDS):
             return
+
+        async def renew() -> bool:
+            return await self.queue.renew_summary_claim(batch.id, NOTIFIER_CLAIM_SECONDS)
+
         try:
-            if batch.root_channel and batch.root_ts:
-                if batch.digest_id is None:
-                    await self.poster.update(batch.root_channel, batch.root_ts, messages.batch_summary(batch, requests))
-                for reply in messages.problems_replies(requests):
-                    await self.poster.post(batch.root_channel, reply, thread_ts=batch.root_ts)
-            else:
-                await self._deliver_whole(batch, requests)
-        except SlackUnavailable as error:
+            await while_claimed(self._post_summary(batch, requests), renew, _RENEW_EVERY)
+        except ClaimLost:
+            log.warning("summary of batch %s: another replica took the post over", batch.id)
+            return
+        except (SlackUnavailable, SlackAuthError) as error:
             log.warning("Slack unavailable (%s); summary of batch %s will be posted later", error.error, batch.id)
             await self.queue.retry_summary_in(batch.id, SLACK_RETRY_SECONDS)
             return
@@ -186,19 +208,36 @@ class Notifier(PollingLoop):
         await self.queue.mark_summarized(batch.id)
         await self.queue.mark_reported([request.id for request in requests])
 
+    async def _post_summary(self, batch: BatchView, requests: list[RequestView]) -> None:
+        if batch.root_channel and batch.root_ts:
+            if batch.digest_id is None:
+                await self.poster.update(batch.root_channel, batch.root_ts, messages.batch_summary(batch, requests))
+            for reply in messages.problems_replies(requests):
+                await self.poster.post(batch.root_channel, reply, thread_ts=batch.root_ts)
+        else:
+            await self._deliver_whole(batch, requests)
+
     async def mirror_to_log_channel(self) -> None:
         """One post per round listing the outcomes finished since the last one."""
         assert self.log_channel is not None
         self._last_log_post = self.clock()
         finished = await self.queue.claim_log_lines()
-        if not finished:
-            return
-        try:
-            await self.poster.post(self.log_channel, messages.log_channel_post(finished))
-        except SlackPostError as error:
-            log.error(
-                "could not mirror %d outcomes to the log channel: %s (%s)",
-                len(finished),
-                error.error,
-                ", ".join(f"{r.message_id}={r.outcome}" for r in finished),
-            )
+        posts = messages.log_channel_posts(finished)
+        for number, (message, shown) in enumerate(posts):
+            try:
+                await self.poster.post(self.log_channel, message)
+            except (SlackUnavailable, SlackAuthError) as error:
+                # Claiming marked these lines mirrored; give back the ones not posted, for a later round.
+                unposted = [request.id for _message, rest in posts[number:] for request in rest]
+                log.warning(
+                    "log channel post delayed (%s); %d outcomes will be mirrored later", error.error, len(unposted)
+                )
+                await self.queue.release_log_lines(unposted)
+                return
+            except SlackPostError as error:
+                log.error(
+                    "could not mirror %d outcomes to the log channel: %s (%s)",
+                    len(shown),
+                    error.error,
+                    ", ".join(f"{r.message_id}={r.outcome}" for r in shown),
+                )

@@ -61,7 +61,15 @@ class RetryService:
                 link = await self.poster.permalink(batch.root_channel, batch.root_ts)
                 if link:
                     permalinks[batch.id] = link
-        return messages.status(message_id, history, permalinks)
+        return messages.status(message_id, history, permalinks, await self._alert_post_error(message_id))
+
+    async def _alert_post_error(self, message_id: int) -> str | None:
+        """Why the message's alert (or the digest it is in) could not be posted, if it could not."""
+        alert = await self.alerts.alert_for(message_id)
+        if alert is None or alert.post_error or alert.digest_id is None:
+            return alert.post_error if alert else None
+        digest = await self.alerts.digest(alert.digest_id)
+        return digest.post_error if digest else None
 
     async def recent(self, size: int) -> SlackMessage:
         return messages.recent_log(await self.retry_log.recent(size))

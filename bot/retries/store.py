@@ -11,17 +11,21 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.alerts.changes import bump_alerts
+from bot.alerts.changes import apply_to_alerts
+from bot.domain.lifecycle import Answered, RetryRequested, SendingStarted, TakenOver
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
 from bot.domain.records import ActiveRequest, BatchView, EnqueueResult, NewBatch, RequestView
 from bot.platform.leases import lease_free
 from bot.platform.models import Alert, Attempt, Batch, Request, RequestState
 
 Clock = Callable[[], float]
+
+# How the history marks an answer that arrived after the request was taken over and closed.
+LATE_ANSWER = "answered after the request was taken over"
 
 
 class DuplicateRace(Exception):
@@ -67,6 +71,7 @@ def _request_view(row: Row[Any] | Any) -> RequestView:
         detail=row.detail,
         finished_at=row.finished_at,
         correlation_id=getattr(row, "correlation_id", None),
+        lease_token=getattr(row, "lease_token", 0),
     )
 
 
@@ -152,16 +157,9 @@ class RetryQueue:
                 )
             except IntegrityError as error:
                 raise DuplicateRace from error
-            # Alerts about these messages now show who asked for the retry.
-            await bump_alerts(
-                connection,
-                fresh,
-                retry_requested_by=batch.requested_by,
-                retry_requested_at=now,
-                retries=Alert.retries + 1,
-                last_outcome=None,
-                last_detail=None,
-            )
+            # Alerts about these messages now show who asked for the retry, in the same transaction.
+            source = "retry_all" if batch.digest_id is not None else batch.source
+            await apply_to_alerts(connection, fresh, RetryRequested(batch.requested_by, source, now))
         return EnqueueResult(batch_id=batch_id, queued=tuple(fresh), already_active=tuple(active))
 
     async def _active_for(self, connection: AsyncConnection, message_ids: Sequence[int]) -> list[ActiveRequest]:
@@ -232,7 +230,12 @@ class RetryQueue:
     # -- working ------------------------------------------------------------------------------
 
     async def claim_next(self, owner: str, lease_seconds: float) -> RequestView | None:
-        """Lease the most overdue request of an announced batch, or one whose holder died."""
+        """Lease the most overdue request of an announced batch, or one whose holder died.
+
+        Each claim adds one to the request's `lease_token` and hands it out with the view: it fences every
+        later write about the request (see `_leased`), so a worker whose lease expired and was taken
+        over cannot change the request any more, whatever its clock or its network did meanwhile.
+        """
         now = self.clock()
         claimable = or_(
             and_(Request.state == RequestState.QUEUED, Request.next_attempt_at <= now),
@@ -254,7 +257,12 @@ class RetryQueue:
             claimed = await connection.execute(
                 update(Request)
                 .where(Request.id == candidate, claimable)
-                .values(state=RequestState.RUNNING, lease_owner=owner, lease_until=now + lease_seconds)
+                .values(
+                    state=RequestState.RUNNING,
+                    lease_owner=owner,
+                    lease_until=now + lease_seconds,
+                    lease_token=Request.lease_token + 1,
+                )
             )
             if claimed.rowcount != 1:
                 return None
@@ -267,63 +275,50 @@ class RetryQueue:
             ).one()
         return _request_view(row)
 
-    async def renew_lease(self, request_id: int, owner: str, lease_seconds: float) -> bool:
+    async def renew_lease(self, request_id: int, token: int, lease_seconds: float) -> bool:
         async with self.engine.begin() as connection:
             result = await connection.execute(
-                update(Request)
-                .where(
-                    Request.id == request_id,
-                    Request.lease_owner == owner,
-                    Request.state == RequestState.RUNNING,
-                )
-                .values(lease_until=self.clock() + lease_seconds)
+                update(Request).where(*_leased(request_id, token)).values(lease_until=self.clock() + lease_seconds)
             )
         return result.rowcount == 1
 
-    async def begin_attempt(self, request_id: int, owner: str, worker: str) -> int | None:
+    async def begin_attempt(self, request_id: int, token: int, worker: str) -> int | None:
         """Open an attempt, or None if the lease was lost. After this, the request is never sent again."""
         now = self.clock()
         async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(Request)
-                .where(
-                    Request.id == request_id,
-                    Request.lease_owner == owner,
-                    Request.state == RequestState.RUNNING,
-                    Request.in_flight_since.is_(None),
+            message_id = (
+                await connection.execute(
+                    update(Request)
+                    .where(*_leased(request_id, token), Request.in_flight_since.is_(None))
+                    .values(
+                        in_flight_since=now,
+                        attempts=Request.attempts + 1,
+                        first_attempt_at=func.coalesce(Request.first_attempt_at, now),
+                    )
+                    .returning(Request.message_id)
                 )
-                .values(
-                    in_flight_since=now,
-                    attempts=Request.attempts + 1,
-                    first_attempt_at=func.coalesce(Request.first_attempt_at, now),
-                )
-            )
-            if result.rowcount != 1:
+            ).scalar_one_or_none()
+            if message_id is None:
                 return None
             attempt_id: int = (
                 await connection.execute(
                     insert(Attempt).values(request_id=request_id, worker=worker, started_at=now).returning(Attempt.id)
                 )
             ).scalar_one()
+            await apply_to_alerts(connection, [message_id], SendingStarted(now))
         return attempt_id
 
     async def record_answer(
-        self, request_id: int, attempt_id: int, answer: PartooAnswer, *, retry_at: float | None
-    ) -> None:
-        """Store Partoo's answer; `retry_at` None makes it the request's final outcome."""
+        self, request_id: int, attempt_id: int, token: int, answer: PartooAnswer, *, retry_at: float | None
+    ) -> bool:
+        """Store Partoo's answer; `retry_at` None makes it the request's final outcome.
+
+        False when the lease was taken over meanwhile (the call outlived it): the answer is then kept in
+        the attempt's history only. The request was closed by whoever took it over, and a late answer
+        must neither reopen it nor put it back in the queue, or the message could be sent twice.
+        """
         now = self.clock()
         async with self.engine.begin() as connection:
-            await connection.execute(
-                update(Attempt)
-                .where(Attempt.id == attempt_id)
-                .values(
-                    finished_at=now,
-                    outcome=answer.kind.value,
-                    http_status=answer.http_status,
-                    detail=answer.detail,
-                    latency_ms=answer.latency_ms,
-                )
-            )
             common = {
                 "in_flight_since": None,
                 "outcome": answer.kind.value,
@@ -336,17 +331,43 @@ class RetryQueue:
                 values = {**common, "state": RequestState.DONE, "finished_at": now}
             else:
                 values = {**common, "state": RequestState.QUEUED, "next_attempt_at": retry_at}
-            await connection.execute(update(Request).where(Request.id == request_id).values(**values))
-            if retry_at is None:
-                await self._show_outcome_on_alert(connection, request_id, answer.kind, answer.detail)
+            message_id = (
+                await connection.execute(
+                    update(Request)
+                    .where(*_leased(request_id, token), Request.in_flight_since.is_not(None))
+                    .values(**values)
+                    .returning(Request.message_id)
+                )
+            ).scalar_one_or_none()
+            ours = message_id is not None
+            detail = answer.detail if ours else f"{LATE_ANSWER}{': ' if answer.detail else ''}{answer.detail}"
+            await connection.execute(
+                update(Attempt)
+                .where(Attempt.id == attempt_id)
+                .values(
+                    finished_at=now,
+                    outcome=answer.kind.value,
+                    http_status=answer.http_status,
+                    detail=detail,
+                    latency_ms=answer.latency_ms,
+                )
+            )
+            if message_id is not None:
+                event = Answered(answer.kind, answer.detail, now, final=retry_at is None)
+                await apply_to_alerts(connection, [message_id], event)
+        return ours
 
-    async def finish_without_call(self, request_id: int, owner: str, outcome: OutcomeKind, detail: str) -> bool:
-        """Close a leased request without calling Partoo (e.g. a dead worker's call in flight)."""
+    async def finish_without_call(self, request_id: int, token: int, outcome: OutcomeKind, detail: str) -> bool:
+        """Close a request taken over with an attempt in flight, without calling Partoo again.
+
+        Only when this claim really holds the request (its token) and the attempt is still open are the
+        request and its open attempts closed; otherwise nothing changes.
+        """
         now = self.clock()
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 update(Request)
-                .where(Request.id == request_id, Request.lease_owner == owner)
+                .where(*_leased(request_id, token), Request.in_flight_since.is_not(None))
                 .values(
                     state=RequestState.DONE,
                     outcome=outcome.value,
@@ -357,34 +378,25 @@ class RetryQueue:
                     lease_until=None,
                 )
             )
+            if result.rowcount != 1:
+                return False
             await connection.execute(
                 update(Attempt)
                 .where(Attempt.request_id == request_id, Attempt.finished_at.is_(None))
                 .values(finished_at=now, outcome=outcome.value, detail=detail)
             )
-            if result.rowcount == 1:
-                await self._show_outcome_on_alert(connection, request_id, outcome, detail)
-        return result.rowcount == 1
+            await apply_to_alerts(connection, [await _message_of(connection, request_id)], TakenOver(detail, now))
+        return True
 
-    async def _show_outcome_on_alert(
-        self, connection: AsyncConnection, request_id: int, outcome: OutcomeKind, detail: str
-    ) -> None:
-        message_id = (await connection.execute(select(Request.message_id).where(Request.id == request_id))).scalar_one()
-        await bump_alerts(connection, [message_id], last_outcome=outcome.value, last_detail=detail or None)
-
-    async def release(self, request_id: int, owner: str) -> None:
+    async def release(self, request_id: int, token: int) -> bool:
         """Give back a leased request that was not sent, so any worker can take it at once."""
         async with self.engine.begin() as connection:
-            await connection.execute(
+            result = await connection.execute(
                 update(Request)
-                .where(
-                    Request.id == request_id,
-                    Request.lease_owner == owner,
-                    Request.state == RequestState.RUNNING,
-                    Request.in_flight_since.is_(None),
-                )
+                .where(*_leased(request_id, token), Request.in_flight_since.is_(None))
                 .values(state=RequestState.QUEUED, lease_owner=None, lease_until=None)
             )
+        return result.rowcount == 1
 
     # -- telling people -----------------------------------------------------------------------
 
@@ -401,6 +413,27 @@ class RetryQueue:
                     lease_free(Request.report_lease_until, now),
                 )
                 .values(report_lease_until=now + lease_seconds)
+            )
+        return result.rowcount == 1
+
+    async def renew_report_claim(self, request_id: int, lease_seconds: float) -> bool:
+        """Extend a report claim while its Slack call runs; False when it expired (another may hold it)."""
+        return await self._renew(Request, Request.report_lease_until, request_id, lease_seconds)
+
+    async def renew_summary_claim(self, batch_id: int, lease_seconds: float) -> bool:
+        return await self._renew(Batch, Batch.summary_lease_until, batch_id, lease_seconds)
+
+    async def renew_announcement_claim(self, batch_id: int, lease_seconds: float) -> bool:
+        return await self._renew(Batch, Batch.announce_lease_until, batch_id, lease_seconds)
+
+    async def _renew(
+        self, table: type[Request] | type[Batch], lease_until: Any, row_id: int, lease_seconds: float
+    ) -> bool:
+        # Only the holder can find its claim unexpired: nobody else may have claimed it in the meantime.
+        now = self.clock()
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(table).where(table.id == row_id, lease_until >= now).values({lease_until: now + lease_seconds})
             )
         return result.rowcount == 1
 
@@ -525,6 +558,25 @@ class RetryQueue:
                 # Another replica took some of them in between; let it post this round.
                 raise _ContendedError
         return [_request_view(row) for row in rows]
+
+    async def release_log_lines(self, request_ids: Sequence[int]) -> None:
+        """Give back claimed log lines that could not be posted, so that a later round mirrors them."""
+        if not request_ids:
+            return
+        async with self.engine.begin() as connection:
+            await connection.execute(update(Request).where(Request.id.in_(list(request_ids))).values(logged_at=None))
+
+
+def _leased(request_id: int, token: int) -> tuple[ColumnElement[bool], ...]:
+    """The fence of every worker write: the request is still running under this very claim."""
+    return (Request.id == request_id, Request.lease_token == token, Request.state == RequestState.RUNNING)
+
+
+async def _message_of(connection: AsyncConnection, request_id: int) -> int:
+    message_id: int = (
+        await connection.execute(select(Request.message_id).where(Request.id == request_id))
+    ).scalar_one()
+    return message_id
 
 
 class _ContendedError(Exception):

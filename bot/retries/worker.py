@@ -1,7 +1,9 @@
 """The worker: claims due retry requests, waits for a shared Partoo slot, calls Partoo, records the answer.
 
-Exactly-once rests on three rules, each enforced by a conditional UPDATE in bot.retries.store:
+Exactly-once rests on four rules, each enforced by a conditional UPDATE in bot.retries.store:
 - a request is leased by one worker at a time (lease renewed while it waits for its slot);
+- every write about the request names the lease's fencing token, so a worker whose lease was taken over
+  (a call that outlived it) changes nothing: its late answer is kept as history and never re-queues;
 - the attempt is opened in the database *before* the HTTP call, so a worker that dies mid-call leaves a
   mark, and whoever takes the request over closes it as UNKNOWN instead of sending it again;
 - a request released on shutdown goes back to the queue only if no attempt is in flight.
@@ -68,7 +70,7 @@ class RetryWorker(PollingLoop):
         self.on_finished = on_finished
         self.metrics = metrics or Metrics()
         self.clock = clock
-        self._tasks: dict[asyncio.Task[None], int] = {}
+        self._tasks: dict[asyncio.Task[None], RequestView] = {}
         self._sending: set[int] = set()
         self.last_error: str | None = None
 
@@ -91,7 +93,7 @@ class RetryWorker(PollingLoop):
                 return claimed_any
             claimed_any = True
             task = asyncio.create_task(self._run(request), name=f"retry-{request.message_id}")
-            self._tasks[task] = request.id
+            self._tasks[task] = request
             task.add_done_callback(self._tasks.pop)
         if len(self._tasks) >= self.concurrency:
             await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
@@ -106,13 +108,13 @@ class RetryWorker(PollingLoop):
         if request.in_flight_since is not None:
             await self._close_taken_over(request)
             return
-        keeper = asyncio.create_task(self._keep_lease(request.id))
+        keeper = asyncio.create_task(self._keep_lease(request))
         try:
             await self.pace.wait_for_slot()
             if self._stopping:
                 return
             self._sending.add(request.id)
-            attempt_id = await self.queue.begin_attempt(request.id, self.worker_id, self.worker_id)
+            attempt_id = await self.queue.begin_attempt(request.id, request.lease_token, self.worker_id)
             if attempt_id is None:
                 log.warning("lost the lease on request %s before calling Partoo; not sending", request.id)
                 return
@@ -131,10 +133,23 @@ class RetryWorker(PollingLoop):
         retry_at = self.policy.next_attempt_at(
             answer, attempts=attempts, first_attempt_at=request.first_attempt_at or now, now=now
         )
+        # Partoo has answered: from here on the answer must reach the database, even on shutdown. It is
+        # recorded before the 429 pause, so a database hiccup in the pause cannot leave the request to be
+        # taken over and closed as "unknown" when Partoo's answer was known.
+        recorded = await asyncio.shield(self._persist_answer(request, attempt_id, answer, retry_at))
         if answer.kind is OutcomeKind.RATE_LIMITED:
-            await self.pace.pause(answer.retry_after or 1.0)
-        # Partoo has answered: from here on the answer must reach the database, even on shutdown.
-        await asyncio.shield(self._persist_answer(request, attempt_id, answer, retry_at))
+            try:
+                await self.pace.pause(answer.retry_after or 1.0)
+            except Exception as error:
+                log.warning("could not pause every replica's Partoo calls: %s", type(error).__name__)
+        if not recorded:
+            log.warning(
+                "Partoo answered %s for message %s after request %s was taken over; kept in its history only",
+                answer.kind.value,
+                request.message_id,
+                request.id,
+            )
+            return
         log.info(
             "Partoo message %s: %s (attempt %s%s)",
             request.message_id,
@@ -148,13 +163,16 @@ class RetryWorker(PollingLoop):
 
     async def _persist_answer(
         self, request: RequestView, attempt_id: int, answer: PartooAnswer, retry_at: float | None
-    ) -> None:
-        """Record Partoo's answer, waiting out a database hiccup rather than losing what Partoo said."""
+    ) -> bool:
+        """Record Partoo's answer, waiting out a database hiccup rather than losing what Partoo said.
+
+        False when the lease was taken over meanwhile (the answer went to the attempt's history only).
+        """
         delay = 0.2
+        token = request.lease_token
         for _ in range(RECORD_ATTEMPTS - 1):
             try:
-                await self.queue.record_answer(request.id, attempt_id, answer, retry_at=retry_at)
-                return
+                return await self.queue.record_answer(request.id, attempt_id, token, answer, retry_at=retry_at)
             except (SQLAlchemyError, OSError) as error:
                 log.warning(
                     "could not record Partoo's answer (%s) for message %s yet: %s",
@@ -164,24 +182,25 @@ class RetryWorker(PollingLoop):
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        await self.queue.record_answer(request.id, attempt_id, answer, retry_at=retry_at)
+        return await self.queue.record_answer(request.id, attempt_id, token, answer, retry_at=retry_at)
 
     async def _close_taken_over(self, request: RequestView) -> None:
         closed = await self.queue.finish_without_call(
-            request.id, self.worker_id, OutcomeKind.UNKNOWN, TAKEN_OVER_DETAIL
+            request.id, request.lease_token, OutcomeKind.UNKNOWN, TAKEN_OVER_DETAIL
         )
         if closed:
             log.warning("request %s was in flight when its worker died; closed as unknown", request.id)
             self.metrics.retry_finished(OutcomeKind.UNKNOWN.value)
             self.on_finished()
 
-    async def _keep_lease(self, request_id: int) -> None:
+    async def _keep_lease(self, request: RequestView) -> None:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
-                await self.queue.renew_lease(request_id, self.worker_id, self.lease_seconds)
+                if not await self.queue.renew_lease(request.id, request.lease_token, self.lease_seconds):
+                    return  # taken over: every write of ours is fenced off from here on
             except Exception as error:
-                log.warning("could not renew lease of request %s: %s", request_id, type(error).__name__)
+                log.warning("could not renew lease of request %s: %s", request.id, type(error).__name__)
 
     async def stop(self, grace_seconds: float = 20.0) -> None:
         """Stop claiming; let calls in flight finish; give back what was claimed but not sent.
@@ -190,33 +209,33 @@ class RetryWorker(PollingLoop):
         unknown at once (never sent again) rather than left for another worker to find when the lease expires.
         """
         await super().stop()
-        released: list[int] = []
-        for task, request_id in list(self._tasks.items()):
-            if request_id not in self._sending:
+        released: list[RequestView] = []
+        for task, request in list(self._tasks.items()):
+            if request.id not in self._sending:
                 task.cancel()
-                released.append(request_id)
+                released.append(request)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace_seconds)
-        cut: list[int] = []
-        for task, request_id in list(self._tasks.items()):
-            (cut if request_id in self._sending else released).append(request_id)
+        cut: list[RequestView] = []
+        for task, request in list(self._tasks.items()):
+            (cut if request.id in self._sending else released).append(request)
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks))
-        for request_id in released:
+        for request in released:
             try:
-                await self.queue.release(request_id, self.worker_id)
+                await self.queue.release(request.id, request.lease_token)
             except Exception as error:
-                log.warning("could not release request %s: %s", request_id, type(error).__name__)
-        for request_id in cut:
+                log.warning("could not release request %s: %s", request.id, type(error).__name__)
+        for request in cut:
             try:
                 if await self.queue.finish_without_call(
-                    request_id, self.worker_id, OutcomeKind.UNKNOWN, STOPPED_DETAIL
+                    request.id, request.lease_token, OutcomeKind.UNKNOWN, STOPPED_DETAIL
                 ):
-                    log.warning("request %s was in flight when the bot stopped; closed as unknown", request_id)
+                    log.warning("request %s was in flight when the bot stopped; closed as unknown", request.id)
                     self.metrics.retry_finished(OutcomeKind.UNKNOWN.value)
             except Exception as error:
-                log.warning("could not close request %s: %s", request_id, type(error).__name__)
+                log.warning("could not close request %s: %s", request.id, type(error).__name__)
 
 
 def _status_label(answer: PartooAnswer) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.fakes.partoo import ANY_MESSAGE, FakePartoo, PartooCall, Reply
 from tests.fakes.server import FakeServer, Gate
-from tests.fakes.slack import FakeSlack, SlackCall, SlackMessage
+from tests.fakes.slack import FakeSlack, SlackCall, SlackMessage, SlackRefusal
 from tests.fakes.socket_mode import Ack, FakeSocketMode, payload_of
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "Reply",
     "SlackCall",
     "SlackMessage",
+    "SlackRefusal",
     "payload_of",
 ]

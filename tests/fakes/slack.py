@@ -1,4 +1,9 @@
-"""A fake Slack Web API on loopback that records every call and keeps the messages the bot posts."""
+"""A fake Slack Web API on loopback that records every call and keeps the messages the bot posts.
+
+It is as strict as Slack about content: every `blocks`, `text` and `view` is checked against Slack's rules
+(`tests/fakes/block_kit.py`) and refused the way Slack refuses it. Each refusal is also kept in `refusals`, so that a
+test fails on content Slack would refuse even when the bot shrugs the error off.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from tests.fakes.block_kit import Refusal, message_refusal, view_refusal
 from tests.fakes.server import FakeServer
 
 # Params that arrive as JSON strings in forms; the fake records them as Python values, like JSON bodies.
@@ -23,6 +29,13 @@ _TEAM_ID = "T0001"
 _BOT_USER_ID = "UBOT"
 _BOT_ID = "BBOT"
 _FIRST_TS_MICROS = 1_700_000_000_000_000
+
+# Slack's documented lifetime of a response_url: five posts, within 30 minutes of the interaction.
+RESPONSE_URL_MAX_POSTS = 5
+RESPONSE_URL_LIFETIME_SECONDS = 30 * 60
+# What Slack answers (HTTP 404, plain text) once a response_url is spent.
+USED_URL = "used_url"
+EXPIRED_URL = "expired_url"
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,16 @@ class SlackMessage:
         return payload
 
 
+@dataclass(frozen=True)
+class SlackRefusal:
+    """Content Slack would have refused: where it was sent, and why (Slack's code and messages)."""
+
+    method: str  # a Web API method, or "response_url:<name>"
+    error: str
+    errors: tuple[str, ...]
+    params: dict[str, Any]
+
+
 @dataclass
 class _Failure:
     times: int
@@ -73,6 +96,7 @@ class _Failure:
     retry_after: int
     error: str | None
     body: dict[str, Any] | str | None
+    channel: str | None = None  # None: any call to the method
 
 
 _Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -98,6 +122,8 @@ class FakeSlack(FakeServer):
         self.usergroups: dict[str, list[str]] = {k: list(v) for k, v in (usergroups or {}).items()}
         self.socket_mode_url: str | None = None
         self._ts_counter = 0
+        # Added to the real clock, so a test can jump ahead (a response_url's 30 minutes) without sleeping.
+        self._clock_offset = 0.0
         self._methods: dict[str, _Handler] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -107,6 +133,8 @@ class FakeSlack(FakeServer):
             "usergroups.users.list": self._usergroup_users,
             "views.publish": self._views_publish,
             "views.open": self._views_open,
+            "views.update": self._views_update,
+            "views.push": self._views_push,
             "conversations.info": self._conversations_info,
             "apps.connections.open": self._connections_open,
         }
@@ -119,6 +147,8 @@ class FakeSlack(FakeServer):
             self._order: list[tuple[str, str]] = []
             self._responses: list[tuple[str, dict[str, Any]]] = []
             self._response_posts: dict[str, int] = defaultdict(int)
+            self._response_issued: dict[str, float] = {}
+            self._refusals: list[SlackRefusal] = []
             self._views: dict[str, dict[str, Any]] = {}
             self._failures: dict[str, list[_Failure]] = defaultdict(list)
             self._drops: dict[str, int] = defaultdict(int)
@@ -136,8 +166,20 @@ class FakeSlack(FakeServer):
         return f"{self.base_url}/api/"
 
     def response_url(self, name: str = "r1") -> str:
-        """A response_url whose posts are recorded under `name`."""
+        """A response_url whose posts are recorded under `name`; its 30 minutes start now (or at its first post)."""
+        with self._lock:
+            self._response_issued.setdefault(name, self.now())
         return f"{self.base_url}/response/{name}"
+
+    def now(self) -> float:
+        """The fake's clock: monotonic time plus whatever `advance` added."""
+        with self._lock:
+            return time.monotonic() + self._clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock forward (response_url expiry, the post-rate buckets)."""
+        with self._lock:
+            self._clock_offset += seconds
 
     def reset(self) -> None:
         """Forget recorded calls, messages, responses and every injected failure."""
@@ -152,10 +194,14 @@ class FakeSlack(FakeServer):
         retry_after: int = 1,
         error: str | None = None,
         body: dict[str, Any] | str | None = None,
+        channel: str | None = None,
     ) -> None:
-        """Answer the next `times` calls to `method` with `status` (429: ratelimited; 5xx: plain text)."""
+        """Answer the next `times` calls to `method` (to `channel`, if given) with `status`.
+
+        429 answers `ratelimited` with Retry-After; 5xx answers plain text.
+        """
         with self._lock:
-            self._failures[method].append(_Failure(times, status, retry_after, error, body))
+            self._failures[method].append(_Failure(times, status, retry_after, error, body, channel))
 
     def not_in_channel(self, channel_id: str) -> None:
         """Make chat.postMessage/chat.update to this channel fail with not_in_channel."""
@@ -197,6 +243,12 @@ class FakeSlack(FakeServer):
     def calls_to(self, method: str) -> list[SlackCall]:
         with self._lock:
             return [call for call in self._calls if call.method == method]
+
+    @property
+    def refusals(self) -> list[SlackRefusal]:
+        """Every message, view or response_url post refused for its content or a spent response_url, in order."""
+        with self._lock:
+            return list(self._refusals)
 
     @property
     def rate_limited_count(self) -> int:
@@ -256,7 +308,7 @@ class FakeSlack(FakeServer):
                 self._drops[method] -= 1
                 self._calls.append(SlackCall(method, params, headers, at))
                 return self.drop(request)
-            failure = self._next_failure(method)
+            failure = self._next_failure(method, params.get("channel"))
             if failure is not None:
                 status, body, extra_headers = _failure_answer(failure)
             else:
@@ -273,21 +325,41 @@ class FakeSlack(FakeServer):
         except ValueError:
             return web.Response(status=400, text="invalid_payload")
         with self._lock:
-            # Slack accepts five posts per response_url; later ones are refused.
-            if self._response_posts[name] >= 5:
-                return web.Response(status=404, text="used_url")
+            issued = self._response_issued.setdefault(name, self.now())
+            spent = None
+            if self.now() - issued > RESPONSE_URL_LIFETIME_SECONDS:
+                spent = EXPIRED_URL
+            elif self._response_posts[name] >= RESPONSE_URL_MAX_POSTS:
+                spent = USED_URL
+            if spent is not None:
+                self._refuse(f"response_url:{name}", Refusal(spent), body if isinstance(body, dict) else {})
+                return web.Response(status=404, text=spent)
+            if not isinstance(body, dict):
+                refusal: Refusal | None = Refusal("invalid_payload")
+            elif not any(body.get(key) for key in ("text", "blocks", "attachments", "delete_original")):
+                refusal = Refusal("no_text")
+            else:
+                refusal = message_refusal(body)
+            if refusal is not None:
+                # Slack answers a response_url in plain text: the error code, with HTTP 400.
+                self._refuse(f"response_url:{name}", refusal, body if isinstance(body, dict) else {})
+                return web.Response(status=400, text=refusal.error)
             self._response_posts[name] += 1
             self._responses.append((name, body))
         return web.Response(text="ok")
 
-    def _next_failure(self, method: str) -> _Failure | None:
-        queue = self._failures.get(method)
-        if not queue:
+    def _refuse(self, method: str, refusal: Refusal, params: dict[str, Any]) -> dict[str, Any]:
+        self._refusals.append(SlackRefusal(method, refusal.error, refusal.errors, params))
+        return refusal.api_answer()
+
+    def _next_failure(self, method: str, channel: object) -> _Failure | None:
+        queue = self._failures.get(method) or []
+        failure = next((f for f in queue if f.channel is None or f.channel == channel), None)
+        if failure is None:
             return None
-        failure = queue[0]
         failure.times -= 1
         if failure.times <= 0:
-            queue.pop(0)
+            queue.remove(failure)
         return failure
 
     def _answer(
@@ -319,7 +391,7 @@ class FakeSlack(FakeServer):
         if self._post_rate is None:
             return None
         rate, burst = self._post_rate
-        now = time.monotonic()
+        now = self.now()
         tokens, last = self._buckets.get(channel, (burst, now))
         tokens = min(burst, tokens + (now - last) * rate)
         if tokens < 1:
@@ -351,6 +423,9 @@ class FakeSlack(FakeServer):
         text, blocks = params.get("text"), params.get("blocks")
         if not text and not blocks and not params.get("attachments"):
             return _error("no_text")
+        refusal = message_refusal(params)
+        if refusal is not None:
+            return self._refuse("chat.postMessage", refusal, params)
         thread_ts = params.get("thread_ts") or None
         parent = self._messages.get((channel, thread_ts)) if thread_ts else None
         if parent is not None and parent.thread_ts is not None:
@@ -368,6 +443,9 @@ class FakeSlack(FakeServer):
         current = self._messages.get((channel or "", ts or ""))
         if current is None:
             return _error("message_not_found")
+        refusal = message_refusal(params)
+        if refusal is not None:
+            return self._refuse("chat.update", refusal, params)
         # Like Slack, omitted fields keep their value; `blocks=[]` removes the blocks.
         updated = replace(
             current,
@@ -389,6 +467,9 @@ class FakeSlack(FakeServer):
             return _error("channel_not_found")
         if not params.get("user"):
             return _error("user_not_in_channel")
+        refusal = message_refusal(params)
+        if refusal is not None:
+            return self._refuse("chat.postEphemeral", refusal, params)
         return {"ok": True, "message_ts": self._next_ts()}
 
     def _get_permalink(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -408,12 +489,27 @@ class FakeSlack(FakeServer):
         user_id, view = params.get("user_id"), params.get("view")
         if not user_id or not isinstance(view, dict):
             return _error("invalid_arguments")
+        refusal = view_refusal(view)
+        if refusal is not None:
+            return self._refuse("views.publish", refusal, params)
         self._views[user_id] = view
         return {"ok": True, "view": {"id": "VHOME", **view}}
 
     def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
-        if not params.get("trigger_id") or not isinstance(params.get("view"), dict):
+        return self._modal("views.open", params, "trigger_id")
+
+    def _views_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._modal("views.update", params, "view_id", "external_id")
+
+    def _views_push(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._modal("views.push", params, "trigger_id")
+
+    def _modal(self, method: str, params: dict[str, Any], *ids: str) -> dict[str, Any]:
+        if not any(params.get(name) for name in ids) or not isinstance(params.get("view"), dict):
             return _error("invalid_arguments")
+        refusal = view_refusal(params["view"])
+        if refusal is not None:
+            return self._refuse(method, refusal, params)
         return {"ok": True, "view": {"id": "VMODAL", **params["view"]}}
 
     def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,167 @@
+"""The demo in a real browser: headless Chromium (Debian's) drives `python -m bot demo` through its page.
+
+Screenshots go to pytest's temporary folder, or to DEMO_SCREENSHOTS when set; the README's images come from
+
+    DEMO_SCREENSHOTS=docs/screenshots python -m pytest tests/test_demo_browser.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from tests.demo_runs import RunningDemo, running_demo
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The bot's loops, Partoo's delayed reports and a loaded CI machine: generous, never slept through.
+STEP_TIMEOUT_MS = 30_000
+OUTAGE_FAILURES = 240
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Path) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("DEMO_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[RunningDemo]:
+    with running_demo(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser, demo: RunningDemo) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 720}, locale="en-GB")
+    opened = context.new_page()
+    opened.set_default_timeout(STEP_TIMEOUT_MS)
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.goto(demo.url)
+    expect(opened.locator("#title")).to_contain_text("partoo-alerts")
+    yield opened
+    context.close()
+    assert errors == [], "the page raised JavaScript errors"
+
+
+def root_messages(page: Page) -> Locator:
+    return page.locator("#conversation > .message")
+
+
+def ephemeral(page: Page, text: str) -> Locator:
+    return page.locator("#conversation .message.ephemeral").filter(has_text=text)
+
+
+def count_before(label: str, locator: Locator) -> int:
+    """The number written before `label` in what `locator` shows, or 0."""
+    found = re.search(rf"(\d+) {label}", locator.inner_text())
+    return int(found[1]) if found else 0
+
+
+def test_an_alert_is_retried_from_its_button_and_commands_answer(
+    page: Page, demo: RunningDemo, screenshots: Path
+) -> None:
+    page.get_by_role("button", name="A message fails").click()
+    alert = root_messages(page).filter(has_text="failed on")
+    expect(alert).to_have_count(1, timeout=STEP_TIMEOUT_MS)
+    message_id = re.search(r"Message\s+(\d+)", alert.inner_text())
+    assert message_id, alert.inner_text()
+    retry = alert.get_by_role("button", name="Retry", exact=True)
+
+    # Carol may not retry; the refusal is hers alone.
+    page.select_option("#person", "UCAROL")
+    retry.click()
+    refusal = ephemeral(page, "You may not retry")
+    expect(refusal).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    page.select_option("#person", "UALICE")
+    expect(refusal).to_have_count(0, timeout=STEP_TIMEOUT_MS)
+
+    # A double click sends two signed clicks: one retry, and the second is told it is under way.
+    retry.dblclick()
+    expect(ephemeral(page, "already retried this message")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    expect(alert).to_contain_text("Delivered after retry by @Alice Martin", timeout=STEP_TIMEOUT_MS)
+    expect(alert.locator(".meta").first).to_contain_text("(edited)")
+    expect(retry).to_have_count(0)
+    thread = alert.locator(".thread .message")
+    expect(thread).to_have_count(1)
+    expect(thread).to_contain_text("Retried by @Alice Martin: Partoo accepted the retry")
+    assert demo.state()["partoo"]["answers"] == {"200": 1}
+    page.screenshot(path=screenshots / "alert-retried.png")
+
+    page.locator('#channel-list [data-channel="COPS"]').click()
+    composer = page.locator("#composer-text")
+    composer.fill(f"/partoo-retry status {message_id[1]}")
+    composer.press("Enter")
+    status = page.locator("#conversation .message.ephemeral .bk-header", has_text=f"Partoo message {message_id[1]}")
+    expect(status).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    composer.fill("/partoo-retry 1")
+    composer.press("Enter")
+    answer = root_messages(page).filter(has_text="asked to retry Partoo message 1.")
+    expect(answer.locator(".thread")).to_contain_text("knows no such message", timeout=STEP_TIMEOUT_MS)
+    expect(answer).to_contain_text("(edited)")
+    page.screenshot(path=screenshots / "slash-commands.png")
+
+
+def test_an_outage_becomes_one_digest_retried_at_once_and_app_home_counts(
+    page: Page, demo: RunningDemo, screenshots: Path
+) -> None:
+    page.get_by_role("button", name="A WhatsApp outage").click()
+    wait_until(
+        lambda: demo.state()["partoo"]["webhooks_sent"] == OUTAGE_FAILURES,
+        timeout=60,
+        message="the outage was not reported",
+    )
+    digest = root_messages(page).filter(has_text="messages failed in the last minutes")
+    expect(digest).to_have_count(1, timeout=STEP_TIMEOUT_MS)
+
+    def all_reported() -> bool:
+        # Failures are posted alone until they pile up; every later one joins the digest, re-rendered in place.
+        return count_before("messages failed", digest) + root_messages(page).count() - 1 == OUTAGE_FAILURES
+
+    wait_until(all_reported, timeout=STEP_TIMEOUT_MS / 1000, message="the digest never counted every failure")
+    alone = root_messages(page).count() - 1
+    assert alone <= 5, f"{alone} separate alerts: the flood did not become a digest"
+    in_digest = OUTAGE_FAILURES - alone
+
+    digest.get_by_role("button", name=f"Retry all {in_digest}").click()
+    expect(page.locator("#confirm")).to_contain_text(f"Retry all {in_digest} messages?")
+    page.locator("#confirm-ok").click()
+    expect(digest).to_contain_text("Retry all requested by @Alice Martin", timeout=STEP_TIMEOUT_MS)
+    wait_until(
+        lambda: count_before("delivered", digest) > 0,
+        timeout=STEP_TIMEOUT_MS / 1000,
+        message="no retry of the digest was delivered",
+    )
+    page.screenshot(path=screenshots / "digest-retry-all.png")
+
+    page.locator("#nav-home").click()
+    home = page.locator("#home")
+    expect(home).to_contain_text("Partoo retries", timeout=STEP_TIMEOUT_MS)
+    expect(home).to_contain_text(re.compile(rf"Today \(UTC\)\s*{in_digest} requested"))
+    page.screenshot(path=screenshots / "app-home.png")

@@ -1,0 +1,188 @@
+"""The demo's stand-ins on their own: Slack as slack_sdk sees it, Partoo as documented, the page's guard."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.demo.changes import Changes
+from bot.demo.page import build_page_app
+from bot.demo.partoo_sim import Conversation, NextRetries, SimulatedPartoo
+from bot.demo.signed import SignedSlack, signature_headers
+from bot.demo.slack_standin import SlackStandIn
+from tests.processes import free_port
+from tests.waiting import eventually
+
+TOKEN = "xoxb-demo-test"
+KEY = "demo-partoo-key"
+
+
+@dataclass
+class World:
+    base_url: str
+    standin: SlackStandIn
+    partoo: SimulatedPartoo
+    webhooks: list[dict[str, object]]
+    signatures_valid: list[bool]
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    """The page's server on a known port, its Partoo sending webhooks to a recorder standing in for the bot."""
+    webhook_key = Ed25519PrivateKey.generate()
+    webhooks: list[dict[str, object]] = []
+    valid: list[bool] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            webhook_key.public_key().verify(base64.b64decode(request.headers["X-Partoo-Signature-v1"]), body)
+            valid.append(True)
+        except Exception:
+            valid.append(False)
+        webhooks.append(json.loads(body))
+        return web.json_response({"status": "stored"})
+
+    bot = web.Application()
+    bot.router.add_post("/partoo/webhook", receive)
+    async with TestServer(bot, host="127.0.0.1") as bot_server:
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        changes = Changes()
+        standin = SlackStandIn(bot_token=TOKEN, base_url=base_url, changes=changes)
+        partoo = SimulatedPartoo(
+            api_key=KEY,
+            webhook_key=webhook_key,
+            base_url=base_url,
+            bot_url=str(bot_server.make_url("")).rstrip("/"),
+            changes=changes,
+            report_delay=0.0,
+        )
+        slack = SignedSlack(str(bot_server.make_url("")), "unused")
+        app = build_page_app(standin, partoo, slack, changes, hosts={f"127.0.0.1:{port}"})
+        async with TestServer(app, host="127.0.0.1", port=port):
+            yield World(base_url, standin, partoo, webhooks, valid)
+        await partoo.stop()
+        await slack.aclose()
+
+
+def test_requests_to_the_bot_are_signed_as_slack_signs_them() -> None:
+    body = b"command=%2Fpartoo-retry&text=42"
+    headers = signature_headers("the-secret", body)
+    verifier = SignatureVerifier("the-secret")
+    assert verifier.is_valid(body, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"])
+    assert not SignatureVerifier("another-secret").is_valid(
+        body, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"]
+    )
+
+
+async def test_slack_standin_keeps_messages_as_slack_does(world: World) -> None:
+    client = AsyncWebClient(token=TOKEN, base_url=world.standin.api_url)
+    root = await client.chat_postMessage(channel="CALERTS", text="root", blocks=[{"type": "divider"}])
+    reply = await client.chat_postMessage(channel="CALERTS", text="first reply", thread_ts=root["ts"])
+    # A reply to a reply is filed under the thread's root.
+    await client.chat_postMessage(channel="CALERTS", text="second reply", thread_ts=reply["ts"])
+    await client.chat_update(channel="CALERTS", ts=root["ts"], text="root, updated")
+    world.standin.ephemeral("CALERTS", "UCAROL", "only for Carol")
+
+    [shown] = world.standin.snapshot("UALICE", "CALERTS")
+    assert shown["text"] == "root, updated"
+    assert shown["edited"] is True
+    assert shown["blocks"] == [{"type": "divider"}]  # left out of the update, so kept
+    assert [r["text"] for r in shown["replies"]] == ["first reply", "second reply"]
+    assert [m["text"] for m in world.standin.snapshot("UCAROL", "CALERTS")] == ["root, updated", "only for Carol"]
+
+    permalink = await client.chat_getPermalink(channel="CALERTS", message_ts=root["ts"])
+    assert permalink["permalink"] == f"{world.base_url}/#CALERTS/{root['ts']}"
+
+    with pytest.raises(SlackApiError) as refused:
+        await AsyncWebClient(token="xoxb-real", base_url=world.standin.api_url).chat_postMessage(
+            channel="CALERTS", text="x"
+        )
+    assert refused.value.response["error"] == "invalid_auth"
+    with pytest.raises(SlackApiError) as unknown:
+        await client.chat_postMessage(channel="CNOWHERE", text="x")
+    assert unknown.value.response["error"] == "channel_not_found"
+
+
+async def test_response_urls_answer_like_slack_and_take_five_posts(world: World) -> None:
+    clicked = world.standin.post("COPS", "UBOT", "with a button")
+    url = world.standin.response_url("UBOB", "COPS", clicked.ts)
+    async with httpx.AsyncClient() as http:
+        assert (await http.post(url, json={"text": "just for Bob"})).status_code == 200
+        assert (await http.post(url, json={"text": "replaced", "replace_original": True})).status_code == 200
+        assert (await http.post(url, json={"text": "for all", "response_type": "in_channel"})).status_code == 200
+        for _ in range(2):
+            assert (await http.post(url, json={"text": "more"})).status_code == 200
+        spent = await http.post(url, json={"text": "sixth"})
+    assert (spent.status_code, spent.text) == (404, "used_url")
+    assert [m["text"] for m in world.standin.snapshot("UALICE", "COPS")] == ["replaced", "for all"]
+    assert [m["text"] for m in world.standin.snapshot("UBOB", "COPS")] == [
+        "replaced",
+        "just for Bob",
+        "for all",
+        "more",
+        "more",
+    ]
+
+
+async def test_simulated_partoo_answers_as_partoo_documents(world: World) -> None:
+    api = httpx.AsyncClient(base_url=world.partoo.api_url, headers={"x-APIKey": KEY})
+    async with api:
+        assert (await api.post("/messages/1/retry", headers={"x-APIKey": "wrong"})).status_code == 401
+        assert (await api.post("/messages/1/retry")).status_code == 404
+
+        failed = world.partoo.fail_one()
+        await eventually(lambda: len(world.webhooks) == 1, timeout=10)
+        assert world.webhooks[0]["payload"]["message"]["status"] == "Failed"  # type: ignore[index]
+
+        accepted = await api.post(f"/messages/{failed.id}/retry")
+        assert (accepted.status_code, accepted.json()) == (200, {"status": "success"})
+        # Not in the Failed state any more: refused, as Partoo refuses it.
+        assert (await api.post(f"/messages/{failed.id}/retry")).status_code == 400
+        await eventually(lambda: len(world.webhooks) == 2, timeout=10)
+        assert world.webhooks[1]["payload"]["message"]["status"] == "Success"  # type: ignore[index]
+        assert world.signatures_valid == [True, True]
+
+        world.partoo.set_next_retries(NextRetries.FAIL_AGAIN)
+        again = world.partoo.fail_one()
+        await eventually(lambda: len(world.webhooks) == 3, timeout=10)
+        assert (await api.post(f"/messages/{again.id}/retry")).status_code == 200
+        await eventually(lambda: len(world.webhooks) == 4, timeout=10)
+        assert world.webhooks[3]["payload"]["message"]["status"] == "Failed"  # type: ignore[index]
+
+        conversation = await api.get(f"/conversations/{again.conversation_id}")
+        assert (conversation.json()["status"], conversation.json()["issues"]) == ("Open", [])
+        in_closed = world.partoo.fail_one(Conversation("Closed", ["facebook_no_page_linked"]))
+        closed = (await api.get(f"/conversations/{in_closed.conversation_id}")).json()
+        assert (closed["status"], closed["is_expired"]) == ("Closed", True)
+        assert closed["issues"] == ["facebook_no_page_linked"]
+        assert (await api.get("/conversations/1")).status_code == 404
+
+        world.partoo.rate_limit(30)
+        limited = await api.post(f"/messages/{again.id}/retry")
+        assert limited.status_code == 429
+        assert 1 <= int(limited.headers["Retry-After"]) <= 5
+
+
+async def test_page_answers_only_its_own_host_and_json_actions(world: World) -> None:
+    async with httpx.AsyncClient(base_url=world.base_url) as http:
+        assert (await http.get("/")).status_code == 200
+        rebound = await http.get("/", headers={"Host": "attacker.example:80"})
+        assert rebound.status_code == 421
+        form = await http.post("/demo/partoo", data={"control": "fail"})
+        assert form.status_code == 415
+        assert (await http.post("/demo/partoo", json={"control": "nonsense"})).status_code == 400
+        assert (await http.post("/demo/partoo", json={"control": "fail"})).status_code == 200
+    await eventually(lambda: len(world.webhooks) == 1, timeout=10)
