@@ -11,7 +11,8 @@ from bot.domain.outcomes import OutcomeKind
 from bot.domain.records import RequestView
 from bot.rendering import limits
 from bot.rendering.mrkdwn import escape, shorten
-from bot.retries.messages import _line_sections, log_lines
+from bot.retries.log_messages import log_lines
+from bot.retries.messages import _line_sections
 
 _COUNT_LABELS = (
     ("requested", "requested"),

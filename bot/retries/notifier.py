@@ -26,7 +26,7 @@ from bot.domain.records import BatchView, RequestView
 from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.loop import PollingLoop
 from bot.platform.slack import CannotPostHere, SlackAuthError, SlackPoster, SlackPostError, SlackUnavailable
-from bot.retries import messages
+from bot.retries import log_messages, messages
 from bot.retries.history import RetryLog
 from bot.retries.store import RetryQueue
 
@@ -222,7 +222,7 @@ class Notifier(PollingLoop):
         assert self.log_channel is not None
         self._last_log_post = self.clock()
         finished = await self.queue.claim_log_lines()
-        posts = messages.log_channel_posts(finished)
+        posts = log_messages.log_channel_posts(finished)
         for number, (message, shown) in enumerate(posts):
             try:
                 await self.poster.post(self.log_channel, message)

@@ -9,7 +9,7 @@ from bot.alerts.store import AlertStore
 from bot.domain.records import EnqueueResult, NewBatch
 from bot.platform.slack import SlackPoster
 from bot.rendering.message import SlackMessage
-from bot.retries import messages
+from bot.retries import log_messages
 from bot.retries.history import RetryLog
 from bot.retries.store import RetryQueue
 
@@ -61,7 +61,7 @@ class RetryService:
                 link = await self.poster.permalink(batch.root_channel, batch.root_ts)
                 if link:
                     permalinks[batch.id] = link
-        return messages.status(message_id, history, permalinks, await self._alert_post_error(message_id))
+        return log_messages.status(message_id, history, permalinks, await self._alert_post_error(message_id))
 
     async def _alert_post_error(self, message_id: int) -> str | None:
         """Why the message's alert (or the digest it is in) could not be posted, if it could not."""
@@ -72,4 +72,4 @@ class RetryService:
         return digest.post_error if digest else None
 
     async def recent(self, size: int) -> SlackMessage:
-        return messages.recent_log(await self.retry_log.recent(size))
+        return log_messages.recent_log(await self.retry_log.recent(size))
