@@ -13,17 +13,20 @@ import asyncio
 import signal
 import sys
 import time
+from types import FrameType
 
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import create_app
 from bot.config import ConfigError, Settings, settings_from_environment
+from bot.defaults import HTTP_DRAIN_SECONDS
 from bot.demo import run as demo
 from bot.logs import configure_logging
-from bot.platform.database import SchemaTooNewError, create_engine, display_database_url, migrate
+from bot.platform.database import SchemaError, create_engine, create_read_only_engine, display_database_url, migrate
 from bot.platform.retention import DAY, history_start
-from bot.retries.store import RetryQueue
+from bot.platform.shutdown import ShutdownBudget
+from bot.retries.history import RetryLog
 
 # `check` and `log export` are imported by their commands only: a serving process never needs them
 # (check alone brings Alembic and its dependencies, megabytes for the life of the process).
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.command == "log":
             return _log_export(settings, arguments.since, arguments.output_format)
         return _serve(settings)
-    except SchemaTooNewError as error:
+    except SchemaError as error:
         print(error, file=sys.stderr)
         return EXIT_CONFIG
 
@@ -87,18 +90,27 @@ def _log_export(settings: Settings, since_text: str, output_format: str) -> int:
     try:
         since = export.parse_since(since_text)
         return asyncio.run(_export(settings, since, output_format))
-    except export.ExportError as error:
+    except (SchemaError, export.ExportError) as error:
         print(error, file=sys.stderr)
         return EXIT_CONFIG
 
 
 async def _export(settings: Settings, since: float, output_format: str) -> int:
+    """Read the log as it is: an audit must not change the database, nor guess at a schema it does not know."""
+    from bot.platform.database import require_current_schema
     from bot.retries import export
 
-    engine = create_engine(settings.database_url)
+    engine = create_read_only_engine(settings.database_url)
     try:
-        await migrate(engine)
-        rows = await RetryQueue(engine).since(since)
+        await require_current_schema(engine)
+        rows = await RetryLog(engine).since(since)
+    except (OSError, SQLAlchemyError) as error:
+        print(
+            f"partoo-retry cannot read its database {display_database_url(settings.database_url)}: "
+            f"{type(error).__name__}: {error}",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         await engine.dispose()
     export.write(rows, output_format, sys.stdout)
@@ -128,28 +140,42 @@ def _serve(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
+    shutdown = ShutdownBudget(settings.shutdown_seconds)
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, shutdown=shutdown),
         host="0.0.0.0",  # noqa: S104 - platforms (Heroku, containers) route traffic to every interface
         port=settings.port,
         lifespan="on",
         log_config=None,
         access_log=False,
-        # Heroku and Kubernetes give 30 s between SIGTERM and SIGKILL.
-        timeout_graceful_shutdown=20,
+        # Requests being served when SIGTERM comes take their share of the one shutdown budget, no more.
+        timeout_graceful_shutdown=min(HTTP_DRAIN_SECONDS, settings.shutdown_seconds // 5),
     )
-    server = uvicorn.Server(config)
+    server = _Server(config, shutdown)
 
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler that was
     # installed before it ran; with Python's defaults that ends the process with -15 or a traceback.
     # Platforms read that as a crash, so the handlers it restores only ask the server to exit.
     def request_exit(_signum: int, _frame: object) -> None:
+        shutdown.start()
         server.should_exit = True
 
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, request_exit)
     server.run()
     return 0 if server.started else 1
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, starting the shutdown budget the moment the stop signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, shutdown: ShutdownBudget) -> None:
+        super().__init__(config)
+        self.shutdown_budget = shutdown
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.shutdown_budget.start()
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

@@ -6,24 +6,17 @@ Nothing is constructed at import time; tests build the same app with their own k
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import httpx
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -32,6 +25,7 @@ from starlette.routing import Route
 
 from bot import listeners
 from bot.alerts.alerter import Alerter
+from bot.alerts.click import AlertClicks
 from bot.alerts.diagnosis import ConversationChecker
 from bot.alerts.diagnosis_loop import DiagnosisLoop
 from bot.alerts.diagnosis_store import DiagnosisStore
@@ -52,27 +46,31 @@ from bot.defaults import (
     RETENTION_BATCH,
     RETENTION_INTERVAL,
     RETENTION_PAUSE,
-    TOKEN_CHECK_SECONDS,
     WORKER_CONCURRENCY,
 )
 from bot.metrics import Metrics, WebhookVerdict
 from bot.platform.authz import Authorizer
-from bot.platform.database import create_engine, migrate
+from bot.platform.database import create_engine
 from bot.platform.http_limits import BODY_READ_SECONDS, BodyLimits
 from bot.platform.pace import ChannelPaces, SharedPace
 from bot.platform.partoo import PartooClient
 from bot.platform.request_id import RequestIdMiddleware
-from bot.platform.retention import DAY, Pruner, ensure_incremental_vacuum, history_start
+from bot.platform.retention import DAY, Pruner
+from bot.platform.shutdown import ShutdownBudget
 from bot.platform.signatures import WebhookVerifier
-from bot.platform.slack import SlackAuthError, SlackPoster, build_web_client, classify
-from bot.platform.socket_mode import SocketModeConnection, start_socket_mode
+from bot.platform.slack import SlackPoster, build_web_client
+from bot.retries.history import RetryLog
+from bot.retries.home import AppHome
 from bot.retries.notifier import Notifier
 from bot.retries.policy import RetryPolicy
 from bot.retries.service import RetryService
 from bot.retries.store import RetryQueue
 from bot.retries.worker import RetryWorker
+from bot.running import Bot
 
 log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/partoo/webhook"
 
 
 @dataclass(frozen=True)
@@ -96,153 +94,6 @@ class Tuning:
     retention_batch: int = RETENTION_BATCH
     retention_pause: float = RETENTION_PAUSE
     health_interval: float = HEALTH_FLUSH_SECONDS
-
-
-@dataclass
-class Bot:
-    """Every long-lived component, built once per process."""
-
-    settings: Settings
-    engine: AsyncEngine
-    queue: RetryQueue
-    partoo: PartooClient
-    slack: AsyncWebClient
-    poster: SlackPoster
-    worker: RetryWorker
-    notifier: Notifier
-    alerts: AlertStore
-    alerter: Alerter
-    diagnosis: DiagnosisLoop
-    service: RetryService
-    bolt: AsyncApp
-    worker_id: str
-    metrics: Metrics
-    health: WebhookHealth
-    watcher: WebhookWatcher
-    pruner: Pruner
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    socket_mode: SocketModeConnection | None = None
-    _token_checked_at: float = -TOKEN_CHECK_SECONDS
-    _token_problem: str | None = None
-
-    async def start(self) -> None:
-        await migrate(self.engine)
-        await ensure_incremental_vacuum(self.engine)
-        self.tasks = [
-            asyncio.create_task(self.worker.run(), name="retry-worker"),
-            asyncio.create_task(self.notifier.run(), name="notifier"),
-            asyncio.create_task(self.alerter.run(), name="alerter"),
-            asyncio.create_task(self.diagnosis.run(), name="diagnosis"),
-            asyncio.create_task(self.watcher.run(), name="webhook-watch"),
-            asyncio.create_task(self.pruner.run(), name="retention"),
-        ]
-        if self.settings.socket_mode:
-            self.socket_mode = await start_socket_mode(
-                self.bolt, self.settings.slack_app_token.value, web_client=self.slack
-            )
-        log.info(
-            "partoo-retry %s started (worker %s, Slack over %s)",
-            _version(),
-            self.worker_id,
-            "Socket Mode" if self.settings.socket_mode else "HTTP",
-        )
-
-    async def stop(self) -> None:
-        """Stop taking work, finish or release what is in flight, then close every connection."""
-        if self.socket_mode is not None:
-            await self.socket_mode.close()  # no new Slack work comes in from here on
-        await self.worker.stop()
-        await self.notifier.stop()
-        await self.alerter.stop()
-        await self.diagnosis.stop()
-        await self.watcher.stop()
-        await self.pruner.stop()
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=10)
-        for task in self.tasks:
-            task.cancel()
-        await self.partoo.aclose()
-        try:
-            await self.health.flush()  # the last seconds' delivery counts
-        except Exception as error:
-            log.warning("webhook counts not written at stop: %s", type(error).__name__)
-        await self.engine.dispose()
-        log.info("partoo-retry stopped")
-
-    async def readiness(self) -> list[str]:
-        """Why the bot is not ready, or an empty list."""
-        problems = []
-        try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as error:
-            problems.append(f"database unreachable: {type(error).__name__}")
-        if not self.worker.running:
-            problems.append("retry worker not running")
-        elif self.worker.last_error:
-            problems.append(self.worker.last_error)
-        if not self.notifier.running:
-            problems.append("notifier not running")
-        if not self.alerter.running:
-            problems.append("alerter not running")
-        if not self.diagnosis.running:
-            problems.append("diagnosis loop not running")
-        if self.socket_mode is not None and not await self.socket_mode.is_connected():
-            problems.append("Socket Mode not connected to Slack")
-        if token_problem := await self._slack_token_problem():
-            problems.append(token_problem)
-        elif self.poster.auth_problem:
-            problems.append(self.poster.auth_problem)
-        return problems
-
-    async def details(self) -> dict[str, object]:
-        """What /readyz shows besides readiness: webhook activity and retention. Never a reason to fail."""
-        found: dict[str, object] = {}
-        now = time.time()
-        try:
-            activity = await self.health.activity()
-            found["webhooks"] = {
-                "last_at": _iso(activity.last_at),
-                "seconds_since_last": round(now - activity.last_at) if activity.last_at is not None else None,
-                "last_hour": activity.last_hour,
-            }
-        except Exception as error:
-            log.info("webhook activity unavailable for /readyz: %s", type(error).__name__)
-        start = history_start(now, self.pruner.retention_seconds)
-        found["retention"] = {"days": self.settings.retention_days, "history_starts_at": _iso(start)}
-        return found
-
-    async def _slack_token_problem(self) -> str | None:
-        """Whether Slack rejects the bot token (auth.test, asked at most once a minute).
-
-        Only a rejected token counts: Slack being briefly unreachable must not take the bot out of a load
-        balancer, since webhooks and queued retries still work and replies wait for Slack to come back.
-        """
-        now = time.monotonic()
-        if now - self._token_checked_at < TOKEN_CHECK_SECONDS:
-            return self._token_problem
-        self._token_checked_at = now
-        try:
-            await self.slack.auth_test()
-            self._token_problem = None
-            self.poster.auth_problem = None  # the token works again (a rotation finished)
-        except SlackApiError as error:
-            narrow = classify(error)
-            if isinstance(narrow, SlackAuthError):
-                self._token_problem = f"Slack rejects the bot token ({narrow.error})"
-        except Exception as error:
-            log.info("auth.test failed (%s); readiness unchanged", type(error).__name__)
-        return self._token_problem
-
-
-def _iso(timestamp: float | None) -> str | None:
-    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds") if timestamp is not None else None
-
-
-def _version() -> str:
-    from bot import __version__
-
-    return __version__
 
 
 class _DropTokenSkippedWarning(logging.Filter):
@@ -283,11 +134,12 @@ def _counted(
     return count
 
 
-def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
+def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownBudget | None = None) -> Bot:
     """Construct every component from Settings; nothing starts until `Bot.start`."""
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     engine = create_engine(settings.database_url)
     queue = RetryQueue(engine)
+    retry_log = RetryLog(engine)
     slack = build_web_client(settings.slack_bot_token.value, settings.slack_api_url)
     metrics = Metrics()
     poster = SlackPoster(slack, on_error=metrics.slack_api_error)
@@ -373,12 +225,12 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
     )
     service = RetryService(
         queue,
+        retry_log,
         alerts,
         poster,
         on_queued=_both(notifier.wake, alerter.wake),
-        webhook_activity=health.activity,
-        retention_seconds=pruner.retention_seconds,
         diagnosis=diagnosis_store,
+        retention_seconds=pruner.retention_seconds,
     )
     bolt = AsyncApp(
         client=slack,
@@ -388,13 +240,21 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         # which takes milliseconds; the other mode makes Bolt poll for ack() every 10 ms per request.
         process_before_response=True,
     )
-    listeners.register(bolt, service, Authorizer(settings.access, slack), settings.access)
-    # Slack failures inside Bolt's listeners are narrowed like the bot's own (and an auth one shows in /readyz).
-    bolt.error(poster.bolt_error_handler())
+    listeners.register(
+        bolt,
+        service,
+        AlertClicks(service, alerts),
+        AppHome(retry_log, alerts, webhook_activity=health.activity, retention_seconds=pruner.retention_seconds),
+        Authorizer(settings.access, slack),
+        settings.access,
+        # Slack failures inside listeners are narrowed like the bot's own (and an auth one shows in /readyz).
+        on_error=poster.bolt_error_handler(),
+    )
     return Bot(
         settings=settings,
         engine=engine,
         queue=queue,
+        retry_log=retry_log,
         partoo=partoo,
         slack=slack,
         poster=poster,
@@ -410,12 +270,16 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning()) -> Bot:
         health=health,
         watcher=watcher,
         pruner=pruner,
+        shutdown=shutdown or ShutdownBudget(settings.shutdown_seconds),
     )
 
 
-def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
-    """The ASGI app: Slack's events, Partoo's webhooks and health checks, around one Bot."""
-    bot = build_bot(settings, tuning)
+def create_app(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownBudget | None = None) -> Starlette:
+    """The ASGI app: Slack's events, Partoo's webhooks and health checks, around one Bot.
+
+    `shutdown` is the budget the server started counting at SIGTERM (bot.__main__); the Bot stops within it.
+    """
+    bot = build_bot(settings, tuning, shutdown)
     slack_handler = AsyncSlackRequestHandler(bot.bolt)
 
     async def slack_events(request: Request) -> Response:
@@ -430,7 +294,7 @@ def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
 
     async def metrics(_request: Request) -> Response:
         try:
-            bot.metrics.set_queue_depth(await bot.queue.queue_depth())
+            bot.metrics.set_queue_depth(await bot.retry_log.queue_depth())
         except Exception as error:
             log.warning("queue depth unavailable for /metrics: %s", type(error).__name__)
         body, content_type = bot.metrics.render()
@@ -446,6 +310,11 @@ def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
             return JSONResponse({"status": "not ready", "problems": problems, **details}, status_code=503)
         return JSONResponse({"status": "ready", **details})
 
+    def count_too_large(path: str) -> None:
+        # Refused before the route reads it: its type is unknown, like that of a delivery that fails to parse.
+        if path == WEBHOOK_PATH:
+            bot.metrics.webhook_event("unknown", "too_large")
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await bot.start()
@@ -457,13 +326,13 @@ def create_app(settings: Settings, tuning: Tuning = Tuning()) -> Starlette:
     app = Starlette(
         middleware=[
             Middleware(RequestIdMiddleware),
-            Middleware(BodyLimits, read_seconds=tuning.body_read_seconds),
+            Middleware(BodyLimits, read_seconds=tuning.body_read_seconds, on_too_large=count_too_large),
         ],
         routes=[
             # In Socket Mode Slack's traffic arrives over the WebSocket; there is no signing secret to check
             # HTTP requests with, so the route is not served at all.
             *([] if settings.socket_mode else [Route("/slack/events", slack_events, methods=["POST"])]),
-            Route("/partoo/webhook", webhook, methods=["POST"]),
+            Route(WEBHOOK_PATH, webhook, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

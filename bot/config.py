@@ -25,6 +25,7 @@ from bot.defaults import (
     DEFAULT_PORT,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
     DEFAULT_RETENTION_DAYS,
+    DEFAULT_SHUTDOWN_SECONDS,
     DEFAULT_SLACK_API_URL,
     LOG_FORMATS,
     MAX_RETENTION_DAYS,
@@ -102,6 +103,7 @@ class Settings:
     retention_days: int = DEFAULT_RETENTION_DAYS
     webhook_silence_alert_minutes: int | None = None
     public_url: str | None = None
+    shutdown_seconds: int = DEFAULT_SHUTDOWN_SECONDS
 
     @property
     def socket_mode(self) -> bool:
@@ -174,6 +176,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         high=100_000,
     )
     port = _integer(text("PORT"), "PORT", problems, default=DEFAULT_PORT, low=0, high=65535)
+    shutdown_seconds = _integer(
+        text("SHUTDOWN_SECONDS"), "SHUTDOWN_SECONDS", problems, default=DEFAULT_SHUTDOWN_SECONDS, low=5, high=3600
+    )
 
     access = AccessPolicy(
         users=_id_list(text("RETRY_ALLOWED_USERS"), "RETRY_ALLOWED_USERS", problems),
@@ -254,6 +259,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         retention_days=retention_days,
         webhook_silence_alert_minutes=silence_minutes,
         public_url=public_url,
+        shutdown_seconds=shutdown_seconds,
     )
 
 

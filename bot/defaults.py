@@ -72,6 +72,13 @@ ALERT_CHECK_MAX_AGE = 3600.0
 CHECKS_PER_ROUND = 100
 
 # -- operations ---------------------------------------------------------------------------------
+# From SIGTERM to exit, everything included (HTTP requests, Partoo calls in flight, closing): platforms send
+# SIGKILL 30 s after SIGTERM (Heroku; Kubernetes' default terminationGracePeriodSeconds).
+DEFAULT_SHUTDOWN_SECONDS = 25
+# The share of it HTTP requests already being served get to finish (Slack's and Partoo's take milliseconds).
+HTTP_DRAIN_SECONDS = 5
+# The part kept for the end: giving back claimed requests, closing what was cut short, closing connections.
+SHUTDOWN_RESERVE_SECONDS = 3.0
 # How long a Slack token check (auth.test) answers /readyz before it is asked again.
 TOKEN_CHECK_SECONDS = 60.0
 

@@ -8,7 +8,6 @@ from ids or user input, so the number of series stays bounded.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -95,10 +94,6 @@ class Metrics:
 
     def set_queue_depth(self, depth: int) -> None:
         self.queue_depth.set(depth)
-
-    def track_queue_depth(self, read: Callable[[], float]) -> None:
-        """Read the depth at every scrape instead; `read` must be quick and synchronous (e.g. a cached value)."""
-        self.queue_depth.set_function(read)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of every metric, and its content type."""

@@ -10,13 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.alerts.messages import (
-    RETRY_ACTION_ID,
-    RETRY_ALL_ACTION_ID,
-    alert_message,
-    digest_message,
-    retry_all_confirmation,
-)
+from bot.alerts.digest_messages import digest_message, retry_all_confirmation
+from bot.alerts.messages import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID, alert_message
 from bot.domain.lifecycle import AlertState, DigestState
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from typing import Any
 
 import pytest
 
@@ -54,7 +56,22 @@ async def test_access_policy(
                 for slack_id in who.split(","):
                     assert slack_id in answer  # says who may
             assert partoo.calls == []
-            assert await bot.bot.queue.recent(5) == []
+            assert await bot.bot.retry_log.recent(5) == []
+
+
+async def test_someone_who_may_not_retry_may_still_read_the_log(
+    slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
+) -> None:
+    # Authorization guards what retries (bot.authorization); help, status and log only read.
+    async with running_bot(slack, {**environment, "RETRY_ALLOWED_USERS": "UBOSS"}) as bot:
+        assert "How to use" in ephemeral_text(await bot.command("help"))
+        assert (await bot.command("log", response_url=slack.response_url("log"))).text == ""
+        assert (await bot.command("status 4567", response_url=slack.response_url("status"))).text == ""
+        log_answer = (await eventually(lambda: slack.responses("log")))[0]
+        status_answer = (await eventually(lambda: slack.responses("status")))[0]
+    assert "You may not retry" not in str(log_answer) + str(status_answer)
+    assert "No retries in the log yet" in log_answer["text"]
+    assert partoo.calls == []
 
 
 async def test_usergroup_members_are_cached_briefly(
@@ -123,7 +140,7 @@ async def test_log_50_shows_all_fifty_retries_whole(bot: RunningBot, slack: Fake
     await bot.command(" ".join(map(str, ids)))
 
     async def all_finished() -> bool:
-        return all(request.finished_at is not None for request in await bot.bot.queue.recent(50))
+        return all(request.finished_at is not None for request in await bot.bot.retry_log.recent(50))
 
     await eventually_async(all_finished, timeout=30)
     await bot.command("log 50", response_url=slack.response_url("log"))
@@ -163,3 +180,31 @@ async def test_app_home_shows_counts_and_recent_retries(bot: RunningBot, slack: 
     assert "*1* not accepted" in text
     assert "`1`" in text
     assert "`2`" in text
+
+
+def _home_opened(event_id: str) -> dict[str, Any]:
+    return {
+        "type": "event_callback",
+        "team_id": "T0001",
+        "api_app_id": "A0001",
+        "event_id": event_id,
+        "event_time": 1,
+        "event": {"type": "app_home_opened", "user": USER, "channel": "D1", "tab": "home"},
+    }
+
+
+async def test_app_home_answers_slack_before_it_publishes_the_view(bot: RunningBot, slack: FakeSlack) -> None:
+    # The first event also makes Bolt check the token (auth.test, once); the second meets Slack held.
+    assert (await bot.event(_home_opened("Ev1"))).status_code == 200
+    await eventually(lambda: len(slack.calls_to("views.publish")) == 1)
+
+    # Slack retries an event not answered within 3 seconds: a slow views.publish must not hold the answer.
+    with slack.hold():
+        answer = asyncio.create_task(bot.event(_home_opened("Ev2")))
+        await eventually(lambda: slack.in_flight == 1, message="views.publish was never called")
+        await eventually(answer.done, message="the event was not answered while views.publish was in flight")
+        assert answer.result().status_code == 200
+        assert len(slack.calls_to("views.publish")) == 1
+
+    await eventually(lambda: len(slack.calls_to("views.publish")) == 2)
+    assert "Partoo retries" in str(slack.published_view(USER))

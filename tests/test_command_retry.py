@@ -203,7 +203,7 @@ async def test_bad_input_gets_a_clear_ephemeral_answer_and_changes_nothing(
     assert "<!channel>" not in answer
     assert partoo.calls == []
     assert slack.calls_to("chat.postMessage") == []
-    assert await bot.bot.queue.recent(10) == []
+    assert await bot.bot.retry_log.recent(10) == []
 
 
 @pytest.mark.parametrize("text", ["", "help", "  HELP "])

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from bot.alerts import verdict_messages
-from bot.alerts.messages import RETRY_ACTION_ID, alert_message, digest_message
+from bot.alerts.digest_messages import digest_message
+from bot.alerts.messages import RETRY_ACTION_ID, alert_message
 from bot.config import ConfigError, load_settings
 from bot.domain.lifecycle import AlertState, DigestState
 from bot.domain.message import MessageUpdate

@@ -16,6 +16,7 @@ from bot.domain.outcomes import OutcomeKind, PartooAnswer
 from bot.domain.records import NewBatch, RequestView
 from bot.platform.database import create_engine, migrate
 from bot.platform.models import RequestState
+from bot.retries.history import RetryLog
 from bot.retries.store import LATE_ANSWER, RetryQueue
 from bot.retries.worker import RetryWorker
 
@@ -82,7 +83,7 @@ async def test_a_late_answer_after_a_takeover_is_history_only_and_never_requeues
     recorded = await queue.store.record_answer(first.id, attempt, first.lease_token, late, retry_at=queue.clock() + 1)
 
     assert recorded is False
-    request, _batch, attempts = (await queue.store.history(501))[-1]
+    request, _batch, attempts = (await RetryLog(queue.store.engine).history(501))[-1]
     assert request.state == RequestState.DONE
     assert request.outcome is OutcomeKind.UNKNOWN
     assert attempts[-1].outcome is OutcomeKind.UNAVAILABLE
@@ -98,7 +99,7 @@ async def test_a_late_answer_cannot_overwrite_the_takeover_even_before_it_closed
     assert not await queue.store.record_answer(first.id, attempt, first.lease_token, late, retry_at=None)
     assert await queue.store.finish_without_call(second.id, second.lease_token, OutcomeKind.UNKNOWN, "taken over")
 
-    request, _batch, _attempts = (await queue.store.history(501))[-1]
+    request, _batch, _attempts = (await RetryLog(queue.store.engine).history(501))[-1]
     assert request.outcome is OutcomeKind.UNKNOWN
 
 
@@ -109,7 +110,7 @@ async def test_a_stale_holder_closes_nothing(queue: Queue) -> None:
     assert not await queue.store.release(first.id, first.lease_token)
     assert not await queue.store.renew_lease(first.id, first.lease_token, LEASE)
 
-    request, _batch, attempts = (await queue.store.history(501))[-1]
+    request, _batch, attempts = (await RetryLog(queue.store.engine).history(501))[-1]
     assert request.state == RequestState.RUNNING
     assert [a.finished_at for a in attempts] == [None]  # the attempt is left for the real holder to close
     assert await queue.store.renew_lease(second.id, second.lease_token, LEASE)
@@ -154,7 +155,7 @@ async def test_a_429_is_recorded_even_when_the_pause_fails(queue: Queue) -> None
 
     await worker._run(request)
 
-    current, _batch, attempts = (await queue.store.history(503))[-1]
+    current, _batch, attempts = (await RetryLog(queue.store.engine).history(503))[-1]
     # Partoo said "not now": the request waits for another attempt instead of being left in flight, to be
     # closed as "unknown" by whoever takes it over.
     assert current.state == RequestState.QUEUED

@@ -34,14 +34,14 @@ json_values = st.recursive(
 @FUZZ
 @given(text=st.text(max_size=300))
 async def test_any_command_text_gets_a_clear_answer(bot: RunningBot, partoo: FakePartoo, text: str) -> None:
-    before = len(await bot.bot.queue.recent(50))
+    before = len(await bot.bot.retry_log.recent(50))
 
     response = await bot.command(text)
 
     assert response.status_code == 200
     if isinstance(parse_command(text), UsageError):
         assert response.json()["response_type"] == "ephemeral"
-        assert len(await bot.bot.queue.recent(50)) == before
+        assert len(await bot.bot.retry_log.recent(50)) == before
 
 
 @FUZZ
@@ -104,7 +104,7 @@ async def test_forged_slack_requests_are_refused(
     assert response.status_code == 401
     assert partoo.calls == []
     assert slack.calls_to("chat.postMessage") == []
-    assert await bot.bot.queue.recent(5) == []
+    assert await bot.bot.retry_log.recent(5) == []
 
 
 async def test_webhooks_signed_with_a_key_other_than_partoos_are_refused(

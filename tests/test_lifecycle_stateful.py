@@ -33,6 +33,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.alerts.alerter import Alerter
+from bot.alerts.click import AlertClicks, Click
 from bot.alerts.events import parse_event
 from bot.alerts.messages import alert_message
 from bot.alerts.store import AlertStore
@@ -42,6 +43,7 @@ from bot.domain.records import NewBatch, RequestView
 from bot.platform.database import create_engine, migrate
 from bot.platform.models import Request, RequestState
 from bot.platform.slack import CannotPostHere, SlackAuthError, SlackPermanent, SlackPostError, SlackUnavailable
+from bot.retries.history import RetryLog
 from bot.retries.notifier import Notifier
 from bot.retries.service import RetryService
 from bot.retries.store import RetryQueue
@@ -150,7 +152,8 @@ class Lifecycle(RuleBasedStateMachine):
         self.queue = RetryQueue(self.engine, clock=self.clock)
         self.slack = FakePoster()
         poster: Any = self.slack
-        self.service = RetryService(self.queue, self.alerts, poster, clock=self.clock)
+        self.service = RetryService(self.queue, RetryLog(self.engine, clock=self.clock), self.alerts, poster)
+        self.clicks = AlertClicks(self.service, self.alerts)
         pace: Any = FakePace()
         self.alerter = Alerter(
             self.alerts, poster, pace, alert_channel=ALERT_CHANNEL, digest_threshold=2, clock=self.clock
@@ -203,11 +206,7 @@ class Lifecycle(RuleBasedStateMachine):
         alert = self.run(self.alerts.alert_for(message_id))
         if alert is None or alert.ts is None:
             return
-        result = self.run(
-            self.service.retry_from_alert(
-                message_id, user_id=user, channel_id=alert.channel_id, message_ts=alert.ts, correlation_id="click"
-            )
-        )
+        result = self.run(self.clicks.retry(Click(user, alert.channel_id, alert.ts, message_id, "click")))
         self._asked(getattr(result, "queued", ()))
 
     @rule(message_id=st.sampled_from(MESSAGES), user=st.sampled_from(USERS))
@@ -221,15 +220,7 @@ class Lifecycle(RuleBasedStateMachine):
         for alert in self.run(self.alerts.alerts_for(MESSAGES)).values():
             digest = self.run(self.alerts.digest(alert.digest_id)) if alert.digest_id else None
             if digest is not None and digest.ts is not None:
-                result = self.run(
-                    self.service.retry_digest(
-                        digest.id,
-                        user_id=user,
-                        channel_id=digest.channel_id,
-                        message_ts=digest.ts,
-                        correlation_id="all",
-                    )
-                )
+                result = self.run(self.clicks.retry_all(Click(user, digest.channel_id, digest.ts, digest.id, "all")))
                 self._asked(getattr(result, "queued", ()))
                 return
 

@@ -13,7 +13,7 @@ from bot.domain.outcomes import OutcomeKind
 from bot.domain.records import AttemptView, BatchView, RequestView
 from bot.rendering import mrkdwn
 from bot.rendering.message import SlackMessage
-from bot.retries import messages
+from bot.retries import home_messages, log_messages, messages
 from tests.fakes.block_kit import message_refusal, view_refusal
 from tests.harness import assert_whole_entities, section_texts
 
@@ -96,7 +96,7 @@ def test_status_of_a_long_history_stays_within_limits() -> None:
         for _ in range(30)
     ]  # fmt: skip
     history = [(_request(n, OutcomeKind.UNAVAILABLE, "&" * 300), _batch(1), attempts) for n in range(40)]
-    rendered = _limits_hold(messages.status(7, history, {1: "https://fake.slack.com/archives/C1/p1"}))
+    rendered = _limits_hold(log_messages.status(7, history, {1: "https://fake.slack.com/archives/C1/p1"}))
     assert "Showing the last 12 of 40 requests" in json.dumps(rendered)
     assert "<html>" not in json.dumps(rendered)
 
@@ -110,7 +110,7 @@ def test_who_may_retry_is_named() -> None:
 
 
 def test_the_home_view_renders() -> None:
-    view = messages.home([_request(n, OutcomeKind.ACCEPTED) for n in range(15)], {"requested": 3}, {})
+    view = home_messages.home([_request(n, OutcomeKind.ACCEPTED) for n in range(15)], {"requested": 3}, {})
     rendered = view.to_dict()
     assert rendered["type"] == "home"
     assert "*3* requested" in json.dumps(rendered)
@@ -118,7 +118,7 @@ def test_the_home_view_renders() -> None:
 
 def test_the_log_shows_every_line_it_announces_whole() -> None:
     requests = [_long_line_request(n) for n in range(MAX_LOG_SIZE)]
-    rendered = _limits_hold(messages.recent_log(requests))
+    rendered = _limits_hold(log_messages.recent_log(requests))
     assert f"The last {MAX_LOG_SIZE} retries" in section_texts(rendered["blocks"])[0]
     assert _shown_ids(rendered) == [LONG_ID + n for n in range(MAX_LOG_SIZE)]
     assert json.dumps(rendered).count("<!date^") == MAX_LOG_SIZE
@@ -127,7 +127,7 @@ def test_the_log_shows_every_line_it_announces_whole() -> None:
 def test_the_log_channel_gets_every_outcome_in_posts_within_limits() -> None:
     for count in (1, 40, 400):
         requests = [_long_line_request(n) for n in range(count)]
-        posts = messages.log_channel_posts(requests)
+        posts = log_messages.log_channel_posts(requests)
         shown: list[int] = []
         for post, covered in posts:
             rendered = _limits_hold(post)
@@ -145,7 +145,7 @@ def test_usage_shows_its_placeholders_instead_of_broken_links() -> None:
 
 def test_the_home_view_is_one_slack_accepts() -> None:
     for recent in ([], [_long_line_request(n) for n in range(15)]):
-        view = messages.home(recent, {}, {}).to_dict()
+        view = home_messages.home(recent, {}, {}).to_dict()
         assert view_refusal(view) is None
         for text in section_texts(view["blocks"]):
             assert_whole_entities(text)
@@ -159,7 +159,7 @@ def test_status_never_cuts_an_entity_and_says_what_it_shows() -> None:
         for _ in range(30)
     ]  # fmt: skip
     history = [(_request(n, OutcomeKind.UNAVAILABLE, "&" * 500), _batch(1), attempts) for n in range(40)]
-    rendered = _limits_hold(messages.status(7, history, {}))
+    rendered = _limits_hold(log_messages.status(7, history, {}))
     shown = json.dumps(rendered).count("asked by")
     assert f"Showing the last {shown} of 40 requests" in json.dumps(rendered)
 

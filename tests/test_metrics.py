@@ -86,15 +86,6 @@ def test_every_metric_counts_what_it_is_told() -> None:
     assert found[("queue_depth", ())] == 7
 
 
-def test_queue_depth_can_be_read_at_each_scrape() -> None:
-    metrics = Metrics()
-    depth = [3]
-    metrics.track_queue_depth(lambda: depth[0])
-    assert samples(metrics)[("queue_depth", ())] == 3
-    depth[0] = 0
-    assert samples(metrics)[("queue_depth", ())] == 0
-
-
 def test_the_verdicts_are_the_documented_ones() -> None:
     assert set(WEBHOOK_VERDICTS) == {
         "stored",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -61,6 +62,22 @@ async def test_metrics_count_retries_partoo_calls_webhooks_alerts_and_slack_erro
     assert 'alerts_posted_total{kind="alert"} 1.0' in text
     assert 'slack_api_errors_total{error="not_in_channel"}' in text
     assert "queue_depth 0.0" in text
+
+
+async def test_metrics_count_webhooks_refused_as_too_large(bot: RunningBot, signer: PartooSigner) -> None:
+    oversized = b"{" + b" " * (1024 * 1024) + b"}"
+
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: refused while it is read
+        for start in range(0, len(oversized), 64 * 1024):
+            yield oversized[start : start + 64 * 1024]
+
+    declared = await bot.webhook(oversized, signer)
+    chunked = await bot.http.post("/partoo/webhook", content=streamed(), headers=signer.headers(oversized))
+    elsewhere = await bot.http.post("/slack/events", content=oversized)
+
+    assert [declared.status_code, chunked.status_code, elsewhere.status_code] == [413, 413, 413]
+    text = (await bot.http.get("/metrics")).text
+    assert 'webhook_events_total{type="unknown",verdict="too_large"} 2.0' in text
 
 
 async def test_one_request_id_ties_the_command_its_partoo_call_and_its_replies_together(

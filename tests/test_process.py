@@ -6,6 +6,7 @@ Also checks `.env.example` against the variables `bot/config.py` reads.
 from __future__ import annotations
 
 import ast
+import asyncio
 import io
 import os
 import re
@@ -19,8 +20,13 @@ from dotenv import dotenv_values
 
 import bot.config
 from bot.config import ConfigError, load_settings
+from bot.domain.outcomes import OutcomeKind
+from bot.domain.records import RequestView
+from bot.platform.database import create_engine
+from bot.retries.history import RetryLog
+from bot.retries.worker import STOPPED_DETAIL
 from tests.fakes import FakePartoo, FakeSlack
-from tests.harness import CHANNEL, SECRETS, SIGNING_SECRET, bot_environment, message_text
+from tests.harness import CHANNEL, PARTOO_API_KEY, SECRETS, SIGNING_SECRET, bot_environment, message_text
 from tests.processes import executable_dir, start_bot
 from tests.signing import slack_signature_headers, slash_command_body
 from tests.waiting import wait_until
@@ -56,6 +62,7 @@ CONTRACT = {
     "RETENTION_DAYS",
     "WEBHOOK_SILENCE_ALERT_MINUTES",
     "PUBLIC_URL",
+    "SHUTDOWN_SECONDS",
 }
 REQUIRED = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "PARTOO_API_KEY"}
 
@@ -103,6 +110,48 @@ def test_python_m_bot_answers_a_command_then_stops_cleanly_on_sigterm(
         output = process.logs()
         for secret in SECRETS:
             assert secret not in output
+
+
+@pytest.mark.e2e
+def test_sigterm_with_slow_partoo_calls_in_flight_exits_within_the_budget_and_sends_nothing_twice(
+    tmp_path: Path, slack: FakeSlack, database_url: str
+) -> None:
+    # Partoo takes two minutes to answer, far past the budget and past the client's own 15 s read timeout.
+    budget = 8
+    with FakePartoo(api_key=PARTOO_API_KEY, latency=120.0) as partoo:
+        environment = {**bot_environment(slack, partoo, database_url), "SHUTDOWN_SECONDS": str(budget)}
+        with start_bot(environment, tmp_path) as process:
+            process.wait_healthy()
+            body = slash_command_body("4567 4568 4569", response_url=slack.response_url("cmd"))
+            answer = httpx.post(
+                f"{process.url}/slack/events",
+                content=body,
+                headers=slack_signature_headers(SIGNING_SECRET, body),
+                timeout=10.0,
+            )
+            assert answer.status_code == 200, answer.text
+            wait_until(lambda: partoo.in_flight == 3, timeout=ANSWER_SECONDS, message="calls never reached Partoo")
+
+            exit_code = process.stop(signal.SIGTERM, timeout=budget)
+
+            assert exit_code == 0, process.logs()
+            assert "Traceback" not in process.logs()
+        assert sorted(partoo.received_ids()) == ["4567", "4568", "4569"]
+
+    # The calls cut short may have reached Partoo: closed as unknown, never queued to be sent again.
+    requests = asyncio.run(_recent_requests(database_url))
+    assert {request.message_id for request in requests} == {4567, 4568, 4569}
+    for request in requests:
+        assert (request.state, request.outcome, request.attempts) == ("done", OutcomeKind.UNKNOWN, 1), request
+        assert request.detail == STOPPED_DETAIL
+
+
+async def _recent_requests(database_url: str) -> list[RequestView]:
+    engine = create_engine(database_url)
+    try:
+        return await RetryLog(engine).recent(10)
+    finally:
+        await engine.dispose()
 
 
 # -- the Procfile ----------------------------------------------------------------------------------------

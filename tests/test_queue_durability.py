@@ -79,7 +79,7 @@ async def test_a_dead_workers_requests_are_taken_over_and_a_call_in_flight_is_ne
 
 
 async def _finished(bot: RunningBot, message_id: int) -> tuple[RequestView, BatchView, list[AttemptView]] | None:
-    history = await bot.bot.queue.history(message_id)
+    history = await bot.bot.retry_log.history(message_id)
     return history[-1] if history and history[-1][0].finished_at is not None else None
 
 

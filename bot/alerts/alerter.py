@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from bot.alerts import digest_messages
 from bot.alerts import messages as alert_messages
 from bot.alerts.routing import AlertRoutes
 from bot.alerts.store import AlertStore, AlertView, DigestView, StoredEvent
@@ -182,7 +183,7 @@ class Alerter(PollingLoop):
         claim = await self.store.claim_digest(digest.id, self.claim_seconds)
         if claim is None:
             return
-        message = alert_messages.digest_message(await self.store.digest_state(digest))
+        message = digest_messages.digest_message(await self.store.digest_state(digest))
 
         async def renew() -> bool:
             return await self.store.renew_digest_claim(digest.id, claim, self.claim_seconds)

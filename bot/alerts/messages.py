@@ -1,4 +1,4 @@
-"""Alerts for failed Partoo messages: one message per failure, and a digest when failures flood in.
+"""Alerts for failed Partoo messages: one message per failure (a flood makes a digest: digest_messages).
 
 Pure functions: state in, blocks and fallback text out (`SlackMessage`). Everything Partoo sent (names,
 labels, content, channel names, details) is escaped here, at the last step before Slack, and shortened
@@ -9,24 +9,19 @@ A posted button keeps its `action_id` for as long as the message exists: the ids
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
-from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
-    ConfirmObject,
-    ContextBlock,
     MarkdownTextObject,
     SectionBlock,
 )
 
 from bot.alerts import verdict_messages
 from bot.defaults import PREVIEW_CHARS
-from bot.domain.lifecycle import AlertState, DigestState
+from bot.domain.lifecycle import AlertState
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
 from bot.rendering import limits, mrkdwn
@@ -42,8 +37,6 @@ PREVIEW_LINES = 8
 NAME_CHARS = 80
 DETAIL_CHARS = 300
 GROUP_NAME_CHARS = 30
-TOP_GROUPS = 10
-INLINE_IDS = 20
 
 _PARTNERS = {
     "google": "Google",
@@ -190,111 +183,6 @@ def _with_limit(state: AlertState, line: str | None) -> str | None:
     return f"{line}\n{used}" if line else used
 
 
-# -- one digest for a flood of failures ---------------------------------------------------------
-
-
-def digest_message(state: DigestState) -> SlackMessage:
-    """Many failures in one message: counts by channel and business, their ids, and "Retry all"."""
-    failures = _unique(state.failures)
-    count = len(failures)
-    noun = "message" if count == 1 else "messages"
-    title = f":rotating_light: *{count} {noun} failed in the last minutes*"
-    blocks: list[Block] = [
-        _section(title),
-        ContextBlock(elements=[MarkdownTextObject(text=f"First failure {mrkdwn.when(state.first_at)}")]),
-    ]
-    if failures:
-        by_partner = _top(failures, _partner_key, "unknown channel", "channels")
-        by_business = _top(failures, lambda f: f.business_id, "unknown business", "businesses")
-        blocks.append(
-            SectionBlock(
-                fields=[
-                    MarkdownTextObject(text=shorten(f"*By channel*\n{by_partner}", FIELD_LIMIT)),
-                    MarkdownTextObject(text=shorten(f"*By business*\n{by_business}", FIELD_LIMIT)),
-                ]
-            )
-        )
-        if state.verdicts:
-            blocks.append(_section(f"*By cause*\n{verdict_messages.causes_text(failures, state.verdicts)}"))
-        blocks.append(_section(f"*Messages*\n{_ids([f.message_id for f in failures])}"))
-    text = f"{count} Partoo {noun} failed in the last minutes"
-    if state.retry_requested_by:
-        progress = (
-            f"Retry all requested by {mrkdwn.user(state.retry_requested_by)}: {state.requested} requested, "
-            f"{state.accepted} accepted, {state.refused} not accepted, {state.delivered} delivered, "
-            f"{state.failed_again} failed again"
-        )
-        if skipped := verdict_messages.skipped_text(state):
-            progress = f"{progress}, {skipped}"
-        blocks.append(_section(f":arrows_counterclockwise: {progress}"))
-        text = f"{text}. {progress}"
-    elif failures:
-        sendable = verdict_messages.sendable_count(state, [f.message_id for f in failures])
-        button = ButtonElement(
-            text=verdict_messages.retry_all_label(count, sendable),
-            action_id=RETRY_ALL_ACTION_ID,
-            value=str(state.digest_id),
-            style="primary",
-            confirm=_confirmation(count, verdict_messages.retry_all_confirmation_text(count, sendable)),
-        )
-        blocks.append(ActionsBlock(elements=[button]))
-    return SlackMessage(text=text, blocks=blocks)
-
-
-def retry_all_confirmation(count: int) -> dict[str, Any]:
-    """The confirmation dialog of the "Retry all" button, as a Block Kit dict."""
-    return _confirmation(count).to_dict()
-
-
-def _confirmation(count: int, checked: str | None = None) -> ConfirmObject:
-    noun = "message" if count == 1 else "messages"
-    these = "this" if count == 1 else "these"
-    return ConfirmObject(
-        title=f"Retry all {count} {noun}?",
-        text=checked or f"Partoo will send each of {these} {count} {noun} to its customer again.",
-        confirm="Retry all",
-        deny="Cancel",
-    )
-
-
-def _unique(failures: Sequence[MessageUpdate]) -> list[MessageUpdate]:
-    # A message reported twice in one flood is still one message to retry.
-    seen: set[int] = set()
-    unique: list[MessageUpdate] = []
-    for failure in failures:
-        if failure.message_id not in seen:
-            seen.add(failure.message_id)
-            unique.append(failure)
-    return unique
-
-
-def _top(
-    failures: Sequence[MessageUpdate],
-    key: Callable[[MessageUpdate], Hashable | None],
-    unknown: str,
-    plural: str,
-) -> str:
-    """`• name: count` lines for the largest groups, biggest first, then how many were left out."""
-    counts = Counter(key(failure) for failure in failures)
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, str(item[0])))
-    lines = [f"• {_group_name(name, unknown)}: {n}" for name, n in ranked[:TOP_GROUPS]]
-    rest = ranked[TOP_GROUPS:]
-    if rest:
-        lines.append(f"• {len(rest)} other {plural}: {sum(n for _, n in rest)}")
-    return "\n".join(lines)
-
-
-def _partner_key(failure: MessageUpdate) -> str | None:
-    return partner_name(failure.messaging_partner)
-
-
-def _group_name(name: Hashable | None, unknown: str) -> str:
-    if name is None:
-        return f"_{unknown}_"
-    # Partner names arrive already escaped from `partner_name`; business ids are integers.
-    return f"`{name}`" if isinstance(name, int) else str(name)
-
-
 # -- small pieces -------------------------------------------------------------------------------
 
 
@@ -335,12 +223,6 @@ def _date(date: datetime | None) -> str:
     except (ValueError, OverflowError, OSError):
         # Dates at the edges of the calendar (year 1 or 9999) cannot be formatted from a timestamp.
         return escape(date.isoformat())
-
-
-def _ids(message_ids: Sequence[int]) -> str:
-    shown = ", ".join(f"`{message_id}`" for message_id in message_ids[:INLINE_IDS])
-    hidden = len(message_ids) - INLINE_IDS
-    return f"{shown} and {hidden} more" if hidden > 0 else shown
 
 
 def _plural(count: int, word: str) -> str:

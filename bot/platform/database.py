@@ -1,8 +1,14 @@
-"""Opening the database: URL translation, SQLite tuning, and schema migrations on start.
+"""Opening the database: URL translation, SQLite tuning, schema migrations on start, read-only access.
 
 Alembic (with Mako, and Pygments when installed) costs several MiB of memory for as long as the process
 lives, and most starts find the schema already at this version's head: it is imported only when a
-migration has to run, or when `check` asks.
+migration has to run, or when `check` or `log export` asks.
+
+Errors, from the general to the particular:
+
+    SchemaError                 the schema is not the one this version of the code reads and writes
+    ├── SchemaTooNewError       migrated by a newer version (never downgraded: run that version)
+    └── SchemaNotCurrentError   empty or older (the bot migrates it on start; a read-only tool refuses)
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from bot.platform import sqlite_driver
 
@@ -35,8 +42,16 @@ SQLITE_BUSY_SECONDS = 1.0
 SQLITE_QUEUE_SECONDS = 1.5
 
 
-class SchemaTooNewError(RuntimeError):
+class SchemaError(RuntimeError):
+    """The database schema is not the one this version knows; the message says what to do."""
+
+
+class SchemaTooNewError(SchemaError):
     """The database was migrated by a newer version of the bot than this one."""
+
+
+class SchemaNotCurrentError(SchemaError):
+    """The database is empty or at an older revision, and the caller may not migrate it."""
 
 
 def async_database_url(url: str) -> str:
@@ -76,6 +91,22 @@ def create_engine(url: str) -> AsyncEngine:
         _tune_sqlite(engine)
         return engine
     return create_async_engine(async_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def create_read_only_engine(url: str) -> AsyncEngine:
+    """An engine that cannot change the database: no file is created, no table written, nothing migrated.
+
+    SQLite opens the file read-only (a missing file is an error, not a new empty database); PostgreSQL
+    sessions start with default_transaction_read_only, so any write fails instead of happening.
+    """
+    parsed = make_url(async_database_url(url))
+    if parsed.drivername.startswith("sqlite"):
+        path = Path(parsed.database or "").resolve()
+        read_only = parsed.set(database=f"file:{path}", query={"mode": "ro", "uri": "true"})
+        return create_async_engine(read_only, poolclass=NullPool)
+    return create_async_engine(
+        parsed, poolclass=NullPool, connect_args={"server_settings": {"default_transaction_read_only": "on"}}
+    )
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
@@ -185,6 +216,28 @@ async def migrate(engine: AsyncEngine) -> None:
         return  # already at head: the common start, done without importing Alembic
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)
+
+
+async def require_current_schema(engine: AsyncEngine) -> None:
+    """Raise a SchemaError unless the schema is exactly this version's head; reads only."""
+    from alembic.script import ScriptDirectory
+
+    current, head = await schema_status(engine)
+    if current == head:
+        return
+    if current is None:
+        raise SchemaNotCurrentError(
+            "The database holds no partoo-retry schema (empty, or not the bot's database): check DATABASE_URL."
+        )
+    if not _is_known(ScriptDirectory(str(MIGRATIONS)), current):
+        raise SchemaTooNewError(
+            f"The database schema is at revision {current}, which this version of partoo-retry does not "
+            f"know (it knows up to {head}). It was upgraded by a newer version: use that version."
+        )
+    raise SchemaNotCurrentError(
+        f"The database schema is at revision {current}, older than this version's {head}. Start the bot "
+        "once (it migrates on start), or use the version that wrote it."
+    )
 
 
 async def schema_status(engine: AsyncEngine) -> tuple[str | None, str]:

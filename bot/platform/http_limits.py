@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,12 +18,23 @@ BODY_READ_SECONDS = 10.0
 
 
 class BodyLimits:
-    """ASGI middleware: 413 past `max_bytes`, 408 when the body takes longer than `read_seconds`."""
+    """ASGI middleware: 413 past `max_bytes`, 408 when the body takes longer than `read_seconds`.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES, read_seconds: float = BODY_READ_SECONDS):
+    The route never sees a refused request, so `on_too_large(path)` lets the app count those it would have.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int = MAX_BODY_BYTES,
+        read_seconds: float = BODY_READ_SECONDS,
+        on_too_large: Callable[[str], None] = lambda path: None,
+    ):
         self.app = app
         self.max_bytes = max_bytes
         self.read_seconds = read_seconds
+        self.on_too_large = on_too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -30,6 +42,7 @@ class BodyLimits:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
+            self.on_too_large(scope["path"])
             await _refuse(send, 413, "body too large")
             return
         try:
@@ -39,6 +52,7 @@ class BodyLimits:
             await _refuse(send, 408, "body not received in time")
             return
         except _TooLargeError:
+            self.on_too_large(scope["path"])
             await _refuse(send, 413, "body too large")
             return
         if body is None:

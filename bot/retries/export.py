@@ -31,6 +31,11 @@ COLUMNS = (
 )
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|...). The log
+# holds text from outside (Partoo's error details), so such cells get a leading quote (OWASP's advice).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 class ExportError(ValueError):
     """The export's arguments are wrong; the message says how."""
 
@@ -81,13 +86,20 @@ def history_note(since: float, history_start: float | None) -> str | None:
     return f"the log keeps finished retries since {starts} (RETENTION_DAYS)"
 
 
+def _inert(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text, never evaluates."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write(rows: Sequence[tuple[RequestView, BatchView]], output_format: str, out: IO[str]) -> None:
     """Write the rows as CSV (with a header) or as one JSON object per line."""
     if output_format == "csv":
         writer = csv.DictWriter(out, fieldnames=COLUMNS)
         writer.writeheader()
         for request, batch in rows:
-            writer.writerow(row(request, batch))
+            writer.writerow({column: _inert(value) for column, value in row(request, batch).items()})
     elif output_format == "json":
         for request, batch in rows:
             out.write(json.dumps(row(request, batch)) + "\n")

@@ -11,30 +11,22 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import (
     Block,
     ContextBlock,
-    DividerBlock,
-    HeaderBlock,
     MarkdownTextObject,
     SectionBlock,
 )
-from slack_sdk.models.views import View
 
 from bot.domain.access import AccessPolicy
 from bot.domain.commands import COMMAND, DEFAULT_LOG_SIZE, MAX_IDS, MAX_LOG_SIZE
-from bot.domain.health import WebhookActivity
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import ActiveRequest, AttemptView, BatchView, RequestView
+from bot.domain.records import ActiveRequest, BatchView, RequestView
 from bot.rendering import limits, mrkdwn
 from bot.rendering.message import OUTCOME_EMOJI, SlackMessage
 from bot.rendering.mrkdwn import escape, shorten
 
 SECTION_LIMIT = limits.SECTION_TEXT
 MAX_BLOCKS = limits.MAX_BLOCKS
-MAX_VIEW_BLOCKS = limits.MAX_VIEW_BLOCKS
 # Slack advises keeping a message's fallback `text` under 4,000 characters (it is what notifications show).
 TEXT_BUDGET = 3900
-# chat.postMessage refuses blocks totalling more than about 12,000 characters (msg_blocks_too_long, not in the
-# documented limits; bolt-js #2509), so a log channel post holds at most three full sections.
-LOG_POST_SECTIONS = 3
 # Ids listed inline before "and N more", so that one section stays far below Slack's 3,000 characters.
 INLINE_IDS = 20
 
@@ -302,147 +294,3 @@ def response_url_outcome(batch: BatchView, requests: Sequence[RequestView]) -> S
     for reply in problems_replies(requests)[: MAX_BLOCKS - len(blocks)]:
         blocks.extend(reply.blocks)
     return SlackMessage(text=summary.text, blocks=blocks[:MAX_BLOCKS])
-
-
-# -- the log ------------------------------------------------------------------------------------
-
-
-def status(
-    message_id: int,
-    history: Sequence[tuple[RequestView, BatchView, Sequence[AttemptView]]],
-    permalinks: dict[int, str],
-    alert_post_error: str | None = None,
-    *,
-    history_start: float | None = None,
-) -> SlackMessage:
-    """The whole retry history of one Partoo message, as far back as the log keeps it (and why its alert
-    could not be posted, if so)."""
-    kept = _history_kept(history_start)
-    notes: list[Block] = [_context(kept)] if kept else []
-    if alert_post_error:
-        notes.append(
-            _section(
-                f":warning: The failure alert for this message could not be posted in Slack: "
-                f"`{escape(shorten(alert_post_error, 64))}`."
-            )
-        )
-    if not history:
-        text = f"No retry of Partoo message `{message_id}` is in the log."
-        return SlackMessage(text=text, blocks=[_section(text), *notes])
-    groups: list[list[Block]] = []
-    for request, batch, attempts in history[-12:]:
-        where = f" in {mrkdwn.channel(batch.channel_id)}" if batch.channel_id else ""
-        link = f" · <{permalinks[batch.id]}|thread>" if batch.id in permalinks else ""
-        lines = [
-            f"*{outcome_label(request.outcome)}* · asked by {mrkdwn.user(request.requested_by)} "
-            f"{mrkdwn.when(request.requested_at)} by {batch.source}{where}{link}",
-            outcome_sentence(request),
-        ]
-        for attempt in attempts[-8:]:
-            answer = f"HTTP {attempt.http_status}" if attempt.http_status else "no HTTP answer"
-            latency = f", {attempt.latency_ms:.0f} ms" if attempt.latency_ms is not None else ""
-            detail = f": {escape(shorten(attempt.detail, 200))}" if attempt.detail else ""
-            kind = attempt.outcome.value if attempt.outcome else "in flight"
-            lines.append(f"  ↳ attempt {mrkdwn.when(attempt.started_at)}: {kind} ({answer}{latency}){detail}")
-        groups.append(_line_sections(lines, MAX_BLOCKS)[0])
-    # Long attempt details take several sections; the newest requests that fit beside the header and the
-    # "showing" note are kept whole rather than any being cut.
-    while len(groups) > 1 and sum(map(len, groups)) > MAX_BLOCKS - 2:
-        groups.pop(0)
-    blocks: list[Block] = [HeaderBlock(text=shorten(f"Partoo message {message_id}", 150))]
-    blocks.extend(block for group in groups for block in group)
-    if len(groups) < len(history):
-        blocks.append(_context(f"Showing the last {len(groups)} of {len(history)} requests."))
-    blocks.extend(notes)
-    text = f"Retry history of Partoo message {message_id}: {len(history)} requests."
-    return SlackMessage(text=text, blocks=blocks)
-
-
-def log_lines(requests: Sequence[RequestView]) -> list[str]:
-    return [
-        f"{outcome_label(r.outcome)} · `{r.message_id}` · {mrkdwn.user(r.requested_by)} · {mrkdwn.when(r.requested_at)}"
-        for r in requests
-    ]
-
-
-def recent_log(requests: Sequence[RequestView]) -> SlackMessage:
-    """The last N retries, newest first."""
-    if not requests:
-        text = "No retries in the log yet."
-        return SlackMessage(text=text, blocks=[_section(text)])
-    sections, shown = _line_sections(log_lines(requests), MAX_BLOCKS - 1)
-    # The heading counts the lines shown, so it stays true even if they ever outgrew one message.
-    text = f"The last {shown} retries, newest first"
-    return SlackMessage(text=text, blocks=[_section(f"*{text}*"), *sections])
-
-
-def log_channel_posts(requests: Sequence[RequestView]) -> list[tuple[SlackMessage, Sequence[RequestView]]]:
-    """The posts in SLACK_LOG_CHANNEL for a batch of finished retries, each with the retries it shows.
-
-    Every line is shown whole: over several sections, and over several posts when one holds too few.
-    """
-    posts: list[tuple[SlackMessage, Sequence[RequestView]]] = []
-    rest = list(requests)
-    while rest:
-        lines = log_lines(rest)
-        sections, shown = _line_sections(lines, LOG_POST_SECTIONS)
-        posts.append((SlackMessage(text=_fallback("Retry outcomes:", lines[:shown]), blocks=sections), rest[:shown]))
-        rest = rest[shown:]
-    return posts
-
-
-_COUNT_LABELS = (
-    ("requested", "requested"),
-    (OutcomeKind.ACCEPTED.value, "accepted"),
-    ("not_accepted", "not accepted"),
-    ("delivered", "delivered"),
-    ("failed_again", "failed again"),
-)
-
-
-def _history_kept(start: float | None) -> str | None:
-    """Where the log begins when RETENTION_DAYS prunes it (None: it keeps everything)."""
-    return f"The log keeps finished retries since {mrkdwn.when(start)} (older ones are pruned)." if start else None
-
-
-def _webhooks_line(activity: WebhookActivity, now: float) -> str:
-    if activity.last_at is None:
-        return "*Partoo webhooks*: none received yet"
-    ago = mrkdwn.duration(now - activity.last_at)
-    return (
-        f"*Partoo webhooks*: last one {mrkdwn.when(activity.last_at)} ({ago} ago) · "
-        f"*{activity.last_hour:,}* in the last hour"
-    )
-
-
-def home(
-    recent: Sequence[RequestView],
-    today: dict[str, int],
-    week: dict[str, int],
-    *,
-    webhooks: WebhookActivity | None = None,
-    history_start: float | None = None,
-    now: float | None = None,
-) -> View:
-    """The App Home tab: counts for today and this week, then the recent log."""
-
-    def counts_line(counts: dict[str, int]) -> str:
-        return " · ".join(f"*{counts.get(key, 0)}* {label}" for key, label in _COUNT_LABELS)
-
-    blocks: list[Block] = [
-        HeaderBlock(text="Partoo retries"),
-        _section(f"*Today (UTC)*\n{counts_line(today)}"),
-        _section(f"*Last 7 days*\n{counts_line(week)}"),
-        DividerBlock(),
-        _section("*Recent retries*"),
-    ]
-    if recent:
-        sections, _shown = _line_sections(log_lines(recent), MAX_VIEW_BLOCKS - len(blocks))
-        blocks.extend(sections)
-    else:
-        blocks.append(_context(f"No retries yet. Use `{escape('/partoo-retry <message id>')}` or a Retry button."))
-    if webhooks is not None:
-        blocks.append(_context(_webhooks_line(webhooks, now or webhooks.last_at or 0.0)))
-    if kept := _history_kept(history_start):
-        blocks.append(_context(kept))
-    return View(type="home", blocks=blocks)

@@ -26,7 +26,8 @@ from bot.domain.records import BatchView, RequestView
 from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.loop import PollingLoop
 from bot.platform.slack import CannotPostHere, SlackAuthError, SlackPoster, SlackPostError, SlackUnavailable
-from bot.retries import messages
+from bot.retries import log_messages, messages
+from bot.retries.history import RetryLog
 from bot.retries.store import RetryQueue
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class Notifier(PollingLoop):
     ) -> None:
         super().__init__(poll_interval)
         self.queue = queue
+        # Polled every round: reads only the batches whose progress or summary is due.
+        self.news = RetryLog(queue.engine, clock=queue.clock)
         self.poster = poster
         self.owner = owner
         self.log_channel = log_channel
@@ -68,7 +71,7 @@ class Notifier(PollingLoop):
             await self.announce(batch)
         for request in await self.queue.unreported():
             await self.report(request)
-        for batch in await self.queue.open_batches():
+        for batch in await self.news.batches_with_news():
             await self.refresh(batch)
         if self.log_channel and self.clock() - self._last_log_post >= self.log_interval:
             await self.mirror_to_log_channel()
@@ -223,7 +226,7 @@ class Notifier(PollingLoop):
         assert self.log_channel is not None
         self._last_log_post = self.clock()
         finished = await self.queue.claim_log_lines()
-        posts = messages.log_channel_posts(finished)
+        posts = log_messages.log_channel_posts(finished)
         for number, (message, shown) in enumerate(posts):
             try:
                 await self.poster.post(self.log_channel, message)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.alerts.changes import apply_to_alerts
 from bot.domain.lifecycle import Answered, RetryRequested, SendingStarted, TakenOver
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
-from bot.domain.records import ActiveRequest, AttemptView, BatchView, EnqueueResult, NewBatch, RequestView
+from bot.domain.records import ActiveRequest, BatchView, EnqueueResult, NewBatch, RequestView
 from bot.platform.group_commit import GroupCommit, each
 from bot.platform.leases import lease_free
 from bot.platform.models import Alert, Attempt, Batch, Request, RequestState
@@ -630,52 +630,6 @@ class RetryQueue:
         async with self.engine.begin() as connection:
             await connection.execute(update(Request).where(Request.id.in_(list(request_ids))).values(logged_at=None))
 
-    # -- the log ------------------------------------------------------------------------------
-
-    async def history(self, message_id: int) -> list[tuple[RequestView, BatchView, list[AttemptView]]]:
-        """Every request for one Partoo message, oldest first, with its batch and attempts."""
-        async with self.engine.connect() as connection:
-            request_rows = list(
-                await connection.execute(
-                    select(*_REQUEST_COLUMNS)
-                    .where(Request.message_id == message_id)
-                    .order_by(Request.requested_at, Request.id)
-                )
-            )
-            history: list[tuple[RequestView, BatchView, list[AttemptView]]] = []
-            for row in request_rows:
-                request = _request_view(row)
-                batch_row = (
-                    await connection.execute(select(*_BATCH_COLUMNS).where(Batch.id == request.batch_id))
-                ).one()
-                attempt_rows = await connection.execute(
-                    select(
-                        Attempt.request_id,
-                        Attempt.started_at,
-                        Attempt.finished_at,
-                        Attempt.outcome,
-                        Attempt.http_status,
-                        Attempt.detail,
-                        Attempt.latency_ms,
-                    )
-                    .where(Attempt.request_id == request.id)
-                    .order_by(Attempt.id)
-                )
-                attempts = [
-                    AttemptView(
-                        request_id=a.request_id,
-                        started_at=a.started_at,
-                        finished_at=a.finished_at,
-                        outcome=OutcomeKind(a.outcome) if a.outcome else None,
-                        http_status=a.http_status,
-                        detail=a.detail,
-                        latency_ms=a.latency_ms,
-                    )
-                    for a in attempt_rows
-                ]
-                history.append((request, _batch_view(batch_row), attempts))
-        return history
-
     async def latest_requests(self, message_ids: Sequence[int]) -> dict[int, RequestView]:
         """The latest request for each of these messages that has one (for the message shortcut's modal)."""
         if not message_ids:
@@ -686,48 +640,6 @@ class RetryQueue:
         async with self.engine.connect() as connection:
             rows = await connection.execute(select(*_REQUEST_COLUMNS).where(Request.id.in_(latest)))
             return {row.message_id: _request_view(row) for row in rows}
-
-    async def recent(self, limit: int) -> list[RequestView]:
-        """The latest requests, newest first."""
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(
-                select(*_REQUEST_COLUMNS).order_by(Request.requested_at.desc(), Request.id.desc()).limit(limit)
-            )
-            return [_request_view(row) for row in rows]
-
-    async def since(self, since: float) -> list[tuple[RequestView, BatchView]]:
-        """Every request made since a time with its batch, oldest first (for exports)."""
-        async with self.engine.connect() as connection:
-            rows = list(
-                await connection.execute(
-                    select(*_REQUEST_COLUMNS).where(Request.requested_at >= since).order_by(Request.id)
-                )
-            )
-            batch_ids = sorted({row.batch_id for row in rows})
-            batches: dict[int, BatchView] = {}
-            for start in range(0, len(batch_ids), 500):
-                chunk = batch_ids[start : start + 500]
-                for batch_row in await connection.execute(select(*_BATCH_COLUMNS).where(Batch.id.in_(chunk))):
-                    batches[batch_row.id] = _batch_view(batch_row)
-        return [(_request_view(row), batches[row.batch_id]) for row in rows]
-
-    async def outcome_counts(self, since: float) -> dict[str, int]:
-        """How many requests made since a time ended in each outcome ('queued' for unfinished ones)."""
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(
-                select(func.coalesce(Request.outcome, Request.state), func.count())
-                .where(Request.requested_at >= since)
-                .group_by(func.coalesce(Request.outcome, Request.state))
-            )
-            return {str(key): int(count) for key, count in rows}
-
-    async def queue_depth(self) -> int:
-        async with self.engine.connect() as connection:
-            return int(
-                (
-                    await connection.execute(select(func.count()).where(Request.state.in_(RequestState.ACTIVE)))
-                ).scalar_one()
-            )
 
 
 def _leased(request_id: int, token: int) -> tuple[ColumnElement[bool], ...]:

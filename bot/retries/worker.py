@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 RECORD_ATTEMPTS = 30
 
 TAKEN_OVER_DETAIL = "the bot stopped while Partoo was being called; Partoo may have sent the message again"
+STOPPED_DETAIL = "the bot stopped before Partoo answered; Partoo may have sent the message again"
 
 
 class RetryWorker(PollingLoop):
@@ -228,18 +229,39 @@ class RetryWorker(PollingLoop):
                 log.warning("could not renew lease of request %s: %s", request.id, type(error).__name__)
 
     async def stop(self, grace_seconds: float = 20.0) -> None:
-        """Stop claiming; let calls in flight finish; give back what was claimed but not sent."""
+        """Stop claiming; let calls in flight finish; give back what was claimed but not sent.
+
+        A call still unanswered after `grace_seconds` is cut: it may have reached Partoo, so it is closed as
+        unknown at once (never sent again) rather than left for another worker to find when the lease expires.
+        """
         await super().stop()
-        waiting = {task: request for task, request in self._tasks.items() if request.id not in self._sending}
-        for task in waiting:
-            task.cancel()
+        released: list[RequestView] = []
+        for task, request in list(self._tasks.items()):
+            if request.id not in self._sending:
+                task.cancel()
+                released.append(request)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace_seconds)
-        for request in waiting.values():
+        cut: list[RequestView] = []
+        for task, request in list(self._tasks.items()):
+            (cut if request.id in self._sending else released).append(request)
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        for request in released:
             try:
                 await self.queue.release(request.id, request.lease_token)
             except Exception as error:
                 log.warning("could not release request %s: %s", request.id, type(error).__name__)
+        for request in cut:
+            try:
+                if await self.queue.finish_without_call(
+                    request.id, request.lease_token, OutcomeKind.UNKNOWN, STOPPED_DETAIL
+                ):
+                    log.warning("request %s was in flight when the bot stopped; closed as unknown", request.id)
+                    self.metrics.retry_finished(OutcomeKind.UNKNOWN.value)
+            except Exception as error:
+                log.warning("could not close request %s: %s", request.id, type(error).__name__)
 
 
 def _status_label(answer: PartooAnswer) -> str:

@@ -1,0 +1,96 @@
+"""`/partoo-retry`: parse, hand to the retry service, answer within Slack's 3 seconds.
+
+Who may retry is checked before this listener runs (bot.authorization, for retries only: `status`, `log`
+and `help` only read). Partoo is never called here: the service writes the request durably, the worker
+calls Partoo, and the notifier posts the answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import correlation
+from bot.authorization import Middleware
+from bot.domain.commands import COMMAND
+from bot.domain.records import NewBatch
+from bot.rendering.message import SlackMessage
+from bot.replies import ephemeral
+from bot.retries import messages
+from bot.retries.commands import Help, Log, Retry, Status, UsageError, parse_command
+from bot.retries.service import RetryService
+
+log = logging.getLogger(__name__)
+
+
+def asks_to_retry(body: dict[str, Any]) -> bool:
+    """Whether a command would retry messages (the only kind that needs authorization)."""
+    return isinstance(parse_command(body.get("text") or ""), Retry)
+
+
+def register(app: AsyncApp, service: RetryService, authorize: Middleware) -> None:
+    """Attach the slash command's listener, behind `authorize`."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def after_ack(respond: AsyncRespond, answer: Awaitable[SlackMessage]) -> None:
+        """Answer through response_url once Slack has its ack: reading the log may take longer than 3 s."""
+
+        async def send() -> None:
+            try:
+                await respond(**ephemeral(await answer))
+            except Exception:
+                log.exception("could not answer a log question through response_url")
+
+        task = asyncio.create_task(send())
+        pending.add(task)  # keep a reference until it is done, or the task may be collected mid-way
+        task.add_done_callback(pending.discard)
+
+    @app.command(COMMAND, middleware=[authorize])
+    async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        match parse_command(command.get("text") or ""):
+            case UsageError(problem):
+                await ack(**ephemeral(messages.usage(problem)))
+            case Help():
+                await ack(**ephemeral(messages.usage()))
+            case Status(message_id):
+                await ack()
+                after_ack(respond, service.status(message_id))
+            case Log(size):
+                await ack()
+                after_ack(respond, service.recent(size))
+            case Retry(message_ids):
+                await _retry(ack, command, message_ids, service)
+
+
+async def _retry(ack: AsyncAck, command: dict[str, Any], message_ids: tuple[int, ...], service: RetryService) -> None:
+    user_id, channel_id = command["user_id"], command["channel_id"]
+    ask = NewBatch(
+        source="command",
+        requested_by=user_id,
+        channel_id=channel_id,
+        correlation_id=correlation.current() or correlation.new_id(),
+        response_url=command.get("response_url"),
+    )
+    try:
+        result = await service.request(ask, message_ids)
+    except (SQLAlchemyError, OSError) as error:
+        log.error("could not queue retries of %s: %s", list(message_ids), type(error).__name__)
+        await ack(**ephemeral(messages.queue_unavailable()))
+        return
+    log.info(
+        "user %s asked to retry %d message(s) in %s: queued %d, already active %d",
+        user_id,
+        len(message_ids),
+        channel_id,
+        len(result.queued),
+        len(result.already_active),
+    )
+    if result.already_active:
+        await ack(**ephemeral(messages.already_active(result.already_active)))
+    else:
+        await ack()

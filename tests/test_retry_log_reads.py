@@ -1,0 +1,118 @@
+"""Reading the retry log costs a fixed number of queries, however many rows there are or how often it is read.
+
+Queries are counted at the driver (SQLAlchemy's `before_cursor_execute`), on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.domain.outcomes import OutcomeKind, PartooAnswer
+from bot.domain.records import NewBatch
+from bot.platform.database import create_engine, migrate
+from bot.platform.slack import SlackPoster, build_web_client
+from bot.retries.history import RetryLog
+from bot.retries.notifier import Notifier
+from bot.retries.store import RetryQueue
+from tests.fakes import FakeSlack
+from tests.harness import BOT_TOKEN, CHANNEL, USER, message_text
+
+ACCEPTED = PartooAnswer(OutcomeKind.ACCEPTED, http_status=200)
+UNAVAILABLE = PartooAnswer(OutcomeKind.UNAVAILABLE, http_status=503, detail="busy")
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@contextlib.contextmanager
+def reads(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SELECT statements sent to the database inside the block."""
+    statements: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+def _ask(name: str) -> NewBatch:
+    return NewBatch(source="command", requested_by=USER, channel_id=CHANNEL, correlation_id=name)
+
+
+async def _run_once(queue: RetryQueue, answer: PartooAnswer, *, final: bool = True) -> None:
+    """What a worker does for the next due request: claim it, open an attempt, record Partoo's answer."""
+    request = await queue.claim_next("worker", lease_seconds=30)
+    assert request is not None
+    attempt_id = await queue.begin_attempt(request.id, request.lease_token, "worker")
+    assert attempt_id is not None
+    await queue.record_answer(request.id, attempt_id, request.lease_token, answer, retry_at=None if final else 0.0)
+
+
+async def test_a_messages_history_is_read_in_two_queries_however_many_requests_it_has(engine: AsyncEngine) -> None:
+    queue, retry_log = RetryQueue(engine), RetryLog(engine)
+    for n in range(6):
+        result = await queue.enqueue(_ask(f"r{n}"), [4567])
+        assert result.batch_id is not None
+        await queue.mark_announced(result.batch_id, root_channel=None, root_ts=None, uses_response_url=False)
+        if n == 0:
+            await _run_once(queue, UNAVAILABLE, final=False)  # a first attempt, then a second one
+        await _run_once(queue, ACCEPTED)
+    await queue.enqueue(_ask("other"), [9999])
+
+    with reads(engine) as statements:
+        history = await retry_log.history(4567)
+
+    assert [len(attempts) for _request, _batch, attempts in history] == [2, 1, 1, 1, 1, 1]
+    assert [batch.correlation_id for _request, batch, _attempts in history] == [f"r{n}" for n in range(6)]
+    assert [attempt.outcome for attempt in history[0][2]] == [OutcomeKind.UNAVAILABLE, OutcomeKind.ACCEPTED]
+    assert all(request.message_id == 4567 for request, _batch, _attempts in history)
+    assert len(statements) <= 2, statements
+
+
+async def test_the_notifier_reads_only_the_batches_where_something_changed(
+    engine: AsyncEngine, slack: FakeSlack
+) -> None:
+    queue = RetryQueue(engine)
+    notifier = Notifier(queue, SlackPoster(build_web_client(BOT_TOKEN, slack.api_url)), owner="notifier")
+    with reads(engine) as nothing_open:
+        await notifier.tick()
+
+    for n in range(5):
+        await queue.enqueue(_ask(f"b{n}"), [100 * n + 1, 100 * n + 2, 100 * n + 3])
+    await notifier.tick()  # posts the five root messages
+    assert len(slack.root_messages(CHANNEL)) == 5
+
+    # Five open batches where nothing happened since: a round reads what it reads with none open.
+    with reads(engine) as idle:
+        await notifier.tick()
+    assert len(idle) == len(nothing_open), idle
+
+    # One request finished: that batch alone is read again, and its progress shown.
+    await _run_once(queue, ACCEPTED)
+    with reads(engine) as one_changed:
+        await notifier.tick()
+    assert len(one_changed) == len(idle) + 1, one_changed
+    assert sum("1/3 done" in message_text(message) for message in slack.root_messages(CHANNEL)) == 1
+
+    # Shown: nothing to read again.
+    with reads(engine) as shown:
+        await notifier.tick()
+    assert len(shown) == len(idle), shown
