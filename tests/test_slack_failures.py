@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -24,7 +25,7 @@ from bot.platform.slack import (
     build_web_client,
 )
 from tests.fakes import FakeSlack
-from tests.harness import ALERT_CHANNEL, BOT_TOKEN, RunningBot
+from tests.harness import ALERT_CHANNEL, BOT_TOKEN, RunningBot, running_bot
 from tests.signing import PartooSigner, message_updated_event
 from tests.waiting import eventually, eventually_async
 
@@ -143,10 +144,22 @@ async def test_an_auth_failure_keeps_the_post_shows_in_readyz_and_clears_when_sl
     assert (await bot.http.get("/readyz")).status_code == 200
 
 
+@pytest.fixture
+async def bot_without_checks(slack: FakeSlack, environment: dict[str, str]) -> AsyncIterator[RunningBot]:
+    """A bot that does not check conversations: a verdict arriving re-renders (so re-tries) a failed post."""
+    async with running_bot(slack, {**environment, "CONVERSATION_CHECK": "false"}) as running:
+        yield running
+
+
 @pytest.mark.parametrize("grouped", [False, True], ids=["alert", "digest"])
 async def test_a_permanent_failure_is_recorded_logged_and_shown_in_status_not_retried_every_poll(
-    bot: RunningBot, slack: FakeSlack, signer: PartooSigner, grouped: bool, caplog: pytest.LogCaptureFixture
+    bot_without_checks: RunningBot,
+    slack: FakeSlack,
+    signer: PartooSigner,
+    grouped: bool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    bot = bot_without_checks
     slack.channel_not_found(ALERT_CHANNEL)
     ids = range(1, 6) if grouped else range(1, 2)
 
