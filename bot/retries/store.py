@@ -403,20 +403,7 @@ class RetryQueue:
         """
         now = self.clock()
         async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(Request)
-                .where(*_leased(request_id, token), Request.in_flight_since.is_not(None))
-                .values(
-                    state=RequestState.DONE,
-                    outcome=outcome.value,
-                    detail=detail,
-                    finished_at=now,
-                    in_flight_since=None,
-                    lease_owner=None,
-                    lease_until=None,
-                )
-            )
-            if result.rowcount != 1:
+            if not await _close_leased(connection, request_id, token, outcome, detail, now, in_flight=True):
                 return False
             await connection.execute(
                 update(Attempt)
@@ -434,19 +421,7 @@ class RetryQueue:
         """
         now = self.clock()
         async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(Request)
-                .where(*_leased(request_id, token), Request.in_flight_since.is_(None))
-                .values(
-                    state=RequestState.DONE,
-                    outcome=outcome.value,
-                    detail=detail,
-                    finished_at=now,
-                    lease_owner=None,
-                    lease_until=None,
-                )
-            )
-            if result.rowcount != 1:
+            if not await _close_leased(connection, request_id, token, outcome, detail, now, in_flight=False):
                 return False
             event = Answered(outcome, detail, now)
             await apply_to_alerts(connection, [await _message_of(connection, request_id)], event)
@@ -645,6 +620,34 @@ class RetryQueue:
 def _leased(request_id: int, token: int) -> tuple[ColumnElement[bool], ...]:
     """The fence of every worker write: the request is still running under this very claim."""
     return (Request.id == request_id, Request.lease_token == token, Request.state == RequestState.RUNNING)
+
+
+async def _close_leased(
+    connection: AsyncConnection,
+    request_id: int,
+    token: int,
+    outcome: OutcomeKind,
+    detail: str,
+    now: float,
+    *,
+    in_flight: bool,
+) -> bool:
+    """End a request this claim holds, with an attempt in flight or none started; False if it holds it no more."""
+    started = Request.in_flight_since.is_not(None) if in_flight else Request.in_flight_since.is_(None)
+    result = await connection.execute(
+        update(Request)
+        .where(*_leased(request_id, token), started)
+        .values(
+            state=RequestState.DONE,
+            outcome=outcome.value,
+            detail=detail,
+            finished_at=now,
+            in_flight_since=None,
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+    return bool(result.rowcount == 1)
 
 
 async def _message_of(connection: AsyncConnection, request_id: int) -> int:
