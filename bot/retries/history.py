@@ -18,7 +18,7 @@ from bot.domain.outcomes import OutcomeKind
 from bot.domain.records import AttemptView, BatchView, RequestView
 from bot.platform.leases import lease_free
 from bot.platform.models import Attempt, Batch, Request, RequestState
-from bot.retries.store import _BATCH_COLUMNS, _REQUEST_COLUMNS, _batch_view, _request_view
+from bot.retries.rows import BATCH_COLUMNS, REQUEST_COLUMNS, batch_view, request_view
 
 # Attempt columns ride along with their request in one outer join; the prefix keeps the names apart.
 _ATTEMPT_COLUMNS = [
@@ -51,7 +51,7 @@ class RetryLog:
         async with self.engine.connect() as connection:
             rows = list(
                 await connection.execute(
-                    select(*_REQUEST_COLUMNS, *_ATTEMPT_COLUMNS)
+                    select(*REQUEST_COLUMNS, *_ATTEMPT_COLUMNS)
                     .outerjoin(Attempt, Attempt.request_id == Request.id)
                     .where(Request.message_id == message_id)
                     .order_by(Request.requested_at, Request.id, Attempt.id)
@@ -59,13 +59,13 @@ class RetryLog:
             )
             of_message = select(Request.batch_id).where(Request.message_id == message_id)
             batches = {
-                row.id: _batch_view(row)
-                for row in await connection.execute(select(*_BATCH_COLUMNS).where(Batch.id.in_(of_message)))
+                row.id: batch_view(row)
+                for row in await connection.execute(select(*BATCH_COLUMNS).where(Batch.id.in_(of_message)))
             }
         history: History = []
         for row in rows:
             if not history or history[-1][0].id != row.id:
-                history.append((_request_view(row), batches[row.batch_id], []))
+                history.append((request_view(row), batches[row.batch_id], []))
             if row.attempt_id is not None:
                 history[-1][2].append(_attempt_view(row))
         return history
@@ -74,25 +74,25 @@ class RetryLog:
         """The latest requests, newest first."""
         async with self.engine.connect() as connection:
             rows = await connection.execute(
-                select(*_REQUEST_COLUMNS).order_by(Request.requested_at.desc(), Request.id.desc()).limit(limit)
+                select(*REQUEST_COLUMNS).order_by(Request.requested_at.desc(), Request.id.desc()).limit(limit)
             )
-            return [_request_view(row) for row in rows]
+            return [request_view(row) for row in rows]
 
     async def since(self, since: float) -> list[tuple[RequestView, BatchView]]:
         """Every request made since a time with its batch, oldest first (for exports)."""
         async with self.engine.connect() as connection:
             rows = list(
                 await connection.execute(
-                    select(*_REQUEST_COLUMNS).where(Request.requested_at >= since).order_by(Request.id)
+                    select(*REQUEST_COLUMNS).where(Request.requested_at >= since).order_by(Request.id)
                 )
             )
             batch_ids = sorted({row.batch_id for row in rows})
             batches: dict[int, BatchView] = {}
             for start in range(0, len(batch_ids), _IN_CHUNK):
                 chunk = batch_ids[start : start + _IN_CHUNK]
-                for batch_row in await connection.execute(select(*_BATCH_COLUMNS).where(Batch.id.in_(chunk))):
-                    batches[batch_row.id] = _batch_view(batch_row)
-        return [(_request_view(row), batches[row.batch_id]) for row in rows]
+                for batch_row in await connection.execute(select(*BATCH_COLUMNS).where(Batch.id.in_(chunk))):
+                    batches[batch_row.id] = batch_view(batch_row)
+        return [(request_view(row), batches[row.batch_id]) for row in rows]
 
     async def outcome_counts(self, since: float) -> dict[str, int]:
         """How many requests made since a time ended in each outcome ('queued' for unfinished ones)."""
@@ -135,7 +135,7 @@ class RetryLog:
         )
         async with self.engine.connect() as connection:
             rows = await connection.execute(
-                select(*_BATCH_COLUMNS)
+                select(*BATCH_COLUMNS)
                 .where(
                     Batch.announced_at.is_not(None),
                     Batch.summarized_at.is_(None),
@@ -145,7 +145,7 @@ class RetryLog:
                 .order_by(Batch.id)
                 .limit(limit)
             )
-            return [_batch_view(row) for row in rows]
+            return [batch_view(row) for row in rows]
 
 
 def _attempt_view(row: Row[Any]) -> AttemptView:

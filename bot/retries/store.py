@@ -1,7 +1,9 @@
 """The durable retry queue: enqueue, claim with a lease, record Partoo's answers, release.
 
-Every state change is one short transaction guarded by a condition on the row (state, lease owner),
-so any number of workers in any number of replicas can share one database without double work.
+Every state change is one short transaction guarded by a condition on the row (state, lease token), so any
+number of workers in any number of replicas can share one database without double work. What the notifier
+claims to tell people lives in bot.retries.report_claims (a base of RetryQueue); the log's reads in
+bot.retries.history.
 """
 
 from __future__ import annotations
@@ -9,9 +11,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.alerts.changes import apply_to_alerts
 from bot.domain.lifecycle import Answered, RetryRequested, SendingStarted, TakenOver
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
-from bot.domain.records import ActiveRequest, BatchView, EnqueueResult, NewBatch, RequestView
+from bot.domain.records import ActiveRequest, EnqueueResult, NewBatch, RequestView
 from bot.platform.group_commit import GroupCommit, each
-from bot.platform.leases import lease_free
 from bot.platform.models import Alert, Attempt, Batch, Request, RequestState
+from bot.retries.report_claims import ReportClaims
+from bot.retries.rows import REQUEST_COLUMNS, request_view
 
 Clock = Callable[[], float]
 
@@ -44,60 +46,7 @@ _INSERT_REQUESTS = {
 }
 
 
-class DuplicateRace(Exception):
-    """Another writer created an active request for one of the ids between our check and insert."""
-
-
-def _batch_view(row: Row[Any]) -> BatchView:
-    return BatchView(
-        id=row.id,
-        source=row.source,
-        requested_by=row.requested_by,
-        channel_id=row.channel_id,
-        response_url=row.response_url,
-        total=row.total,
-        skipped=tuple(json.loads(row.skipped or "[]")),
-        created_at=row.created_at,
-        correlation_id=row.correlation_id,
-        root_channel=row.root_channel,
-        root_ts=row.root_ts,
-        uses_response_url=row.uses_response_url,
-        alert_message_id=row.alert_message_id,
-        digest_id=row.digest_id,
-        progress_shown=row.progress_shown,
-        progress_shown_at=row.progress_shown_at,
-        finished_at=row.finished_at,
-        summarized_at=row.summarized_at,
-        thread_ts=row.thread_ts,
-    )
-
-
-def _request_view(row: Row[Any] | Any) -> RequestView:
-    return RequestView(
-        id=row.id,
-        batch_id=row.batch_id,
-        message_id=row.message_id,
-        requested_by=row.requested_by,
-        requested_at=row.requested_at,
-        state=row.state,
-        attempts=row.attempts,
-        first_attempt_at=row.first_attempt_at,
-        in_flight_since=row.in_flight_since,
-        outcome=OutcomeKind(row.outcome) if row.outcome else None,
-        http_status=row.http_status,
-        detail=row.detail,
-        finished_at=row.finished_at,
-        correlation_id=getattr(row, "correlation_id", None),
-        lease_token=getattr(row, "lease_token", 0),
-        retry_anyway=bool(getattr(row, "retry_anyway", False)),
-    )
-
-
-_BATCH_COLUMNS = list(Batch.__table__.columns)
-_REQUEST_COLUMNS = list(Request.__table__.columns)
-
-
-class RetryQueue:
+class RetryQueue(ReportClaims):
     """All reads and writes of retry batches, requests and attempts."""
 
     def __init__(self, engine: AsyncEngine, *, clock: Clock = time.time) -> None:
@@ -110,17 +59,11 @@ class RetryQueue:
     # -- asking -------------------------------------------------------------------------------
 
     async def enqueue(self, batch: NewBatch, message_ids: Sequence[int]) -> EnqueueResult:
-        """Durably queue a retry of each message that has no active request; report the others."""
-        for _ in range(5):
-            try:
-                return await self._enqueue_once(batch, message_ids)
-            except DuplicateRace:
-                continue  # The other request now exists and will be reported as already active.
-        return await self._enqueue_once(batch, message_ids)
+        """Durably queue a retry of each message that has no active request; report the others.
 
-    async def _enqueue_once(self, batch: NewBatch, message_ids: Sequence[int]) -> EnqueueResult:
-        # Committed together with the commands and clicks that arrive meanwhile (group commit): returns
-        # once this batch's requests are durable.
+        Committed together with the commands and clicks that arrive meanwhile (group commit): returns once
+        this batch's requests are durable.
+        """
         return await self._enqueues.submit((batch, tuple(dict.fromkeys(message_ids))))
 
     async def _enqueue_in(self, connection: AsyncConnection, asked: tuple[NewBatch, tuple[int, ...]]) -> EnqueueResult:
@@ -217,54 +160,6 @@ class RetryQueue:
         )
         return [ActiveRequest(*row) for row in rows]
 
-    # -- announcing a batch (its root message) ------------------------------------------------
-
-    async def claim_announcement(self, owner: str, lease_seconds: float) -> BatchView | None:
-        """Take one batch whose root message is not posted yet, for `lease_seconds`."""
-        now = self.clock()
-        async with self.engine.begin() as connection:
-            candidate = (
-                await connection.execute(
-                    select(Batch.id)
-                    .where(
-                        Batch.announced_at.is_(None),
-                        lease_free(Batch.announce_lease_until, now),
-                    )
-                    .order_by(Batch.id)
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
-            if candidate is None:
-                return None
-            claimed = await connection.execute(
-                update(Batch)
-                .where(
-                    Batch.id == candidate,
-                    Batch.announced_at.is_(None),
-                    lease_free(Batch.announce_lease_until, now),
-                )
-                .values(announce_lease_until=now + lease_seconds)
-            )
-            if claimed.rowcount != 1:
-                return None
-            row = (await connection.execute(select(*_BATCH_COLUMNS).where(Batch.id == candidate))).one()
-        return _batch_view(row)
-
-    async def mark_announced(
-        self, batch_id: int, *, root_channel: str | None, root_ts: str | None, uses_response_url: bool
-    ) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(Batch)
-                .where(Batch.id == batch_id)
-                .values(
-                    announced_at=self.clock(),
-                    root_channel=root_channel,
-                    root_ts=root_ts,
-                    uses_response_url=uses_response_url,
-                )
-            )
-
     # -- working ------------------------------------------------------------------------------
 
     async def claim_next(self, owner: str, lease_seconds: float) -> RequestView | None:
@@ -306,12 +201,12 @@ class RetryQueue:
                 return None
             row = (
                 await connection.execute(
-                    select(*_REQUEST_COLUMNS, Batch.correlation_id, Batch.retry_anyway)
+                    select(*REQUEST_COLUMNS, Batch.correlation_id, Batch.retry_anyway)
                     .join(Batch, Batch.id == Request.batch_id)
                     .where(Request.id == candidate)
                 )
             ).one()
-        return _request_view(row)
+        return request_view(row)
 
     async def renew_lease(self, request_id: int, token: int, lease_seconds: float) -> bool:
         async with self.engine.begin() as connection:
@@ -437,174 +332,6 @@ class RetryQueue:
             )
         return result.rowcount == 1
 
-    # -- telling people -----------------------------------------------------------------------
-
-    async def claim_report(self, request_id: int, lease_seconds: float) -> bool:
-        """Take the job of posting a finished request's outcome (one replica, one post)."""
-        now = self.clock()
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(Request)
-                .where(
-                    Request.id == request_id,
-                    Request.state == RequestState.DONE,
-                    Request.reported_at.is_(None),
-                    lease_free(Request.report_lease_until, now),
-                )
-                .values(report_lease_until=now + lease_seconds)
-            )
-        return result.rowcount == 1
-
-    async def renew_report_claim(self, request_id: int, lease_seconds: float) -> bool:
-        """Extend a report claim while its Slack call runs; False when it expired (another may hold it)."""
-        return await self._renew(Request, Request.report_lease_until, request_id, lease_seconds)
-
-    async def renew_summary_claim(self, batch_id: int, lease_seconds: float) -> bool:
-        return await self._renew(Batch, Batch.summary_lease_until, batch_id, lease_seconds)
-
-    async def renew_announcement_claim(self, batch_id: int, lease_seconds: float) -> bool:
-        return await self._renew(Batch, Batch.announce_lease_until, batch_id, lease_seconds)
-
-    async def _renew(
-        self, table: type[Request] | type[Batch], lease_until: Any, row_id: int, lease_seconds: float
-    ) -> bool:
-        # Only the holder can find its claim unexpired: nobody else may have claimed it in the meantime.
-        now = self.clock()
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(table).where(table.id == row_id, lease_until >= now).values({lease_until: now + lease_seconds})
-            )
-        return result.rowcount == 1
-
-    async def retry_report_in(self, request_id: int, seconds: float) -> None:
-        """Slack was unavailable: let any replica try to post this outcome again after `seconds`."""
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(Request).where(Request.id == request_id).values(report_lease_until=self.clock() + seconds)
-            )
-
-    async def retry_summary_in(self, batch_id: int, seconds: float) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(Batch).where(Batch.id == batch_id).values(summary_lease_until=self.clock() + seconds)
-            )
-
-    async def mark_reported(self, request_ids: Sequence[int]) -> None:
-        if not request_ids:
-            return
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(Request).where(Request.id.in_(list(request_ids))).values(reported_at=self.clock())
-            )
-
-    async def unreported(self, *, older_than: float = 0.0, limit: int = 50) -> list[RequestView]:
-        """Finished one-message requests whose outcome is not posted yet (just done, or Slack was down).
-
-        Requests of many-message batches are reported together by the batch summary instead.
-        """
-        now = self.clock()
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(
-                select(*_REQUEST_COLUMNS)
-                .join(Batch, Batch.id == Request.batch_id)
-                .where(
-                    Batch.total == 1,
-                    Request.state == RequestState.DONE,
-                    Request.reported_at.is_(None),
-                    Request.finished_at < now - older_than,
-                    lease_free(Request.report_lease_until, now),
-                )
-                .order_by(Request.id)
-                .limit(limit)
-            )
-            return [_request_view(row) for row in rows]
-
-    async def batch(self, batch_id: int) -> BatchView:
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(select(*_BATCH_COLUMNS).where(Batch.id == batch_id))).one()
-        return _batch_view(row)
-
-    async def batch_requests(self, batch_id: int) -> list[RequestView]:
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(
-                select(*_REQUEST_COLUMNS).where(Request.batch_id == batch_id).order_by(Request.id)
-            )
-            return [_request_view(row) for row in rows]
-
-    async def open_batches(self, *, limit: int = 50) -> list[BatchView]:
-        """Announced batches of several requests whose summary is not posted yet."""
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(
-                select(*_BATCH_COLUMNS)
-                .where(Batch.announced_at.is_not(None), Batch.summarized_at.is_(None), Batch.total > 1)
-                .order_by(Batch.id)
-                .limit(limit)
-            )
-            return [_batch_view(row) for row in rows]
-
-    async def note_progress(self, batch_id: int, done: int) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(Batch).where(Batch.id == batch_id).values(progress_shown=done, progress_shown_at=self.clock())
-            )
-
-    async def claim_summary(self, batch_id: int, lease_seconds: float) -> bool:
-        now = self.clock()
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(Batch)
-                .where(
-                    Batch.id == batch_id,
-                    Batch.summarized_at.is_(None),
-                    lease_free(Batch.summary_lease_until, now),
-                )
-                .values(summary_lease_until=now + lease_seconds)
-            )
-        return result.rowcount == 1
-
-    async def mark_summarized(self, batch_id: int) -> None:
-        now = self.clock()
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(Batch).where(Batch.id == batch_id).values(summarized_at=now, finished_at=now)
-            )
-
-    async def claim_log_lines(self, *, limit: int = 40) -> list[RequestView]:
-        """Take finished requests not yet mirrored to the log channel (marked as taken at once)."""
-        now = self.clock()
-        try:
-            return await self._claim_log_lines_once(now, limit)
-        except _ContendedError:
-            return []
-
-    async def _claim_log_lines_once(self, now: float, limit: int) -> list[RequestView]:
-        async with self.engine.begin() as connection:
-            rows = list(
-                await connection.execute(
-                    select(*_REQUEST_COLUMNS)
-                    .where(Request.state == RequestState.DONE, Request.logged_at.is_(None))
-                    .order_by(Request.finished_at, Request.id)
-                    .limit(limit)
-                )
-            )
-            ids = [row.id for row in rows]
-            if not ids:
-                return []
-            result = await connection.execute(
-                update(Request).where(Request.id.in_(ids), Request.logged_at.is_(None)).values(logged_at=now)
-            )
-            if result.rowcount != len(ids):
-                # Another replica took some of them in between; let it post this round.
-                raise _ContendedError
-        return [_request_view(row) for row in rows]
-
-    async def release_log_lines(self, request_ids: Sequence[int]) -> None:
-        """Give back claimed log lines that could not be posted, so that a later round mirrors them."""
-        if not request_ids:
-            return
-        async with self.engine.begin() as connection:
-            await connection.execute(update(Request).where(Request.id.in_(list(request_ids))).values(logged_at=None))
-
     async def latest_requests(self, message_ids: Sequence[int]) -> dict[int, RequestView]:
         """The latest request for each of these messages that has one (for the message shortcut's modal)."""
         if not message_ids:
@@ -613,8 +340,8 @@ class RetryQueue:
             select(func.max(Request.id)).where(Request.message_id.in_(list(message_ids))).group_by(Request.message_id)
         )
         async with self.engine.connect() as connection:
-            rows = await connection.execute(select(*_REQUEST_COLUMNS).where(Request.id.in_(latest)))
-            return {row.message_id: _request_view(row) for row in rows}
+            rows = await connection.execute(select(*REQUEST_COLUMNS).where(Request.id.in_(latest)))
+            return {row.message_id: request_view(row) for row in rows}
 
 
 def _leased(request_id: int, token: int) -> tuple[ColumnElement[bool], ...]:
@@ -655,7 +382,3 @@ async def _message_of(connection: AsyncConnection, request_id: int) -> int:
         await connection.execute(select(Request.message_id).where(Request.id == request_id))
     ).scalar_one()
     return message_id
-
-
-class _ContendedError(Exception):
-    """Rolls back a claim that another replica partly won."""
