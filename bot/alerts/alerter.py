@@ -21,8 +21,9 @@ from dataclasses import replace
 
 from bot.alerts import digest_messages
 from bot.alerts import messages as alert_messages
+from bot.alerts.event_store import StoredEvent
 from bot.alerts.routing import AlertRoutes
-from bot.alerts.store import AlertStore, AlertView, DigestView, StoredEvent
+from bot.alerts.store import AlertStore, AlertView, DigestView
 from bot.defaults import (
     ALERT_CHECK_MAX_AGE,
     ALERT_CHECK_WAIT,
