@@ -167,7 +167,6 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
     notifier = Notifier(
         queue,
         poster,
-        owner=worker_id,
         log_channel=settings.slack_log_channel,
         log_interval=tuning.log_channel_interval,
         poll_interval=tuning.poll_interval,

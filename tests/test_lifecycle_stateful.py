@@ -158,9 +158,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.alerter = Alerter(
             self.alerts, poster, pace, alert_channel=ALERT_CHANNEL, digest_threshold=2, clock=self.clock
         )
-        self.notifier = Notifier(
-            self.queue, poster, owner="notifier", log_channel=LOG_CHANNEL, log_interval=0.0, clock=self.clock
-        )
+        self.notifier = Notifier(self.queue, poster, log_channel=LOG_CHANNEL, log_interval=0.0, clock=self.clock)
         self.model = Model()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:

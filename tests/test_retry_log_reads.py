@@ -91,7 +91,7 @@ async def test_the_notifier_reads_only_the_batches_where_something_changed(
     engine: AsyncEngine, slack: FakeSlack
 ) -> None:
     queue = RetryQueue(engine)
-    notifier = Notifier(queue, SlackPoster(build_web_client(BOT_TOKEN, slack.api_url)), owner="notifier")
+    notifier = Notifier(queue, SlackPoster(build_web_client(BOT_TOKEN, slack.api_url)))
     with reads(engine) as nothing_open:
         await notifier.tick()
 

@@ -46,7 +46,6 @@ class Notifier(PollingLoop):
         queue: RetryQueue,
         poster: SlackPoster,
         *,
-        owner: str,
         log_channel: str | None = None,
         log_interval: float = LOG_CHANNEL_INTERVAL,
         poll_interval: float = POLL_INTERVAL,
@@ -58,7 +57,6 @@ class Notifier(PollingLoop):
         # Polled every round: reads only the batches whose progress or summary is due.
         self.news = RetryLog(queue.engine, clock=queue.clock)
         self.poster = poster
-        self.owner = owner
         self.log_channel = log_channel
         self.log_interval = log_interval
         self.on_announced = on_announced
@@ -67,7 +65,7 @@ class Notifier(PollingLoop):
 
     async def tick(self) -> bool:
         """One round: announce, report, refresh progress, mirror to the log channel."""
-        while (batch := await self.queue.claim_announcement(self.owner, NOTIFIER_CLAIM_SECONDS)) is not None:
+        while (batch := await self.queue.claim_announcement(NOTIFIER_CLAIM_SECONDS)) is not None:
             await self.announce(batch)
         for request in await self.queue.unreported():
             await self.report(request)

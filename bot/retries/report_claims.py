@@ -26,7 +26,7 @@ class ReportClaims:
 
     # -- announcing a batch (its root message) ------------------------------------------------
 
-    async def claim_announcement(self, owner: str, lease_seconds: float) -> BatchView | None:
+    async def claim_announcement(self, lease_seconds: float) -> BatchView | None:
         """Take one batch whose root message is not posted yet, for `lease_seconds`."""
         now = self.clock()
         async with self.engine.begin() as connection:
@@ -165,17 +165,6 @@ class ReportClaims:
                 select(*REQUEST_COLUMNS).where(Request.batch_id == batch_id).order_by(Request.id)
             )
             return [request_view(row) for row in rows]
-
-    async def open_batches(self, *, limit: int = 50) -> list[BatchView]:
-        """Announced batches of several requests whose summary is not posted yet."""
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(
-                select(*BATCH_COLUMNS)
-                .where(Batch.announced_at.is_not(None), Batch.summarized_at.is_(None), Batch.total > 1)
-                .order_by(Batch.id)
-                .limit(limit)
-            )
-            return [batch_view(row) for row in rows]
 
     async def note_progress(self, batch_id: int, done: int) -> None:
         async with self.engine.begin() as connection:
