@@ -270,6 +270,10 @@ async def test_the_log_export_says_when_history_starts(
     slack: FakeSlack, partoo: FakePartoo, sqlite_url: str, signer: PartooSigner
 ) -> None:
     environment = bot_environment(slack, partoo, sqlite_url, signer, LOG_FORMAT="text")
+    # The export only reads, and refuses a database without the bot's schema: the bot's start makes it.
+    engine = create_engine(sqlite_url)
+    await migrate(engine)
+    await engine.dispose()
     out, err = await _export(environment, "200d")
     assert out.strip() == ",".join(COLUMNS)  # stdout stays pure CSV
     assert "the log keeps finished retries since" in err

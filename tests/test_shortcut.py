@@ -313,7 +313,7 @@ async def test_ids_already_being_retried_are_not_selected_and_not_asked_again(
     text = json.dumps(answer["view"])
     assert "already being retried" in text and "4568" in text
     await eventually(lambda: partoo.count(4568) == 1, timeout=10)
-    assert len(await bot.bot.queue.history(4567)) == 1
+    assert len(await bot.bot.retry_log.history(4567)) == 1
 
 
 async def test_submitting_nothing_is_an_error_on_the_form(bot: RunningBot, partoo: FakePartoo) -> None:
