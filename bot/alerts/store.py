@@ -26,7 +26,7 @@ from bot.defaults import PREVIEW_CHARS
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN, AlertState, DigestState
 from bot.domain.message import SUCCESS, MessageUpdate, is_failure_alert
 from bot.domain.outcomes import OutcomeKind
-from bot.platform.group_commit import GroupCommit
+from bot.platform.group_commit import GroupCommit, together_on
 from bot.platform.leases import lease_free
 from bot.platform.models import Alert, Batch, Digest, Request, RequestState
 from bot.platform.models import WebhookEvent as EventRow
@@ -134,7 +134,7 @@ class AlertStore:
         self.preview_chars = preview_chars
         self.clock = clock
         self._intake: GroupCommit[tuple[WebhookEvent, bytes], bool] = GroupCommit(
-            engine, self.insert_events, name="webhook-intake"
+            engine, self.insert_events, name="webhook-intake", together=together_on(engine)
         )
 
     # -- intake -------------------------------------------------------------------------------

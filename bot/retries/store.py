@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.alerts.changes import bump_alerts
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
 from bot.domain.records import ActiveRequest, AttemptView, BatchView, EnqueueResult, NewBatch, RequestView
-from bot.platform.group_commit import GroupCommit, each
+from bot.platform.group_commit import GroupCommit, each, together_on
 from bot.platform.leases import lease_free
 from bot.platform.models import Alert, Attempt, Batch, Request, RequestState
 
@@ -97,7 +97,7 @@ class RetryQueue:
         self.engine = engine
         self.clock = clock
         self._enqueues: GroupCommit[tuple[NewBatch, tuple[int, ...]], EnqueueResult] = GroupCommit(
-            engine, each(self._enqueue_in), name="enqueue"
+            engine, each(self._enqueue_in), name="enqueue", together=together_on(engine)
         )
 
     # -- asking -------------------------------------------------------------------------------
