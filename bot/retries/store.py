@@ -21,7 +21,7 @@ from bot.alerts.changes import apply_to_alerts
 from bot.domain.lifecycle import Answered, RetryRequested, SendingStarted, TakenOver
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
 from bot.domain.records import ActiveRequest, EnqueueResult, NewBatch, RequestView
-from bot.platform.group_commit import GroupCommit, each
+from bot.platform.group_commit import GroupCommit, each, together_on
 from bot.platform.models import Alert, Attempt, Batch, Request, RequestState
 from bot.retries.report_claims import ReportClaims
 from bot.retries.rows import REQUEST_COLUMNS, request_view
@@ -53,7 +53,7 @@ class RetryQueue(ReportClaims):
         self.engine = engine
         self.clock = clock
         self._enqueues: GroupCommit[tuple[NewBatch, tuple[int, ...]], EnqueueResult] = GroupCommit(
-            engine, each(self._enqueue_in), name="enqueue"
+            engine, each(self._enqueue_in), name="enqueue", together=together_on(engine)
         )
 
     # -- asking -------------------------------------------------------------------------------
