@@ -199,7 +199,7 @@ async def test_a_command_for_a_closed_conversation_is_not_sent_and_says_why(
 
 
 async def _finished(bot: RunningBot, message_id: int) -> bool:
-    history = await bot.bot.queue.history(message_id)
+    history = await bot.bot.retry_log.history(message_id)
     return bool(history) and history[-1][0].finished_at is not None
 
 
