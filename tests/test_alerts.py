@@ -275,10 +275,11 @@ async def test_a_command_for_an_alerted_message_reports_into_the_alert(
 
     await bot.command("4567", channel_id="COPS")
 
-    reply = (await eventually(lambda: slack.thread(ALERT_CHANNEL, alert.ts)))[0]
+    # Generous waits: on a loaded machine the command, the Partoo call and two Slack writes can take seconds.
+    reply = (await eventually(lambda: slack.thread(ALERT_CHANNEL, alert.ts), timeout=15))[0]
     assert f"Retried by <@{USER}>" in message_text(reply)
     assert slack.root_messages("COPS") == []
-    await eventually(lambda: "Retried by" in message_text(slack.message(ALERT_CHANNEL, alert.ts)))
+    await eventually(lambda: "Retried by" in message_text(slack.message(ALERT_CHANNEL, alert.ts)), timeout=15)
 
 
 async def test_a_slack_outage_delays_alerts_but_loses_none(

@@ -33,7 +33,7 @@ from tests.signing import (
     slack_signature_headers,
     slash_command_body,
 )
-from tests.waiting import eventually, wait_until
+from tests.waiting import eventually, eventually_async, wait_until
 
 
 async def test_metrics_count_retries_partoo_calls_webhooks_alerts_and_slack_errors(
@@ -47,21 +47,29 @@ async def test_metrics_count_retries_partoo_calls_webhooks_alerts_and_slack_erro
     await bot.webhook(message_updated_event(77), signer)
     await eventually(lambda: slack.root_messages(ALERT_CHANNEL) and slack.responses("private"))
     await eventually(lambda: len(partoo.calls) == 3)
-
-    response = await bot.http.get("/metrics")
+    # Fake Slack and Partoo record a call before the bot has read the answer and counted it: wait for the counts.
+    expected = [
+        'retries_total{outcome="accepted"} 2.0',
+        'retries_total{outcome="not_found"} 1.0',
+        'partoo_responses_total{status="200"} 2.0',
+        "partoo_request_seconds_bucket",
+        'webhook_events_total{type="message_updated",verdict="stored"} 1.0',
+        'webhook_events_total{type="message_updated",verdict="duplicate"} 1.0',
+        'alerts_posted_total{kind="alert"} 1.0',
+        'slack_api_errors_total{error="not_in_channel"}',
+        "queue_depth 0.0",
+    ]
+    response = await eventually_async(lambda: _metrics_showing(bot, expected))
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    text = response.text
-    assert 'retries_total{outcome="accepted"} 2.0' in text
-    assert 'retries_total{outcome="not_found"} 1.0' in text
-    assert 'partoo_responses_total{status="200"} 2.0' in text
-    assert "partoo_request_seconds_bucket" in text
-    assert 'webhook_events_total{type="message_updated",verdict="stored"} 1.0' in text
-    assert 'webhook_events_total{type="message_updated",verdict="duplicate"} 1.0' in text
-    assert 'alerts_posted_total{kind="alert"} 1.0' in text
-    assert 'slack_api_errors_total{error="not_in_channel"}' in text
-    assert "queue_depth 0.0" in text
+
+
+async def _metrics_showing(bot: RunningBot, lines: list[str]) -> httpx.Response:
+    response = await bot.http.get("/metrics")
+    missing = [line for line in lines if line not in response.text]
+    assert not missing, f"/metrics lacks {missing}"
+    return response
 
 
 async def test_metrics_count_webhooks_refused_as_too_large(bot: RunningBot, signer: PartooSigner) -> None:
