@@ -170,7 +170,7 @@ class Lifecycle(RuleBasedStateMachine):
     def webhook(self, message_id: int, status: str) -> None:
         # Always the same bytes for one message and status: Partoo's bodies have no event id.
         body = json.dumps(message_updated_event(message_id, status=status)).encode()
-        stored = self.run(self.alerts.store_event(parse_event(body), body))
+        stored = self.run(self.alerts.store_event(parse_event(body)))
         key = (message_id, status, self.model.requests[message_id])
         if key not in self.model.seen_bodies:
             assert stored, "a new failure (or one after a retry) is never taken for a redelivery"

@@ -82,7 +82,7 @@ async def test_a_success_taken_before_its_earlier_failure_waits_for_it(database_
         store = AlertStore(engine)
         for status in ("Failed", "Success"):
             body = json_body(message_updated_event(7, status=status))
-            assert await store.store_event(parse_event(body), body)
+            assert await store.store_event(parse_event(body))
         # Two replicas: one holds the Failed, the other takes the Success that arrived after it.
         failed = await store.claim_events(30.0, limit=1)
         success = await store.claim_events(30.0, limit=1)
@@ -97,6 +97,52 @@ async def test_a_success_taken_before_its_earlier_failure_waits_for_it(database_
         alert = await store.alert_for(7)
         assert alert is not None
         assert alert.state.delivered_at is not None  # not an alert for a message that was delivered
+    finally:
+        await engine.dispose()
+
+
+async def test_a_chunk_applies_in_arrival_order_and_holds_back_every_later_event_of_a_waiting_message(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine)
+        store = AlertStore(engine)
+        arrivals = [(7, "Failed"), (8, "Failed"), (7, "Success"), (9, "Success"), (8, "Success"), (7, "Failed")]
+        for index, (message_id, status) in enumerate(arrivals):
+            # Distinct bodies: the second failure of 7 is news, not a redelivery of the first.
+            body = json_body(message_updated_event(message_id, status=status, content=f"update {index}"))
+            assert await store.store_event(parse_event(body))
+        held_elsewhere = await store.claim_events(30.0, limit=1)  # another replica holds 7's first failure
+        rest = await store.claim_events(30.0)
+
+        await store.apply_claimed(rest, lambda _stored: ALERT_CHANNEL)
+
+        # 8 failed then was delivered, within the chunk; 9 concerned nothing and is gone; both of 7's later
+        # events wait for its first one, still unapplied.
+        eight = await store.alert_for(8)
+        assert eight is not None
+        assert eight.state.delivered_at is not None
+        assert await store.alert_for(7) is None
+        async with engine.connect() as connection:
+            columns = (WebhookEvent.message_id, WebhookEvent.status, WebhookEvent.processed_at)
+            rows = await connection.execute(select(*columns).order_by(WebhookEvent.id))
+            left = [(row.message_id, row.status, row.processed_at is not None) for row in rows]
+        assert left == [
+            (7, "Failed", False),
+            (8, "Failed", True),
+            (7, "Success", False),
+            (8, "Success", True),
+            (7, "Failed", False),
+        ]
+
+        await store.apply(held_elsewhere[0], ALERT_CHANNEL)
+        await store.apply_claimed(await store.claim_events(30.0), lambda _stored: ALERT_CHANNEL)
+
+        seven = await store.alert_for(7)
+        assert seven is not None
+        assert seven.state.failures == 2  # failed, delivered, then failed again: applied in that order
+        assert seven.state.failed_again_at is not None
     finally:
         await engine.dispose()
 

@@ -43,7 +43,7 @@ async def test_two_replicas_post_an_alert_once_while_slack_makes_them_wait_longe
     await migrate(engine)
     store = AlertStore(engine)
     body = json.dumps(message_updated_event(4567)).encode()
-    assert await store.store_event(parse_event(body), body)
+    assert await store.store_event(parse_event(body))
     # Slack answers the first post 429 with a Retry-After (2 s) well past the claim (0.5 s): slack_sdk waits.
     slack.fail_next("chat.postMessage", status=429, retry_after=2)
     one, two = _alerter(store, slack, 0.5), _alerter(store, slack, 0.5)

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from bot.alerts import digest_messages
 from bot.alerts import messages as alert_messages
-from bot.alerts.event_store import StoredEvent
+from bot.alerts.applying import StoredEvent
 from bot.alerts.routing import AlertRoutes
 from bot.alerts.store import AlertStore, AlertView, DigestView
 from bot.defaults import (
@@ -82,8 +82,7 @@ class Alerter(PollingLoop):
         self.clock = clock
 
     async def tick(self) -> bool:
-        for stored in await self.store.claim_events(self.claim_seconds):
-            await self.store.apply(stored, self._destination(stored))
+        await self.store.apply_claimed(await self.store.claim_events(self.claim_seconds), self._destination)
         await self._post_new_alerts()
         for digest in await self.store.stale_digests():
             await self._render_digest(digest)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import lifecycle
@@ -24,6 +24,15 @@ from bot.domain.verdict import verdict_from_json
 from bot.platform.models import Alert, Digest
 
 ALERT_COLUMNS = list(Alert.__table__.columns)
+
+_alerts = Alert.metadata.tables[Alert.__tablename__]
+_digests = Digest.metadata.tables[Digest.__tablename__]
+# Built once for the alerter's path, one event at a time (bot.alerts.applying).
+_ALERT_OF_MESSAGE = select(*ALERT_COLUMNS).where(_alerts.c.message_id == bindparam("message_id")).with_for_update()
+_WRITE_ALERT_STATE = update(_alerts).where(
+    _alerts.c.id == bindparam("alert_id"), _alerts.c.version == bindparam("read_version")
+)
+_BUMP_DIGEST = update(_digests).where(_digests.c.id == bindparam("digest_id")).values(version=_digests.c.version + 1)
 
 
 def failure_json(update: MessageUpdate) -> str:
@@ -115,6 +124,26 @@ async def apply_to_alerts(connection: AsyncConnection, message_ids: Sequence[int
             update(Digest).where(Digest.id.in_(sorted(changed_digests))).values(version=Digest.version + 1)
         )
     return changed
+
+
+async def apply_to_alert_of(connection: AsyncConnection, message_id: int, event: lifecycle.Event) -> bool:
+    """`apply_to_alerts` for one message, with statements built once; True when the message has an alert."""
+    row = (await connection.execute(_ALERT_OF_MESSAGE, {"message_id": message_id})).one_or_none()
+    if row is None:
+        return False
+    before = alert_state(row)
+    after = lifecycle.apply(before, event)
+    if after == before:
+        return True
+    written = await connection.execute(
+        _WRITE_ALERT_STATE,
+        {"alert_id": row.id, "read_version": row.version, "version": row.version + 1, **state_columns(after)},
+    )
+    if written.rowcount != 1:
+        raise StaleAlertError(row.message_id)
+    if row.digest_id is not None:
+        await connection.execute(_BUMP_DIGEST, {"digest_id": row.digest_id})
+    return True
 
 
 async def bump_alerts(connection: AsyncConnection, message_ids: Sequence[int], **values: Any) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,8 @@ class WebhookEvent:
     type: str
     message: MessageUpdate | None
     dedupe_key: str
+    # The parsed body, so that storing the delivery does not parse it again (never compared or shown).
+    document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def parse_event(body: bytes) -> WebhookEvent:
@@ -52,18 +54,22 @@ def parse_event(body: bytes) -> WebhookEvent:
     if not isinstance(event_type, str):
         raise PayloadError(f'"type" must be a string: {_found(document, "type")}')
     message = _message_update(document) if event_type in MESSAGE_EVENTS else None
-    return WebhookEvent(type=_clean(event_type), message=message, dedupe_key=_dedupe_key(document))
+    return WebhookEvent(type=_clean(event_type), message=message, dedupe_key=_dedupe_key(document), document=document)
 
 
-def for_storage(body: bytes, preview_chars: int | None) -> bytes:
-    """The delivery as the bot keeps it: the message content cut to a preview, or removed (None)."""
-    document = _load(body)
-    payload = document.get("payload") if isinstance(document, dict) else None
+def for_storage(event: WebhookEvent, preview_chars: int | None) -> str:
+    """The delivery as the bot keeps it: the message content cut to a preview, or removed (None).
+
+    Built from the document `parse_event` read, copying only the objects on the way to the content.
+    """
+    document = event.document
+    payload = document.get("payload")
     message = payload.get("message") if isinstance(payload, dict) else None
-    if isinstance(message, dict) and isinstance(message.get("content"), str):
+    if isinstance(payload, dict) and isinstance(message, dict) and isinstance(message.get("content"), str):
         content: str = message["content"]
-        message["content"] = content[:preview_chars] if preview_chars else None
-    return json.dumps(document).encode()
+        kept = {**message, "content": content[:preview_chars] if preview_chars else None}
+        document = {**document, "payload": {**payload, "message": kept}}
+    return json.dumps(document)
 
 
 def _load(body: bytes) -> Any:

@@ -68,7 +68,7 @@ def partoo_webhook(
             on_verdict(event.type[:32], "ignored")
             return _answer("ignored")
         try:
-            stored = await store.store_event(event, body)
+            stored = await store.store_event(event)
         except (SQLAlchemyError, OSError) as error:
             log.error("could not store a Partoo webhook (Partoo will redeliver): %s", type(error).__name__)
             return _answer("temporarily unavailable", 503)

@@ -99,7 +99,7 @@ class AlertStore(EventIntake, PostClaims):
         # Only a preview of what the business wrote is kept (or nothing, with STORE_MESSAGE_PREVIEW=false).
         self.preview_chars = preview_chars
         self.clock = clock
-        self._intake: GroupCommit[tuple[WebhookEvent, bytes], bool] = GroupCommit(
+        self._intake: GroupCommit[WebhookEvent, bool] = GroupCommit(
             engine, self.insert_events, name="webhook-intake", together=together_on(engine)
         )
 
