@@ -31,12 +31,13 @@ def register(
     policy: AccessPolicy,
     on_error: Callable[[Exception], Awaitable[None]],
 ) -> None:
-    """Attach every listener; the app answers Slack when a listener returns (process_before_response).
+    """Attach every listener; the app answers Slack when a listener returns (process_before_response), or,
+    for clicks and App Home visits, once their ack function did (Bolt lazy listeners).
 
     `on_error` gets every listener's failure, from Bolt and from the App Home's publishing alike.
     """
     command_listener.register(app, service, authorization(authorizer, policy, applies=command_listener.asks_to_retry))
-    click.register(app, clicks, authorization(authorizer, policy))
+    click.register(app, clicks, authorization(authorizer, policy), on_error)
     home.register(app, app_home, on_error)
     shortcut.register(app, service, authorizer, policy)
     app.error(on_error)

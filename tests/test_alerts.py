@@ -196,6 +196,27 @@ async def test_many_clicks_from_many_people_send_one_retry(
     assert all("already" in response["text"] for response in _responses(slack, 8))
 
 
+async def test_a_click_is_answered_before_what_it_sets_off(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, signer: PartooSigner
+) -> None:
+    await bot.webhook(message_updated_event(4567), signer)
+    alert = (await _alert(slack))[0]
+    await bot.webhook(message_updated_event(4567, status="Success"), signer)
+    await eventually(lambda: "elivered" in message_text(slack.message(ALERT_CHANNEL, alert.ts)))
+    held = slack.hold_responses()
+    try:
+        # The alert as the clicker still saw it: its refusal goes to a response_url that Slack holds.
+        response = await asyncio.wait_for(_click(bot, alert), timeout=10)
+
+        assert response.status_code == 200
+        assert slack.responses(f"click-{USER}") == []  # answered while the refusal was still on its way
+    finally:
+        held.release()
+    refusal = (await eventually(lambda: slack.responses(f"click-{USER}")))[0]
+    assert "was delivered" in refusal["text"]
+    assert partoo.calls == []
+
+
 async def test_delivery_after_retry_closes_the_loop_in_place(
     bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, signer: PartooSigner
 ) -> None:

@@ -123,35 +123,55 @@ class AlertClicks:
 Step = Callable[[Click], Awaitable[EnqueueResult | ClickRefused]]
 
 
-def register(app: AsyncApp, clicks: AlertClicks, authorize: Middleware) -> None:
-    """Attach the buttons' listeners, behind `authorize`."""
-    app.action(RETRY_ACTION_ID, middleware=[authorize])(_listener(clicks.retry))
-    app.action(RETRY_ANYWAY_ACTION_ID, middleware=[authorize])(_listener(clicks.retry_anyway))
-    app.action(RETRY_ALL_ACTION_ID, middleware=[authorize])(_listener(clicks.retry_all))
+def register(
+    app: AsyncApp, clicks: AlertClicks, authorize: Middleware, on_error: Callable[[Exception], Awaitable[None]]
+) -> None:
+    """Attach the buttons' listeners, behind `authorize`.
+
+    A click is acknowledged at once and acted on right after (a Bolt lazy listener): unlike a command,
+    whose acknowledgement says the retry is stored, a click's answer says nothing, and what it does shows
+    in the alert itself, or in a refusal sent to the clicker alone.
+    """
+    for action_id, step in (
+        (RETRY_ACTION_ID, clicks.retry),
+        (RETRY_ANYWAY_ACTION_ID, clicks.retry_anyway),
+        (RETRY_ALL_ACTION_ID, clicks.retry_all),
+    ):
+        app.action(action_id, middleware=[authorize])(ack=_acknowledge, lazy=[_listener(step, on_error)])
 
 
-def _listener(step: Step) -> Callable[..., Awaitable[None]]:
-    async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        click = _parse(body, action)
-        if click is None:
-            refusal = messages.click_refused("This button is not one the bot posted.")
-        else:
-            try:
-                result = await step(click)
-            except (SQLAlchemyError, OSError) as error:
-                log.error("could not queue the retry clicked by %s: %s", click.user_id, type(error).__name__)
-                refusal = messages.queue_unavailable()
-            else:
-                if isinstance(result, ClickRefused):
-                    refusal = messages.click_refused(result.reason)
-                elif result.already_active:
-                    refusal = messages.already_active(result.already_active)
-                else:
-                    return  # queued: the alert itself shows it, re-rendered by the alerter
-        await respond(**ephemeral(refusal), replace_original=False)
+async def _acknowledge(ack: AsyncAck) -> None:
+    await ack()
+
+
+def _listener(step: Step, on_error: Callable[[Exception], Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    async def on_click(body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
+        try:
+            await _act(step, body, action, respond)
+        except Exception as error:  # a lazy listener's failure reaches no Bolt error handler by itself
+            await on_error(error)
 
     return on_click
+
+
+async def _act(step: Step, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
+    click = _parse(body, action)
+    if click is None:
+        refusal = messages.click_refused("This button is not one the bot posted.")
+    else:
+        try:
+            result = await step(click)
+        except (SQLAlchemyError, OSError) as error:
+            log.error("could not queue the retry clicked by %s: %s", click.user_id, type(error).__name__)
+            refusal = messages.queue_unavailable()
+        else:
+            if isinstance(result, ClickRefused):
+                refusal = messages.click_refused(result.reason)
+            elif result.already_active:
+                refusal = messages.already_active(result.already_active)
+            else:
+                return  # queued: the alert itself shows it, re-rendered by the alerter
+    await respond(**ephemeral(refusal), replace_original=False)
 
 
 def _parse(body: dict[str, Any], action: dict[str, Any]) -> Click | None:

@@ -20,7 +20,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from tests.fakes.block_kit import Refusal, message_refusal, view_refusal
-from tests.fakes.server import FakeServer
+from tests.fakes.server import FakeServer, Gate
 
 # Params that arrive as JSON strings in forms; the fake records them as Python values, like JSON bodies.
 _JSON_PARAMS = ("blocks", "attachments", "user_auth_blocks", "view", "metadata")
@@ -153,6 +153,7 @@ class FakeSlack(FakeServer):
             self._failures: dict[str, list[_Failure]] = defaultdict(list)
             self._drops: dict[str, int] = defaultdict(int)
             self._delays: dict[str, float] = {}
+            self._response_gates: list[Gate] = []
             self._channel_errors: dict[str, str] = {}
             self._post_rate: tuple[float, float] | None = None
             self._buckets: dict[str, tuple[float, float]] = {}
@@ -221,6 +222,13 @@ class FakeSlack(FakeServer):
         """Delay every answer of `method` by `seconds` (0 removes the delay)."""
         with self._lock:
             self._delays[method] = seconds
+
+    def hold_responses(self) -> Gate:
+        """Hold every post to a response_url until the returned gate is released (Web API calls go through)."""
+        gate = Gate()
+        with self._lock:
+            self._response_gates.append(gate)
+        return gate
 
     def drop_connections(self, method: str, times: int = 1) -> None:
         """Close the connection without answering for the next `times` calls to `method`."""
@@ -320,6 +328,10 @@ class FakeSlack(FakeServer):
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        with self._lock:
+            gates = [gate for gate in self._response_gates if not gate.released]
+        for gate in gates:
+            await gate.wait()
         try:
             body = await request.json()
         except ValueError:
