@@ -20,8 +20,8 @@ import asyncpg
 import httpx
 
 from bench.common import Latencies, fresh_ids, sqlite_path, timed_post
+from bot.alerts.changes import failure_json
 from bot.alerts.messages import RETRY_ACTION_ID
-from bot.alerts.store import failure_json
 from bot.domain.message import FAILED, MessageUpdate
 from tests.fakes import FakeSlack
 from tests.harness import ALERT_CHANNEL, BOT_TOKEN, SIGNING_SECRET, USER
