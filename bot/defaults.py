@@ -46,8 +46,6 @@ LOG_CHANNEL_INTERVAL = 5.0
 # Raw characters kept from Partoo's text before escaping; escaping can make them up to five times longer,
 # so each limit below leaves every section well under Slack's 3,000 characters.
 PREVIEW_CHARS = 200
-# Webhook events the alerter claims per round; a full claim means more are waiting, and the next round follows at once.
-EVENTS_PER_CLAIM = 200
 # Webhook events the alerter applies per transaction on SQLite (bot.alerts.event_store.apply_claimed): enough
 # to spare most BEGIN/COMMIT round trips, few enough that deliveries waiting for the one connection wait briefly.
 APPLY_CHUNK = 20

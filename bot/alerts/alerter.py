@@ -31,7 +31,6 @@ from bot.defaults import (
     DIGEST_REFRESH,
     DIGEST_THRESHOLD,
     DIGEST_WINDOW,
-    EVENTS_PER_CLAIM,
     POLL_INTERVAL,
     SLACK_RETRY_SECONDS,
 )
@@ -83,14 +82,13 @@ class Alerter(PollingLoop):
         self.clock = clock
 
     async def tick(self) -> bool:
-        claimed = await self.store.claim_events(self.claim_seconds)
-        await self.store.apply_claimed(claimed, self._destination)
+        await self.store.apply_claimed(await self.store.claim_events(self.claim_seconds), self._destination)
         await self._post_new_alerts()
         for digest in await self.store.stale_digests():
             await self._render_digest(digest)
         for alert in await self.store.stale_alerts():
             await self._render_alert(alert)
-        return len(claimed) >= EVENTS_PER_CLAIM  # a backlog: the next round at once
+        return False
 
     def _destination(self, stored: StoredEvent) -> str | None:
         """The channel a new alert about this event goes to: its route, or the alert channel."""

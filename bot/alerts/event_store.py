@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.alerts.applying import StoredEvent, apply_chunk
 from bot.alerts.changes import StaleAlertError
 from bot.alerts.events import WebhookEvent, for_storage, parse_event
-from bot.defaults import APPLY_CHUNK, EVENTS_PER_CLAIM
+from bot.defaults import APPLY_CHUNK
 from bot.platform.group_commit import GroupCommit, together_on
 from bot.platform.leases import lease_free
 from bot.platform.models import Request
@@ -91,7 +91,7 @@ class EventIntake:
             stored.append(fresh)
         return stored
 
-    async def claim_events(self, lease_seconds: float, limit: int = EVENTS_PER_CLAIM) -> list[StoredEvent]:
+    async def claim_events(self, lease_seconds: float, limit: int = 200) -> list[StoredEvent]:
         """Take unprocessed events, oldest first, for `lease_seconds`."""
         now = self.clock()
         claimable = and_(
