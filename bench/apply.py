@@ -1,0 +1,82 @@
+"""`python -m bench.apply`: how fast the alerter's store applies webhook events it has claimed.
+
+In a flood the alerter must keep up with intake: every stored event is claimed, applied to its alert (or
+opens one) and marked processed or dropped. This stores `--events` signed deliveries (two `Failed` for one
+`Success`, each of its own message, as a flood looks) through the bot's own store, then claims and applies
+them as the alerter does, and prints events applied per second and the CPU time per event. No HTTP, no
+Slack: only the store, on a new SQLite file or a new PostgreSQL database.
+
+    python -m bench.apply --database sqlite --events 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from bot.alerts.events import parse_event
+from bot.alerts.store import AlertStore
+from bot.platform.database import create_engine, migrate
+from tests.signing import message_updated_event
+
+ALERT_CHANNEL = "CALERTS"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+async def applied_per_second(url: str, events: int) -> tuple[float, float]:
+    """(events applied per second, CPU milliseconds per event) for `events` stored deliveries."""
+    engine = create_engine(url)
+    try:
+        await migrate(engine)
+        store = AlertStore(engine)
+        deliveries = [
+            parse_event(
+                json.dumps(message_updated_event(100_000 + n, status="Success" if n % 3 == 0 else "Failed")).encode()
+            )
+            for n in range(events)
+        ]
+        await asyncio.gather(*(store.store_event(delivery) for delivery in deliveries))
+        cpu, started = time.process_time(), time.perf_counter()
+        applied = 0
+        while claimed := await store.claim_events(30.0):
+            await store.apply_claimed(claimed, lambda _stored: ALERT_CHANNEL)
+            applied += len(claimed)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        return applied / elapsed, cpu / applied * 1000
+    finally:
+        await engine.dispose()
+
+
+async def _run(database: str, events: int) -> None:
+    if database == "sqlite":
+        with tempfile.TemporaryDirectory() as directory:
+            rate, cpu = await applied_per_second(f"sqlite:///{Path(directory) / 'apply.db'}", events)
+    else:
+        name = f"bench_apply_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(f"{POSTGRES}/postgres")
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            rate, cpu = await applied_per_second(f"{POSTGRES}/{name}", events)
+        finally:
+            await admin.execute(f'DROP DATABASE "{name}"')
+            await admin.close()
+    print(f"{database}: {events} events applied at {rate:,.0f}/s, {cpu:.2f} ms of CPU each")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--events", type=int, default=3000)
+    arguments = parser.parse_args()
+    asyncio.run(_run(arguments.database, arguments.events))
+
+
+if __name__ == "__main__":
+    main()
