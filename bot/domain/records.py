@@ -5,7 +5,7 @@ Stores return these; message builders, the service and the export read them. No 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.domain.lifecycle import AlertState
 from bot.domain.outcomes import OutcomeKind
@@ -31,6 +31,16 @@ class NewBatch:
     thread_ts: str | None = None
     # "Retry anyway": send even if the conversation check says the retry cannot succeed.
     retry_anyway: bool = False
+    # One message asked for outside any thread: report into its alert's thread if the bot posted one (looked up
+    # in the transaction that queues the request, bot.retries.store).
+    report_into_alert: bool = False
+
+    def in_alert_thread(self, channel_id: str, ts: str, message_id: int) -> NewBatch:
+        """This ask answering in its message's alert thread, where it may: it names no thread, or names this
+        one (a message shortcut on the alert itself); otherwise unchanged."""
+        if self.thread_ts is not None and (self.channel_id, self.thread_ts) != (channel_id, ts):
+            return self
+        return replace(self, root_channel=channel_id, root_ts=ts, alert_message_id=message_id, thread_ts=None)
 
 
 @dataclass(frozen=True)

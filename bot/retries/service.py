@@ -53,18 +53,11 @@ class RetryService:
         """Write the requests durably; the notifier announces them and the worker sends them.
 
         A single message that has an alert reports into the alert's thread instead of a new root message
-        (unless it was asked from another message's thread, by the message shortcut: it answers there).
+        (unless it was asked from another message's thread, by the message shortcut: it answers there); the
+        alert is looked up in the transaction that queues the request.
         """
         if len(message_ids) == 1 and ask.root_ts is None:
-            alert = await self.alerts.alert_for(message_ids[0])
-            if alert is not None and alert.ts is not None and _answers_in(ask, alert.channel_id, alert.ts):
-                ask = replace(
-                    ask,
-                    root_channel=alert.channel_id,
-                    root_ts=alert.ts,
-                    alert_message_id=alert.message_id,
-                    thread_ts=None,
-                )
+            ask = replace(ask, report_into_alert=True)
         return await self.enqueue(ask, message_ids)
 
     async def enqueue(self, ask: NewBatch, message_ids: Sequence[int]) -> EnqueueResult:
@@ -104,8 +97,3 @@ class RetryService:
 
     async def recent(self, size: int) -> SlackMessage:
         return log_messages.recent_log(await self.retry_log.recent(size))
-
-
-def _answers_in(ask: NewBatch, channel_id: str, ts: str) -> bool:
-    """Whether an ask may answer in this thread: it names none, or names this one (a shortcut on the alert)."""
-    return ask.thread_ts is None or (ask.channel_id, ask.thread_ts) == (channel_id, ts)

@@ -35,6 +35,9 @@ LATE_ANSWER = "answered after the request was taken over"
 # Built once: SQLAlchemy reuses their compiled form instead of rebuilding them for every command.
 _INSERT_BATCH = insert(Batch).returning(Batch.id)
 _DELETE_BATCH = delete(Batch).where(Batch.id == bindparam("batch_id"))
+_POSTED_ALERT = select(Alert.channel_id, Alert.ts).where(
+    Alert.message_id == bindparam("message_id"), Alert.ts.is_not(None)
+)
 _ACTIVE_ONLY = text("state IN ('queued', 'running')")  # the predicate of uq_retry_requests_active_message
 _INSERT_REQUESTS = {
     "sqlite": sqlite_insert(Request)
@@ -76,6 +79,10 @@ class RetryQueue(ReportClaims):
         """
         batch, message_ids = asked
         now = self.clock()
+        if batch.report_into_alert and len(message_ids) == 1:
+            alert = (await connection.execute(_POSTED_ALERT, {"message_id": message_ids[0]})).first()
+            if alert is not None:
+                batch = batch.in_alert_thread(alert.channel_id, alert.ts, message_ids[0])
         if batch.expected_alert_retries is not None:
             # FOR UPDATE (PostgreSQL) waits for a concurrent click's transaction and reads its result;
             # SQLite's immediate transactions are serialized already.
