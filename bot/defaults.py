@@ -46,6 +46,8 @@ LOG_CHANNEL_INTERVAL = 5.0
 # Raw characters kept from Partoo's text before escaping; escaping can make them up to five times longer,
 # so each limit below leaves every section well under Slack's 3,000 characters.
 PREVIEW_CHARS = 200
+# Batches of webhook deliveries written at once on PostgreSQL (bot.platform.group_commit.intake_writers).
+INTAKE_WRITERS_POSTGRESQL = 4
 # Webhook events the alerter applies per transaction on SQLite (bot.alerts.event_store.apply_claimed): enough
 # to spare most BEGIN/COMMIT round trips, few enough that deliveries waiting for the one connection wait briefly
 # (`python -m bench.apply`: 20 applied 1,000 events/s but doubled intake's p99 at 10 senders; 5 applies 720/s).

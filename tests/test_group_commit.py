@@ -20,6 +20,7 @@ from bot.platform.models import WebhookEvent as EventRow
 from tests.databases import to_async_url
 from tests.harness import RunningBot
 from tests.signing import PartooSigner, message_updated_event
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -135,3 +136,36 @@ async def test_concurrent_copies_of_one_delivery_are_stored_once(bot: RunningBot
     async with bot.bot.engine.connect() as connection:
         stored = (await connection.execute(text("SELECT count(*) FROM webhook_events"))).scalar_one()
     assert stored == 20
+
+
+async def test_several_writers_write_batches_side_by_side(engine: AsyncEngine, observer: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the bot has one connection to SQLite: its transactions never overlap")
+    open_now = most_open = 0
+
+    async def write_wave(connection: AsyncConnection, keys: list[str]) -> list[str]:
+        nonlocal open_now, most_open
+        open_now += 1
+        most_open = max(most_open, open_now)
+        try:
+            for key in keys:
+                await _insert(connection, key)
+            # Held open until three transactions are open at once: one writer would wait here for ever.
+            await eventually(lambda: most_open >= 3, timeout=10)
+        finally:
+            open_now -= 1
+        return keys
+
+    writer: GroupCommit[str, str] = GroupCommit(engine, write_wave, writers=3)
+    waves: list[asyncio.Future[str]] = []
+    for wave in range(3):
+        # Each wave arrives while the earlier ones are still being written: it becomes a batch of its own.
+        waves += [asyncio.ensure_future(writer.submit(f"wave-{wave}-{n}")) for n in range(5)]
+        await eventually(lambda wave=wave: most_open == wave + 1)  # grows only, unlike open_now
+
+    answers = await asyncio.gather(*waves)
+
+    assert answers == [f"wave-{wave}-{n}" for wave in range(3) for n in range(5)]
+    assert (most_open, writer.commits, writer.committed_items) == (3, 3, 15)
+    for key in answers:
+        assert await _committed(observer, key), key

@@ -22,7 +22,7 @@ from bot.alerts.posts import PostClaims
 from bot.defaults import PREVIEW_CHARS
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN, AlertState, DigestState
 from bot.domain.outcomes import OutcomeKind
-from bot.platform.group_commit import GroupCommit, together_on
+from bot.platform.group_commit import GroupCommit, intake_writers
 from bot.platform.leases import lease_free
 from bot.platform.models import Alert, Batch, Digest, Request, RequestState
 
@@ -100,7 +100,7 @@ class AlertStore(EventIntake, PostClaims):
         self.preview_chars = preview_chars
         self.clock = clock
         self._intake: GroupCommit[WebhookEvent, bool] = GroupCommit(
-            engine, self.insert_events, name="webhook-intake", together=together_on(engine)
+            engine, self.insert_events, name="webhook-intake", writers=intake_writers(engine)
         )
 
     # -- alerts ---------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.defaults import INTAKE_WRITERS_POSTGRESQL
+
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
@@ -49,6 +51,7 @@ class GroupCommit(Generic[Item, Result]):
         max_batch: int = MAX_BATCH,
         name: str = "group-commit",
         together: bool = True,
+        writers: int = 1,
     ) -> None:
         self.engine = engine
         self.write_batch = write_batch
@@ -57,8 +60,11 @@ class GroupCommit(Generic[Item, Result]):
         # False: each item is written in a transaction of its own, at once and concurrently with the others
         # (see `for_engine`).
         self.together = together
+        # How many batches may be written at once, each over a connection of its own: 1 where writes share one
+        # connection anyway (SQLite), a few on PostgreSQL, where a single writer would serialize the pool.
+        self.writers = max(1, writers)
         self._pending: deque[tuple[Item, asyncio.Future[Result]]] = deque()
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainers: set[asyncio.Task[None]] = set()
         # Counters for tests and benchmarks: how many transactions, and how many items they carried.
         self.commits = 0
         self.committed_items = 0
@@ -72,9 +78,9 @@ class GroupCommit(Generic[Item, Result]):
             return (await self._transaction([item]))[0]
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._drainer is None:
+        if len(self._drainers) < self.writers:
             # A task of its own, not the caller's: a caller that is cancelled must not abort the others' batch.
-            self._drainer = asyncio.create_task(self._drain(), name=self.name)
+            self._drainers.add(asyncio.create_task(self._drain(), name=self.name))
         return await future
 
     async def _drain(self) -> None:
@@ -89,8 +95,10 @@ class GroupCommit(Generic[Item, Result]):
             raise
         finally:
             # No await between the last emptiness check and this: a submit either saw this task running
-            # (and its item is taken by the loop above) or sees None and starts a new drainer.
-            self._drainer = None
+            # (and its item is taken by the loop above) or sees a free place and starts a new drainer.
+            current = asyncio.current_task()
+            if current is not None:
+                self._drainers.discard(current)
 
     async def _commit(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
@@ -122,6 +130,16 @@ class GroupCommit(Generic[Item, Result]):
         self.commits += 1
         self.committed_items += len(items)
         return results
+
+
+def intake_writers(engine: AsyncEngine) -> int:
+    """How many batches of webhook deliveries may be written at once (see `together_on` for enqueues).
+
+    SQLite: one (one connection). PostgreSQL: a few. Deliveries only insert rows of their own, so batches
+    written side by side lock nothing another batch waits for; a few writers keep batching under load
+    (fewer transactions, as on SQLite) without serializing the pool under light load.
+    """
+    return 1 if engine.dialect.name == "sqlite" else INTAKE_WRITERS_POSTGRESQL
 
 
 def together_on(engine: AsyncEngine) -> bool:
