@@ -613,6 +613,10 @@ One command runs every benchmark (about 14 minutes on 2 cores) and rewrites this
 --help` lists the options: `--only ack,bulk,memory` runs some of them and prints the figures without writing
 this file unless `--output` is given; `--no-postgres` skips the PostgreSQL runs (they are skipped anyway when
 no server answers on 127.0.0.1:5432); `--json FILE` also saves the raw figures.
+Three more run on their own and write nothing here: `python -m bench.profile` (where the bot's event loop
+spends its time on one path, with py-spy), `python -m bench.apply` (how fast the alerter applies stored
+events, without HTTP or Slack) and `python -m bench.soak` (bounded space under months of traffic; it writes
+its own section at the end).
 
 Everything runs on loopback (127.0.0.1) on the one machine:
 
