@@ -156,12 +156,15 @@ async def test_several_writers_write_batches_side_by_side(engine: AsyncEngine, o
             open_now -= 1
         return keys
 
+    async def opened(count: int) -> None:
+        await eventually(lambda: most_open >= count)  # grows only, unlike open_now
+
     writer: GroupCommit[str, str] = GroupCommit(engine, write_wave, writers=3)
     waves: list[asyncio.Future[str]] = []
     for wave in range(3):
         # Each wave arrives while the earlier ones are still being written: it becomes a batch of its own.
         waves += [asyncio.ensure_future(writer.submit(f"wave-{wave}-{n}")) for n in range(5)]
-        await eventually(lambda wave=wave: most_open == wave + 1)  # grows only, unlike open_now
+        await opened(wave + 1)
 
     answers = await asyncio.gather(*waves)
 

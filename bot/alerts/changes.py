@@ -27,8 +27,14 @@ ALERT_COLUMNS = list(Alert.__table__.columns)
 
 _alerts = Alert.metadata.tables[Alert.__tablename__]
 _digests = Digest.metadata.tables[Digest.__tablename__]
-# Built once for the alerter's path, one event at a time (bot.alerts.applying).
+# Built once: SQLAlchemy then reuses their compiled form instead of building and keying them on every call.
 _ALERT_OF_MESSAGE = select(*ALERT_COLUMNS).where(_alerts.c.message_id == bindparam("message_id")).with_for_update()
+_ALERTS_OF_MESSAGES = (
+    select(*ALERT_COLUMNS)
+    .where(_alerts.c.message_id.in_(bindparam("message_ids", expanding=True)))
+    .order_by(_alerts.c.id)
+    .with_for_update()
+)
 _WRITE_ALERT_STATE = update(_alerts).where(
     _alerts.c.id == bindparam("alert_id"), _alerts.c.version == bindparam("read_version")
 )
@@ -93,15 +99,12 @@ async def apply_to_alerts(connection: AsyncConnection, message_ids: Sequence[int
 
     FOR UPDATE (PostgreSQL) makes a concurrent writer wait and then read this transaction's result, and
     the UPDATE is conditioned on the version read, so no change is ever computed from a stale state.
-    SQLite's immediate transactions are serialized already.
+    SQLite's immediate transactions are serialized already. Statements built once: every retry asked,
+    sent and answered comes through here.
     """
     if not message_ids:
         return 0
-    rows = list(
-        await connection.execute(
-            select(*ALERT_COLUMNS).where(Alert.message_id.in_(list(message_ids))).order_by(Alert.id).with_for_update()
-        )
-    )
+    rows = list(await connection.execute(_ALERTS_OF_MESSAGES, {"message_ids": list(message_ids)}))
     changed_digests: set[int] = set()
     changed = 0
     for row in rows:
@@ -110,19 +113,16 @@ async def apply_to_alerts(connection: AsyncConnection, message_ids: Sequence[int
         if after == before:
             continue
         result = await connection.execute(
-            update(Alert)
-            .where(Alert.id == row.id, Alert.version == row.version)
-            .values(version=row.version + 1, **state_columns(after))
+            _WRITE_ALERT_STATE,
+            {"alert_id": row.id, "read_version": row.version, "version": row.version + 1, **state_columns(after)},
         )
         if result.rowcount != 1:
             raise StaleAlertError(row.message_id)
         changed += 1
         if row.digest_id is not None:
             changed_digests.add(row.digest_id)
-    if changed_digests:
-        await connection.execute(
-            update(Digest).where(Digest.id.in_(sorted(changed_digests))).values(version=Digest.version + 1)
-        )
+    for digest_id in sorted(changed_digests):
+        await connection.execute(_BUMP_DIGEST, {"digest_id": digest_id})
     return changed
 
 
