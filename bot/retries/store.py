@@ -8,21 +8,19 @@ bot.retries.history.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.alerts.changes import apply_to_alerts
-from bot.domain.lifecycle import Answered, RetryRequested, SendingStarted, TakenOver
+from bot.domain.lifecycle import Answered, SendingStarted, TakenOver
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
-from bot.domain.records import ActiveRequest, EnqueueResult, NewBatch, RequestView
+from bot.domain.records import EnqueueResult, NewBatch, RequestView
 from bot.platform.group_commit import GroupCommit, each, together_on
-from bot.platform.models import Alert, Attempt, Batch, Request, RequestState
+from bot.platform.models import Attempt, Batch, Request, RequestState
+from bot.retries.enqueue import write_requests
 from bot.retries.report_claims import ReportClaims
 from bot.retries.rows import REQUEST_COLUMNS, request_view
 
@@ -30,23 +28,6 @@ Clock = Callable[[], float]
 
 # How the history marks an answer that arrived after the request was taken over and closed.
 LATE_ANSWER = "answered after the request was taken over"
-
-
-# Built once: SQLAlchemy reuses their compiled form instead of rebuilding them for every command.
-_INSERT_BATCH = insert(Batch).returning(Batch.id)
-_DELETE_BATCH = delete(Batch).where(Batch.id == bindparam("batch_id"))
-_POSTED_ALERT = select(Alert.channel_id, Alert.ts).where(
-    Alert.message_id == bindparam("message_id"), Alert.ts.is_not(None)
-)
-_ACTIVE_ONLY = text("state IN ('queued', 'running')")  # the predicate of uq_retry_requests_active_message
-_INSERT_REQUESTS = {
-    "sqlite": sqlite_insert(Request)
-    .on_conflict_do_nothing(index_elements=[Request.message_id], index_where=_ACTIVE_ONLY)
-    .returning(Request.message_id),
-    "postgresql": postgresql_insert(Request)
-    .on_conflict_do_nothing(index_elements=[Request.message_id], index_where=_ACTIVE_ONLY)
-    .returning(Request.message_id),
-}
 
 
 class RetryQueue(ReportClaims):
@@ -70,102 +51,7 @@ class RetryQueue(ReportClaims):
         return await self._enqueues.submit((batch, tuple(dict.fromkeys(message_ids))))
 
     async def _enqueue_in(self, connection: AsyncConnection, asked: tuple[NewBatch, tuple[int, ...]]) -> EnqueueResult:
-        """One enqueue inside the group's shared transaction: insert first, let the unique index say which were active.
-
-        The requests are inserted with ON CONFLICT DO NOTHING against the one-active-request index, so the
-        common case (nothing active yet) is three statements, and a concurrent enqueue of the same id by
-        another replica is settled by the index instead of an IntegrityError (which on PostgreSQL would
-        abort the whole group's transaction).
-        """
-        batch, message_ids = asked
-        now = self.clock()
-        if batch.report_into_alert and len(message_ids) == 1:
-            alert = (await connection.execute(_POSTED_ALERT, {"message_id": message_ids[0]})).first()
-            if alert is not None:
-                batch = batch.in_alert_thread(alert.channel_id, alert.ts, message_ids[0])
-        if batch.expected_alert_retries is not None:
-            # FOR UPDATE (PostgreSQL) waits for a concurrent click's transaction and reads its result;
-            # SQLite's immediate transactions are serialized already.
-            retries = (
-                await connection.execute(
-                    select(Alert.retries).where(Alert.message_id == batch.alert_message_id).with_for_update()
-                )
-            ).scalar_one_or_none()
-            if retries != batch.expected_alert_retries:
-                return EnqueueResult(batch_id=None, queued=(), already_active=(), alert_changed=True)
-        if not message_ids:
-            return EnqueueResult(batch_id=None, queued=(), already_active=())
-        batch_id = (
-            await connection.execute(
-                _INSERT_BATCH,
-                {
-                    "source": batch.source,
-                    "requested_by": batch.requested_by,
-                    "channel_id": batch.channel_id,
-                    "response_url": batch.response_url,
-                    "total": len(message_ids),
-                    "skipped": "[]",
-                    "created_at": now,
-                    "correlation_id": batch.correlation_id,
-                    "root_channel": batch.root_channel,
-                    "root_ts": batch.root_ts,
-                    "announced_at": now if batch.root_ts else None,
-                    "uses_response_url": False,
-                    "alert_message_id": batch.alert_message_id,
-                    "digest_id": batch.digest_id,
-                    "progress_shown": 0,
-                    "thread_ts": batch.thread_ts,
-                    "retry_anyway": batch.retry_anyway,
-                },
-            )
-        ).scalar_one()
-        inserted = await connection.execute(
-            _INSERT_REQUESTS[connection.dialect.name],
-            [
-                {
-                    "batch_id": batch_id,
-                    "message_id": message_id,
-                    "requested_by": batch.requested_by,
-                    "requested_at": now,
-                    "state": RequestState.QUEUED,
-                    "next_attempt_at": now,
-                    "attempts": 0,
-                }
-                for message_id in message_ids
-            ],
-        )
-        queued_ids = set(inserted.scalars())
-        fresh = [message_id for message_id in message_ids if message_id in queued_ids]
-        skipped = [message_id for message_id in message_ids if message_id not in queued_ids]
-        active = await self._active_for(connection, skipped)
-        if not fresh:
-            await connection.execute(_DELETE_BATCH, {"batch_id": batch_id})
-            return EnqueueResult(batch_id=None, queued=(), already_active=tuple(active))
-        if skipped:
-            await connection.execute(
-                update(Batch).where(Batch.id == batch_id).values(total=len(fresh), skipped=json.dumps(sorted(skipped)))
-            )
-        # Alerts about these messages now show who asked for the retry, in the same transaction.
-        source = "retry_all" if batch.digest_id is not None else batch.source
-        await apply_to_alerts(connection, fresh, RetryRequested(batch.requested_by, source, now))
-        return EnqueueResult(batch_id=batch_id, queued=tuple(fresh), already_active=tuple(active))
-
-    async def _active_for(self, connection: AsyncConnection, message_ids: Sequence[int]) -> list[ActiveRequest]:
-        if not message_ids:
-            return []
-        rows = await connection.execute(
-            select(
-                Request.message_id,
-                Request.requested_by,
-                Request.requested_at,
-                Request.batch_id,
-                Batch.root_channel,
-                Batch.root_ts,
-            )
-            .join(Batch, Batch.id == Request.batch_id)
-            .where(Request.message_id.in_(list(message_ids)), Request.state.in_(RequestState.ACTIVE))
-        )
-        return [ActiveRequest(*row) for row in rows]
+        return await write_requests(connection, *asked, now=self.clock())
 
     # -- working ------------------------------------------------------------------------------
 
