@@ -388,10 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         arguments.prune_every,
         arguments.sample_every,
     )
-    draw(soak, arguments.png)
-    write_section(section(soak, arguments.png, arguments.note), arguments.report)
+    # The samples first: a run takes long, and a missing plotting library must not lose it.
     if arguments.json:
         arguments.json.write_text(json.dumps(asdict(soak), indent=2))
+    draw(soak, arguments.png)
+    write_section(section(soak, arguments.png, arguments.note), arguments.report)
     say(f"soak done: {arguments.png} and {arguments.report}")
     return 0
 
