@@ -28,7 +28,6 @@ ALERT_COLUMNS = list(Alert.__table__.columns)
 _alerts = Alert.metadata.tables[Alert.__tablename__]
 _digests = Digest.metadata.tables[Digest.__tablename__]
 # Built once: SQLAlchemy then reuses their compiled form instead of building and keying them on every call.
-_ALERT_OF_MESSAGE = select(*ALERT_COLUMNS).where(_alerts.c.message_id == bindparam("message_id")).with_for_update()
 _ALERTS_OF_MESSAGES = (
     select(*ALERT_COLUMNS)
     .where(_alerts.c.message_id.in_(bindparam("message_ids", expanding=True)))
@@ -104,7 +103,21 @@ async def apply_to_alerts(connection: AsyncConnection, message_ids: Sequence[int
     """
     if not message_ids:
         return 0
-    rows = list(await connection.execute(_ALERTS_OF_MESSAGES, {"message_ids": list(message_ids)}))
+    return await _apply_to_rows(connection, await _alerts_of(connection, message_ids), event)
+
+
+async def apply_to_alert_of(connection: AsyncConnection, message_id: int, event: lifecycle.Event) -> bool:
+    """`apply_to_alerts` for one message; True when the message has an alert (changed or not)."""
+    rows = await _alerts_of(connection, [message_id])
+    await _apply_to_rows(connection, rows, event)
+    return bool(rows)
+
+
+async def _alerts_of(connection: AsyncConnection, message_ids: Sequence[int]) -> list[Row[Any]]:
+    return list(await connection.execute(_ALERTS_OF_MESSAGES, {"message_ids": list(message_ids)}))
+
+
+async def _apply_to_rows(connection: AsyncConnection, rows: Sequence[Row[Any]], event: lifecycle.Event) -> int:
     changed_digests: set[int] = set()
     changed = 0
     for row in rows:
@@ -124,26 +137,6 @@ async def apply_to_alerts(connection: AsyncConnection, message_ids: Sequence[int
     for digest_id in sorted(changed_digests):
         await connection.execute(_BUMP_DIGEST, {"digest_id": digest_id})
     return changed
-
-
-async def apply_to_alert_of(connection: AsyncConnection, message_id: int, event: lifecycle.Event) -> bool:
-    """`apply_to_alerts` for one message, with statements built once; True when the message has an alert."""
-    row = (await connection.execute(_ALERT_OF_MESSAGE, {"message_id": message_id})).one_or_none()
-    if row is None:
-        return False
-    before = alert_state(row)
-    after = lifecycle.apply(before, event)
-    if after == before:
-        return True
-    written = await connection.execute(
-        _WRITE_ALERT_STATE,
-        {"alert_id": row.id, "read_version": row.version, "version": row.version + 1, **state_columns(after)},
-    )
-    if written.rowcount != 1:
-        raise StaleAlertError(row.message_id)
-    if row.digest_id is not None:
-        await connection.execute(_BUMP_DIGEST, {"digest_id": row.digest_id})
-    return True
 
 
 async def bump_alerts(connection: AsyncConnection, message_ids: Sequence[int], **values: Any) -> None:
