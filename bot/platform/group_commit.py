@@ -50,19 +50,16 @@ class GroupCommit(Generic[Item, Result]):
         *,
         max_batch: int = MAX_BATCH,
         name: str = "group-commit",
-        together: bool = True,
         writers: int = 1,
     ) -> None:
         self.engine = engine
         self.write_batch = write_batch
         self.max_batch = max_batch
         self.name = name
-        # False: each item is written in a transaction of its own, at once and concurrently with the others
-        # (see `for_engine`).
-        self.together = together
         # How many batches may be written at once, each over a connection of its own: 1 where writes share one
-        # connection anyway (SQLite), a few on PostgreSQL, where a single writer would serialize the pool.
-        self.writers = max(1, writers)
+        # connection anyway (SQLite), a few on PostgreSQL, where a single writer would serialize the pool; 0: no
+        # batches, each item written in a transaction of its own, at once (see `together_on`).
+        self.writers = writers
         self._pending: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._drainers: set[asyncio.Task[None]] = set()
         # Counters for tests and benchmarks: how many transactions, and how many items they carried.
@@ -74,7 +71,7 @@ class GroupCommit(Generic[Item, Result]):
 
         Raises what `write` raised for this item, or the commit's error when even its own transaction failed.
         """
-        if not self.together:
+        if self.writers == 0:
             return (await self._transaction([item]))[0]
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
@@ -139,7 +136,7 @@ def intake_writers(engine: AsyncEngine) -> int:
     written side by side lock nothing another batch waits for; a few writers keep batching under load
     (fewer transactions, as on SQLite) without serializing the pool under light load.
     """
-    return 1 if engine.dialect.name == "sqlite" else INTAKE_WRITERS_POSTGRESQL
+    return 1 if together_on(engine) else INTAKE_WRITERS_POSTGRESQL
 
 
 def together_on(engine: AsyncEngine) -> bool:
@@ -148,7 +145,8 @@ def together_on(engine: AsyncEngine) -> bool:
     SQLite: yes. The process has one connection to it (bot/platform/database.py), so writes queue for it
     anyway, each paying BEGIN and COMMIT. PostgreSQL: no. Concurrent transactions run side by side over the
     pool, and the server already flushes concurrent commits together; one writer would serialize them (in
-    the benchmarks: intake at 10 senders and clicks at 50 slower than one transaction each).
+    the benchmarks: intake at 10 senders and clicks at 50 slower than one transaction each). Webhook intake
+    batches there all the same, over several writers (`intake_writers`).
     """
     return engine.dialect.name == "sqlite"
 

@@ -37,7 +37,7 @@ class RetryQueue(ReportClaims):
         self.engine = engine
         self.clock = clock
         self._enqueues: GroupCommit[tuple[NewBatch, tuple[int, ...]], EnqueueResult] = GroupCommit(
-            engine, each(self._enqueue_in), name="enqueue", together=together_on(engine)
+            engine, each(self._enqueue_in), name="enqueue", writers=1 if together_on(engine) else 0
         )
 
     # -- asking -------------------------------------------------------------------------------
