@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import correlation
@@ -26,7 +26,7 @@ from bot.domain.commands import MAX_MESSAGE_ID
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.records import EnqueueResult, NewBatch
 from bot.rendering import mrkdwn
-from bot.replies import ephemeral
+from bot.replies import acknowledge, ephemeral
 from bot.retries import messages
 from bot.retries.service import RetryService
 
@@ -137,11 +137,7 @@ def register(
         (RETRY_ANYWAY_ACTION_ID, clicks.retry_anyway),
         (RETRY_ALL_ACTION_ID, clicks.retry_all),
     ):
-        app.action(action_id, middleware=[authorize])(ack=_acknowledge, lazy=[_listener(step, on_error)])
-
-
-async def _acknowledge(ack: AsyncAck) -> None:
-    await ack()
+        app.action(action_id, middleware=[authorize])(ack=acknowledge, lazy=[_listener(step, on_error)])
 
 
 def _listener(step: Step, on_error: Callable[[Exception], Awaitable[None]]) -> Callable[..., Awaitable[None]]:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -19,6 +19,7 @@ from bot.alerts.store import AlertStore
 from bot.domain.health import WebhookActivity
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
 from bot.platform.retention import history_start
+from bot.replies import acknowledge
 from bot.retries.history import RetryLog
 from bot.retries.home_messages import home
 
@@ -83,9 +84,6 @@ def register(app: AsyncApp, app_home: AppHome, on_error: Callable[[Exception], A
     failures instead (the same handler, so a revoked token shows in /readyz all the same).
     """
 
-    async def answer(ack: AsyncAck) -> None:
-        await ack()
-
     async def publish(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
             return
@@ -94,4 +92,4 @@ def register(app: AsyncApp, app_home: AppHome, on_error: Callable[[Exception], A
         except Exception as error:
             await on_error(error)
 
-    app.event("app_home_opened")(ack=answer, lazy=[publish])
+    app.event("app_home_opened")(ack=acknowledge, lazy=[publish])
