@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import asyncpg
-
+from bench.common import database
 from bot.alerts.events import parse_event
 from bot.alerts.store import AlertStore
 from bot.platform.database import create_engine, migrate
-from tests.signing import message_updated_event
+from tests.signing import json_body, message_updated_event
 
 ALERT_CHANNEL = "CALERTS"
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 
 async def applied_per_second(url: str, events: int) -> tuple[float, float]:
@@ -37,9 +33,7 @@ async def applied_per_second(url: str, events: int) -> tuple[float, float]:
         await migrate(engine)
         store = AlertStore(engine)
         deliveries = [
-            parse_event(
-                json.dumps(message_updated_event(100_000 + n, status="Success" if n % 3 == 0 else "Failed")).encode()
-            )
+            parse_event(json_body(message_updated_event(100_000 + n, status="Success" if n % 3 == 0 else "Failed")))
             for n in range(events)
         ]
         await asyncio.gather(*(store.store_event(delivery) for delivery in deliveries))
@@ -54,28 +48,14 @@ async def applied_per_second(url: str, events: int) -> tuple[float, float]:
         await engine.dispose()
 
 
-async def _run(database: str, events: int) -> None:
-    if database == "sqlite":
-        with tempfile.TemporaryDirectory() as directory:
-            rate, cpu = await applied_per_second(f"sqlite:///{Path(directory) / 'apply.db'}", events)
-    else:
-        name = f"bench_apply_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(f"{POSTGRES}/postgres")
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            rate, cpu = await applied_per_second(f"{POSTGRES}/{name}", events)
-        finally:
-            await admin.execute(f'DROP DATABASE "{name}"')
-            await admin.close()
-    print(f"{database}: {events} events applied at {rate:,.0f}/s, {cpu:.2f} ms of CPU each")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--events", type=int, default=3000)
     arguments = parser.parse_args()
-    asyncio.run(_run(arguments.database, arguments.events))
+    with tempfile.TemporaryDirectory() as workdir, database(arguments.database, Path(workdir)) as url:
+        rate, cpu = asyncio.run(applied_per_second(url, arguments.events))
+    print(f"{arguments.database}: {arguments.events} events applied at {rate:,.0f}/s, {cpu:.2f} ms of CPU each")
 
 
 if __name__ == "__main__":
