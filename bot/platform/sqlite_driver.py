@@ -37,24 +37,14 @@ class OneHopCursor:
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> OneHopCursor:
         def run(database: sqlite3.Connection) -> _Outcome:
-            cursor = database.execute(sql) if parameters is None else database.execute(sql, parameters)
-            try:
-                rows = cursor.fetchall() if cursor.description else []
-                return cursor.description, cursor.rowcount, cursor.lastrowid, rows
-            finally:
-                cursor.close()
+            return _drained(database.execute(sql) if parameters is None else database.execute(sql, parameters))
 
         self._settle(await self._connection.run_in_thread(run))
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> OneHopCursor:
         def run(database: sqlite3.Connection) -> _Outcome:
-            cursor = database.executemany(sql, parameters)
-            try:
-                rows = cursor.fetchall() if cursor.description else []
-                return cursor.description, cursor.rowcount, cursor.lastrowid, rows
-            finally:
-                cursor.close()
+            return _drained(database.executemany(sql, parameters))
 
         self._settle(await self._connection.run_in_thread(run))
         return self
@@ -109,3 +99,12 @@ def connect(database: str, **kwargs: Any) -> OneHopConnection:
     connection = OneHopConnection(connector, 64)
     connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite: never hold the process open
     return connection
+
+
+def _drained(cursor: sqlite3.Cursor) -> _Outcome:
+    """Everything a statement's cursor has to say, read on the database thread, then the cursor closed."""
+    try:
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
