@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 
-from bench.common import Latencies, fresh_ids, sqlite_path, timed_post
+from bench.common import Latencies, at_once, fresh_ids, sqlite_path, timed_post
 from bot.alerts.changes import failure_json
 from bot.alerts.messages import RETRY_ACTION_ID
 from bot.domain.message import FAILED, MessageUpdate
@@ -115,8 +115,8 @@ async def click_bursts(
     queue = iter(alerts)
     for _ in range(rounds):
         prepared = [click_request(slack, next(queue)) for _ in clients]
-        results = await asyncio.gather(
-            *(timed_post(client, body, headers) for client, (body, headers) in zip(clients, prepared, strict=True))
+        results = await at_once(
+            timed_post(client, body, headers) for client, (body, headers) in zip(clients, prepared, strict=True)
         )
         for elapsed, status in results:
             seconds.append(elapsed)
