@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
+import socket
 import sys
 import time
 from types import FrameType
@@ -172,6 +174,14 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, shutdown: ShutdownBudget) -> None:
         super().__init__(config)
         self.shutdown_budget = shutdown
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # What exists once the bot is up (some 100,000 objects: modules, classes, the app) lives as long as the
+        # process. Frozen, it is left out of every later garbage collection: a full one no longer walks it,
+        # which took about 17 ms of the one event loop each time, stalling every request in flight.
+        gc.collect()
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.shutdown_budget.start()
