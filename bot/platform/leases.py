@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.orm import InstrumentedAttribute
@@ -19,7 +19,9 @@ class ClaimLost(Exception):
     """Another replica took the claim over while the work ran; the work was cancelled."""
 
 
-def lease_free(lease_until: InstrumentedAttribute[float | None], now: float) -> ColumnElement[bool]:
+def lease_free(
+    lease_until: InstrumentedAttribute[float | None] | ColumnElement[Any], now: float | ColumnElement[Any]
+) -> ColumnElement[bool]:
     """True where the lease column is empty or already past `now`."""
     return or_(lease_until.is_(None), lease_until < now)
 

@@ -9,13 +9,63 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.records import BatchView, RequestView
 from bot.platform.leases import lease_free
 from bot.platform.models import Batch, Request, RequestState
 from bot.retries.rows import BATCH_COLUMNS, REQUEST_COLUMNS, batch_view, request_view
+
+# What every retry sets off, built once (see bot.retries.queue_statements for why).
+_requests = Request.metadata.tables[Request.__tablename__]
+_batches = Batch.metadata.tables[Batch.__tablename__]
+_ANNOUNCEABLE = (_batches.c.announced_at.is_(None), lease_free(_batches.c.announce_lease_until, bindparam("now")))
+_NEXT_ANNOUNCEABLE = select(_batches.c.id).where(*_ANNOUNCEABLE).order_by(_batches.c.id).limit(1)
+_CLAIM_ANNOUNCEMENT = (
+    update(_batches)
+    .where(_batches.c.id == bindparam("batch_id"), *_ANNOUNCEABLE)
+    .values(announce_lease_until=bindparam("until"))
+)
+_BATCH = select(*BATCH_COLUMNS).where(_batches.c.id == bindparam("batch_id"))
+_MARK_ANNOUNCED = (
+    update(_batches)
+    .where(_batches.c.id == bindparam("batch_id"))
+    .values(
+        announced_at=bindparam("now"),
+        root_channel=bindparam("channel"),
+        root_ts=bindparam("ts"),
+        uses_response_url=bindparam("by_response_url"),
+    )
+)
+_CLAIM_REPORT = (
+    update(_requests)
+    .where(
+        _requests.c.id == bindparam("request_id"),
+        _requests.c.state == RequestState.DONE,
+        _requests.c.reported_at.is_(None),
+        lease_free(_requests.c.report_lease_until, bindparam("now")),
+    )
+    .values(report_lease_until=bindparam("until"))
+)
+_MARK_REPORTED = (
+    update(_requests)
+    .where(_requests.c.id.in_(bindparam("request_ids", expanding=True)))
+    .values(reported_at=bindparam("now"))
+)
+_UNREPORTED = (
+    select(*REQUEST_COLUMNS)
+    .join(_batches, _batches.c.id == _requests.c.batch_id)
+    .where(
+        _batches.c.total == 1,
+        _requests.c.state == RequestState.DONE,
+        _requests.c.reported_at.is_(None),
+        _requests.c.finished_at < bindparam("finished_before"),
+        lease_free(_requests.c.report_lease_until, bindparam("now")),
+    )
+    .order_by(_requests.c.id)
+    .limit(bindparam("limit"))
+)
 
 
 class ReportClaims:
@@ -30,31 +80,15 @@ class ReportClaims:
         """Take one batch whose root message is not posted yet, for `lease_seconds`."""
         now = self.clock()
         async with self.engine.begin() as connection:
-            candidate = (
-                await connection.execute(
-                    select(Batch.id)
-                    .where(
-                        Batch.announced_at.is_(None),
-                        lease_free(Batch.announce_lease_until, now),
-                    )
-                    .order_by(Batch.id)
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
+            candidate = (await connection.execute(_NEXT_ANNOUNCEABLE, {"now": now})).scalar_one_or_none()
             if candidate is None:
                 return None
             claimed = await connection.execute(
-                update(Batch)
-                .where(
-                    Batch.id == candidate,
-                    Batch.announced_at.is_(None),
-                    lease_free(Batch.announce_lease_until, now),
-                )
-                .values(announce_lease_until=now + lease_seconds)
+                _CLAIM_ANNOUNCEMENT, {"batch_id": candidate, "now": now, "until": now + lease_seconds}
             )
             if claimed.rowcount != 1:
                 return None
-            row = (await connection.execute(select(*BATCH_COLUMNS).where(Batch.id == candidate))).one()
+            row = (await connection.execute(_BATCH, {"batch_id": candidate})).one()
         return batch_view(row)
 
     async def mark_announced(
@@ -62,14 +96,14 @@ class ReportClaims:
     ) -> None:
         async with self.engine.begin() as connection:
             await connection.execute(
-                update(Batch)
-                .where(Batch.id == batch_id)
-                .values(
-                    announced_at=self.clock(),
-                    root_channel=root_channel,
-                    root_ts=root_ts,
-                    uses_response_url=uses_response_url,
-                )
+                _MARK_ANNOUNCED,
+                {
+                    "batch_id": batch_id,
+                    "now": self.clock(),
+                    "channel": root_channel,
+                    "ts": root_ts,
+                    "by_response_url": uses_response_url,
+                },
             )
 
     # -- telling people -----------------------------------------------------------------------
@@ -79,14 +113,7 @@ class ReportClaims:
         now = self.clock()
         async with self.engine.begin() as connection:
             result = await connection.execute(
-                update(Request)
-                .where(
-                    Request.id == request_id,
-                    Request.state == RequestState.DONE,
-                    Request.reported_at.is_(None),
-                    lease_free(Request.report_lease_until, now),
-                )
-                .values(report_lease_until=now + lease_seconds)
+                _CLAIM_REPORT, {"request_id": request_id, "now": now, "until": now + lease_seconds}
             )
         return result.rowcount == 1
 
@@ -128,9 +155,7 @@ class ReportClaims:
         if not request_ids:
             return
         async with self.engine.begin() as connection:
-            await connection.execute(
-                update(Request).where(Request.id.in_(list(request_ids))).values(reported_at=self.clock())
-            )
+            await connection.execute(_MARK_REPORTED, {"request_ids": list(request_ids), "now": self.clock()})
 
     async def unreported(self, *, older_than: float = 0.0, limit: int = 50) -> list[RequestView]:
         """Finished one-message requests whose outcome is not posted yet (just done, or Slack was down).
@@ -140,17 +165,7 @@ class ReportClaims:
         now = self.clock()
         async with self.engine.connect() as connection:
             rows = await connection.execute(
-                select(*REQUEST_COLUMNS)
-                .join(Batch, Batch.id == Request.batch_id)
-                .where(
-                    Batch.total == 1,
-                    Request.state == RequestState.DONE,
-                    Request.reported_at.is_(None),
-                    Request.finished_at < now - older_than,
-                    lease_free(Request.report_lease_until, now),
-                )
-                .order_by(Request.id)
-                .limit(limit)
+                _UNREPORTED, {"now": now, "finished_before": now - older_than, "limit": limit}
             )
             return [request_view(row) for row in rows]
 

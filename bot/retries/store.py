@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.alerts.changes import apply_to_alerts
@@ -19,7 +19,8 @@ from bot.domain.lifecycle import Answered, SendingStarted, TakenOver
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
 from bot.domain.records import EnqueueResult, NewBatch, RequestView
 from bot.platform.group_commit import GroupCommit, each, together_on
-from bot.platform.models import Attempt, Batch, Request, RequestState
+from bot.platform.models import Attempt, Request
+from bot.retries import queue_statements as sql
 from bot.retries.enqueue import write_requests
 from bot.retries.report_claims import ReportClaims
 from bot.retries.rows import REQUEST_COLUMNS, request_view
@@ -59,52 +60,27 @@ class RetryQueue(ReportClaims):
         """Lease the most overdue request of an announced batch, or one whose holder died.
 
         Each claim adds one to the request's `lease_token` and hands it out with the view: it fences every
-        later write about the request (see `_leased`), so a worker whose lease expired and was taken
-        over cannot change the request any more, whatever its clock or its network did meanwhile.
+        later write about the request (see `_LEASED` in bot.retries.queue_statements), so a worker whose lease
+        expired and was taken over cannot change the request any more, whatever its clock or its network did
+        meanwhile.
         """
         now = self.clock()
-        claimable = or_(
-            and_(Request.state == RequestState.QUEUED, Request.next_attempt_at <= now),
-            and_(Request.state == RequestState.RUNNING, Request.lease_until < now),
-        )
         async with self.engine.begin() as connection:
-            candidate = (
-                await connection.execute(
-                    select(Request.id)
-                    .join(Batch, Batch.id == Request.batch_id)
-                    .where(claimable, Batch.announced_at.is_not(None))
-                    .order_by(Request.next_attempt_at, Request.id)
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
+            candidate = (await connection.execute(sql.NEXT_CLAIMABLE, {"now": now})).scalar_one_or_none()
             if candidate is None:
                 return None
-            # The same condition again: between the SELECT and this UPDATE another worker may have won.
             claimed = await connection.execute(
-                update(Request)
-                .where(Request.id == candidate, claimable)
-                .values(
-                    state=RequestState.RUNNING,
-                    lease_owner=owner,
-                    lease_until=now + lease_seconds,
-                    lease_token=Request.lease_token + 1,
-                )
+                sql.CLAIM, {"request_id": candidate, "now": now, "owner": owner, "until": now + lease_seconds}
             )
             if claimed.rowcount != 1:
                 return None
-            row = (
-                await connection.execute(
-                    select(*REQUEST_COLUMNS, Batch.correlation_id, Batch.retry_anyway)
-                    .join(Batch, Batch.id == Request.batch_id)
-                    .where(Request.id == candidate)
-                )
-            ).one()
+            row = (await connection.execute(sql.CLAIMED, {"request_id": candidate})).one()
         return request_view(row)
 
     async def renew_lease(self, request_id: int, token: int, lease_seconds: float) -> bool:
         async with self.engine.begin() as connection:
             result = await connection.execute(
-                update(Request).where(*_leased(request_id, token)).values(lease_until=self.clock() + lease_seconds)
+                sql.RENEW, {"request_id": request_id, "token": token, "until": self.clock() + lease_seconds}
             )
         return result.rowcount == 1
 
@@ -113,22 +89,13 @@ class RetryQueue(ReportClaims):
         now = self.clock()
         async with self.engine.begin() as connection:
             message_id = (
-                await connection.execute(
-                    update(Request)
-                    .where(*_leased(request_id, token), Request.in_flight_since.is_(None))
-                    .values(
-                        in_flight_since=now,
-                        attempts=Request.attempts + 1,
-                        first_attempt_at=func.coalesce(Request.first_attempt_at, now),
-                    )
-                    .returning(Request.message_id)
-                )
+                await connection.execute(sql.BEGIN_ATTEMPT, {"request_id": request_id, "token": token, "now": now})
             ).scalar_one_or_none()
             if message_id is None:
                 return None
             attempt_id: int = (
                 await connection.execute(
-                    insert(Attempt).values(request_id=request_id, worker=worker, started_at=now).returning(Attempt.id)
+                    sql.OPEN_ATTEMPT, {"request_id": request_id, "worker": worker, "started_at": now}
                 )
             ).scalar_one()
             await apply_to_alerts(connection, [message_id], SendingStarted(now))
@@ -144,39 +111,18 @@ class RetryQueue(ReportClaims):
         must neither reopen it nor put it back in the queue, or the message could be sent twice.
         """
         now = self.clock()
+        said = {"answer": answer.kind.value, "status": answer.http_status, "now": now}
         async with self.engine.begin() as connection:
-            common = {
-                "in_flight_since": None,
-                "outcome": answer.kind.value,
-                "http_status": answer.http_status,
-                "detail": answer.detail,
-                "lease_owner": None,
-                "lease_until": None,
-            }
-            if retry_at is None:
-                values = {**common, "state": RequestState.DONE, "finished_at": now}
-            else:
-                values = {**common, "state": RequestState.QUEUED, "next_attempt_at": retry_at}
             message_id = (
                 await connection.execute(
-                    update(Request)
-                    .where(*_leased(request_id, token), Request.in_flight_since.is_not(None))
-                    .values(**values)
-                    .returning(Request.message_id)
+                    sql.RECORD_FINAL_ANSWER if retry_at is None else sql.RECORD_ANSWER_AND_REQUEUE,
+                    {**said, "request_id": request_id, "token": token, "said": answer.detail, "retry_at": retry_at},
                 )
             ).scalar_one_or_none()
             ours = message_id is not None
             detail = answer.detail if ours else f"{LATE_ANSWER}{': ' if answer.detail else ''}{answer.detail}"
             await connection.execute(
-                update(Attempt)
-                .where(Attempt.id == attempt_id)
-                .values(
-                    finished_at=now,
-                    outcome=answer.kind.value,
-                    http_status=answer.http_status,
-                    detail=detail,
-                    latency_ms=answer.latency_ms,
-                )
+                sql.CLOSE_ATTEMPT, {**said, "attempt_id": attempt_id, "said": detail, "latency": answer.latency_ms}
             )
             if message_id is not None:
                 event = Answered(answer.kind, answer.detail, now, final=retry_at is None)
@@ -218,11 +164,7 @@ class RetryQueue(ReportClaims):
     async def release(self, request_id: int, token: int) -> bool:
         """Give back a leased request that was not sent, so any worker can take it at once."""
         async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(Request)
-                .where(*_leased(request_id, token), Request.in_flight_since.is_(None))
-                .values(state=RequestState.QUEUED, lease_owner=None, lease_until=None)
-            )
+            result = await connection.execute(sql.RELEASE, {"request_id": request_id, "token": token})
         return result.rowcount == 1
 
     async def latest_requests(self, message_ids: Sequence[int]) -> dict[int, RequestView]:
@@ -237,11 +179,6 @@ class RetryQueue(ReportClaims):
             return {row.message_id: request_view(row) for row in rows}
 
 
-def _leased(request_id: int, token: int) -> tuple[ColumnElement[bool], ...]:
-    """The fence of every worker write: the request is still running under this very claim."""
-    return (Request.id == request_id, Request.lease_token == token, Request.state == RequestState.RUNNING)
-
-
 async def _close_leased(
     connection: AsyncConnection,
     request_id: int,
@@ -253,19 +190,9 @@ async def _close_leased(
     in_flight: bool,
 ) -> bool:
     """End a request this claim holds, with an attempt in flight or none started; False if it holds it no more."""
-    started = Request.in_flight_since.is_not(None) if in_flight else Request.in_flight_since.is_(None)
     result = await connection.execute(
-        update(Request)
-        .where(*_leased(request_id, token), started)
-        .values(
-            state=RequestState.DONE,
-            outcome=outcome.value,
-            detail=detail,
-            finished_at=now,
-            in_flight_since=None,
-            lease_owner=None,
-            lease_until=None,
-        )
+        sql.CLOSE_SENT if in_flight else sql.CLOSE_UNSENT,
+        {"request_id": request_id, "token": token, "answer": outcome.value, "said": detail, "now": now},
     )
     return bool(result.rowcount == 1)
 
