@@ -42,7 +42,7 @@ SQLITE_BUSY_SECONDS = 1.0
 SQLITE_QUEUE_SECONDS = 1.5
 # PostgreSQL connections this process keeps open, and never more: a burst of commands queues for the pool
 # instead of opening and closing overflow connections (a connect, TLS set-up and a cold statement cache each;
-# `bench.profile --path ack --database postgresql` found 15 % of the loop's time in that churn). Replicas
+# `bench.profile --path ack --database postgresql` found about 14 % of the loop's busy time in it). Replicas
 # multiply it: 4 replicas take 80 of PostgreSQL's default 100 connections.
 POSTGRES_POOL_SIZE = 20
 
