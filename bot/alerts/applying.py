@@ -29,13 +29,12 @@ from bot.domain import lifecycle
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
 from bot.domain.message import SUCCESS, is_failure_alert
 from bot.domain.outcomes import OutcomeKind
-from bot.platform.models import Alert, Request
+from bot.platform.models import Alert, Request, core_table
 from bot.platform.models import WebhookEvent as EventRow
 
-# The tables as Core sees them (typed as tables, which `Model.__table__` is not).
-_events = EventRow.metadata.tables[EventRow.__tablename__]
-_alerts = Alert.metadata.tables[Alert.__tablename__]
-_requests = Request.metadata.tables[Request.__tablename__]
+_events = core_table(EventRow)
+_alerts = core_table(Alert)
+_requests = core_table(Request)
 
 _latest_unreported_retry = (
     select(_requests.c.id)

@@ -21,12 +21,12 @@ from bot.domain.lifecycle import AlertState, Phase
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.verdict import verdict_from_json
-from bot.platform.models import Alert, Digest
+from bot.platform.models import Alert, Digest, core_table
 
 ALERT_COLUMNS = list(Alert.__table__.columns)
 
-_alerts = Alert.metadata.tables[Alert.__tablename__]
-_digests = Digest.metadata.tables[Digest.__tablename__]
+_alerts = core_table(Alert)
+_digests = core_table(Digest)
 # Built once: SQLAlchemy then reuses their compiled form instead of building and keying them on every call.
 _ALERTS_OF_MESSAGES = (
     select(*ALERT_COLUMNS)

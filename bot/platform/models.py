@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     text,
 )
@@ -32,6 +33,14 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def core_table(model: type[Base]) -> Table:
+    """A model's table as plain Core sees it, typed as a Table (which `Model.__table__` is not).
+
+    For the hot paths' statements, built once with bound parameters instead of through the ORM.
+    """
+    return Base.metadata.tables[model.__tablename__]
 
 
 class RequestState:

@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 
-from bot.platform.models import Attempt, Batch, Request, RequestState
+from bot.platform.models import Attempt, Batch, Request, RequestState, core_table
 from bot.retries.rows import REQUEST_COLUMNS
 
-_requests = Request.metadata.tables[Request.__tablename__]
-_batches = Batch.metadata.tables[Batch.__tablename__]
-_attempts = Attempt.metadata.tables[Attempt.__tablename__]
+_requests = core_table(Request)
+_batches = core_table(Batch)
+_attempts = core_table(Attempt)
 
 _CLAIMABLE = or_(
     and_(_requests.c.state == RequestState.QUEUED, _requests.c.next_attempt_at <= bindparam("now")),

@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.records import BatchView, RequestView
 from bot.platform.leases import lease_free
-from bot.platform.models import Batch, Request, RequestState
+from bot.platform.models import Batch, Request, RequestState, core_table
 from bot.retries.rows import BATCH_COLUMNS, REQUEST_COLUMNS, batch_view, request_view
 
 # What every retry sets off, built once (see bot.retries.queue_statements for why).
-_requests = Request.metadata.tables[Request.__tablename__]
-_batches = Batch.metadata.tables[Batch.__tablename__]
+_requests = core_table(Request)
+_batches = core_table(Batch)
 _ANNOUNCEABLE = (_batches.c.announced_at.is_(None), lease_free(_batches.c.announce_lease_until, bindparam("now")))
 _NEXT_ANNOUNCEABLE = select(_batches.c.id).where(*_ANNOUNCEABLE).order_by(_batches.c.id).limit(1)
 _CLAIM_ANNOUNCEMENT = (
