@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from bench.common import database
-from bot.alerts.events import parse_event
 from bot.alerts.store import AlertStore
+from bot.failures.webhook_events import parse_event
 from bot.platform.database import create_engine, migrate
 from tests.signing import json_body, message_updated_event
 

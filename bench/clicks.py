@@ -20,9 +20,9 @@ import asyncpg
 import httpx
 
 from bench.common import Latencies, at_once, fresh_ids, sqlite_path, timed_post
-from bot.alerts.changes import failure_json
 from bot.alerts.messages import RETRY_ACTION_ID
 from bot.domain.message import FAILED, MessageUpdate
+from bot.failures.state import failure_json
 from tests.fakes import FakeSlack
 from tests.harness import ALERT_CHANNEL, BOT_TOKEN, SIGNING_SECRET, USER
 from tests.signing import block_actions_body, slack_signature_headers

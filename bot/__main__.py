@@ -28,7 +28,7 @@ from bot.logs import configure_logging
 from bot.platform.database import SchemaError, create_engine, create_read_only_engine, display_database_url, migrate
 from bot.platform.retention import DAY, history_start
 from bot.platform.shutdown import ShutdownBudget
-from bot.retries.history import RetryLog
+from bot.retries.retry_log import RetryLog
 
 # `check` and `log export` are imported by their commands only: a serving process never needs them
 # (check alone brings Alembic and its dependencies, megabytes for the life of the process).

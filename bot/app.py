@@ -23,12 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import listeners
 from bot.alerts.alerter import Alerter
-from bot.alerts.click import AlertClicks
-from bot.alerts.diagnosis import ConversationChecker
 from bot.alerts.diagnosis_loop import DiagnosisLoop
-from bot.alerts.diagnosis_store import DiagnosisStore
 from bot.alerts.health import WebhookHealth, WebhookWatcher
 from bot.alerts.intake import partoo_webhook
 from bot.alerts.store import AlertStore
@@ -48,10 +44,12 @@ from bot.defaults import (
     RETENTION_PAUSE,
     WORKER_CONCURRENCY,
 )
-from bot.metrics import Metrics, WebhookVerdict
+from bot.failures.diagnosis import ConversationChecker
+from bot.failures.diagnosis_store import DiagnosisStore
 from bot.platform.authz import Authorizer
 from bot.platform.database import create_engine
 from bot.platform.http_limits import BODY_READ_SECONDS, BodyLimits
+from bot.platform.metrics import Metrics, WebhookVerdict
 from bot.platform.pace import ChannelPaces, SharedPace
 from bot.platform.partoo import PartooClient
 from bot.platform.request_id import RequestIdMiddleware
@@ -59,14 +57,16 @@ from bot.platform.retention import DAY, Pruner
 from bot.platform.shutdown import ShutdownBudget
 from bot.platform.signatures import WebhookVerifier
 from bot.platform.slack import SlackPoster, build_web_client
-from bot.retries.history import RetryLog
-from bot.retries.home import AppHome
 from bot.retries.notifier import Notifier
 from bot.retries.policy import RetryPolicy
+from bot.retries.retry_log import RetryLog
 from bot.retries.service import RetryService
 from bot.retries.store import RetryQueue
 from bot.retries.worker import RetryWorker
 from bot.running import Bot
+from bot.slack import listeners
+from bot.slack.clicks import AlertClicks
+from bot.slack.home import AppHome
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from enum import StrEnum
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from dotenv import find_dotenv, load_dotenv
 
-from bot.alerts.routing import AlertRoutes, parse_routes
 from bot.defaults import (
     DEFAULT_CONVERSATION_CHECK,
     DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS,
@@ -34,6 +33,7 @@ from bot.defaults import (
     SANDBOX_API_URL,
 )
 from bot.domain.access import AccessPolicy
+from bot.domain.alert_routes import AlertRoutes, parse_routes
 from bot.platform.signatures import (
     PRODUCTION_PUBLIC_KEY_PEM,
     SANDBOX_PUBLIC_KEY_PEM,

@@ -2,7 +2,7 @@
 
 Lines are JSON (one object per line, for log platforms) when LOG_FORMAT=json, or with LOG_FORMAT=auto when
 stderr is not a terminal; readable text otherwise. JSON fields: time (ISO 8601, UTC), level, logger,
-message, request_id (when one is bound, see bot.correlation), exc (the traceback, when any), stack (when
+message, request_id (when one is bound, see bot.platform.correlation), exc (the traceback, when any), stack (when
 asked for) and any `extra={...}` fields the caller passed.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bot.correlation import correlation_id
 from bot.defaults import LOG_FORMATS
+from bot.platform.correlation import correlation_id
 
 REDACTED = "[redacted]"
 

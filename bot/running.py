@@ -24,15 +24,15 @@ from bot.alerts.health import WebhookHealth, WebhookWatcher
 from bot.alerts.store import AlertStore
 from bot.config import Settings
 from bot.defaults import SHUTDOWN_RESERVE_SECONDS, TOKEN_CHECK_SECONDS
-from bot.metrics import Metrics
 from bot.platform.database import migrate
+from bot.platform.metrics import Metrics
 from bot.platform.partoo import PartooClient
 from bot.platform.retention import Pruner, ensure_incremental_vacuum, history_start
 from bot.platform.shutdown import ShutdownBudget
 from bot.platform.slack import SlackAuthError, SlackPoster, classify
 from bot.platform.socket_mode import SocketModeConnection, start_socket_mode
-from bot.retries.history import RetryLog
 from bot.retries.notifier import Notifier
+from bot.retries.retry_log import RetryLog
 from bot.retries.service import RetryService
 from bot.retries.store import RetryQueue
 from bot.retries.worker import RetryWorker

@@ -62,7 +62,7 @@ async def test_access_policy(
 async def test_someone_who_may_not_retry_may_still_read_the_log(
     slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
 ) -> None:
-    # Authorization guards what retries (bot.authorization); help, status and log only read.
+    # Authorization guards what retries (bot.slack.authorization); help, status and log only read.
     async with running_bot(slack, {**environment, "RETRY_ALLOWED_USERS": "UBOSS"}) as bot:
         assert "How to use" in ephemeral_text(await bot.command("help"))
         assert (await bot.command("log", response_url=slack.response_url("log"))).text == ""

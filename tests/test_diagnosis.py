@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot.alerts.messages import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID
-from bot.alerts.verdict_messages import RETRY_ANYWAY_ACTION_ID
+from bot.failures.verdict_messages import RETRY_ANYWAY_ACTION_ID
 from tests.fakes import FakePartoo, FakeSlack, Reply, SlackMessage
 from tests.fakes.partoo import CLOSED, EXPIRED, NO_PAGE_LINKED, Conversation
 from tests.harness import ALERT_CHANNEL, FAST, USER, RunningBot, buttons, message_text, running_bot

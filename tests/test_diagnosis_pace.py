@@ -7,9 +7,9 @@ import json
 
 from sqlalchemy import insert
 
-from bot.alerts.changes import failure_json
-from bot.alerts.diagnosis_store import DiagnosisStore
-from bot.alerts.events import parse_event
+from bot.failures.diagnosis_store import DiagnosisStore
+from bot.failures.state import failure_json
+from bot.failures.webhook_events import parse_event
 from bot.platform.database import create_engine, migrate
 from bot.platform.models import Alert
 from bot.platform.pace import SharedPace

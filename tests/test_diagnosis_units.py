@@ -8,7 +8,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from bot.alerts import verdict_messages
 from bot.alerts.digest_messages import digest_message
 from bot.alerts.messages import RETRY_ACTION_ID, alert_message
 from bot.config import ConfigError, load_settings
@@ -24,6 +23,7 @@ from bot.domain.verdict import (
     verdict_from_json,
     verdict_to_json,
 )
+from bot.failures import verdict_messages
 from bot.platform.conversations import CheckOutcome, parse_conversation
 from bot.platform.partoo import PartooClient
 

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
-from bot.domain.records import NewBatch, RequestView
+from bot.domain.retry_requests import NewBatch, RequestView
 from bot.platform.database import create_engine, migrate
 from bot.platform.models import RequestState
-from bot.retries.history import RetryLog
+from bot.retries.retry_log import RetryLog
 from bot.retries.store import LATE_ANSWER, RetryQueue
 from bot.retries.worker import RetryWorker
 

@@ -33,21 +33,21 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.alerts.alerter import Alerter
-from bot.alerts.click import AlertClicks, Click
-from bot.alerts.events import parse_event
 from bot.alerts.messages import alert_message
 from bot.alerts.store import AlertStore
 from bot.domain import lifecycle
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
-from bot.domain.records import NewBatch, RequestView
+from bot.domain.retry_requests import NewBatch, RequestView
+from bot.failures.webhook_events import parse_event
 from bot.platform.database import create_engine, migrate
 from bot.platform.models import Request, RequestState
 from bot.platform.slack import CannotPostHere, SlackAuthError, SlackPermanent, SlackPostError, SlackUnavailable
-from bot.retries.history import RetryLog
 from bot.retries.notifier import Notifier
+from bot.retries.retry_log import RetryLog
 from bot.retries.service import RetryService
 from bot.retries.store import RetryQueue
 from bot.retries.worker import TAKEN_OVER_DETAIL
+from bot.slack.clicks import AlertClicks, Click
 from tests.signing import message_updated_event
 
 T = TypeVar("T")

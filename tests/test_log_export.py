@@ -16,7 +16,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, text
 
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import BatchView, RequestView
+from bot.domain.retry_requests import BatchView, RequestView
 from bot.platform.database import MIGRATIONS, create_engine, migrate
 from bot.retries import export
 from tests.fakes import FakePartoo, FakeSlack

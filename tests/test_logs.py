@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from bot import correlation
 from bot.config import ConfigError, load_settings
 from bot.logs import REDACTED, configure_logging, resolve_format
+from bot.platform import correlation
 from tests.logging_state import preserved_logging
 
 SECRET = "xoxb-very-secret-token-42"

@@ -10,7 +10,7 @@ from typing import Any
 from bot.domain.access import AccessPolicy
 from bot.domain.commands import MAX_IDS, MAX_LOG_SIZE
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import AttemptView, BatchView, RequestView
+from bot.domain.retry_requests import AttemptView, BatchView, RequestView
 from bot.rendering import mrkdwn
 from bot.rendering.message import SlackMessage
 from bot.retries import home_messages, log_messages, messages

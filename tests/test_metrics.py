@@ -7,7 +7,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.domain.outcomes import OutcomeKind
-from bot.metrics import ALERT_KINDS, WEBHOOK_VERDICTS, Metrics
+from bot.platform.metrics import ALERT_KINDS, WEBHOOK_VERDICTS, Metrics
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

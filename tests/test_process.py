@@ -21,9 +21,9 @@ from dotenv import dotenv_values
 import bot.config
 from bot.config import ConfigError, load_settings
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import RequestView
+from bot.domain.retry_requests import RequestView
 from bot.platform.database import create_engine
-from bot.retries.history import RetryLog
+from bot.retries.retry_log import RetryLog
 from bot.retries.worker import STOPPED_DETAIL
 from tests.fakes import FakePartoo, FakeSlack
 from tests.harness import CHANNEL, PARTOO_API_KEY, SECRETS, SIGNING_SECRET, bot_environment, message_text

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import AttemptView, BatchView, NewBatch, RequestView
+from bot.domain.retry_requests import AttemptView, BatchView, NewBatch, RequestView
 from bot.platform.database import SchemaTooNewError, create_engine, migrate
 from bot.retries.store import RetryQueue
 from tests.fakes import FakePartoo, FakeSlack

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot import correlation
+from bot.platform import correlation
 from bot.platform.request_id import RequestIdMiddleware
 
 seen_later: list[str | None] = []

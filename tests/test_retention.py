@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from bot.alerts.events import parse_event
 from bot.alerts.store import AlertStore
+from bot.failures.webhook_events import parse_event
 from bot.platform.database import create_engine, migrate
 from bot.platform.models import Attempt, Batch, Request, RequestState, WebhookEvent
 from bot.platform.retention import DAY

@@ -14,11 +14,11 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
-from bot.domain.records import NewBatch
+from bot.domain.retry_requests import NewBatch
 from bot.platform.database import create_engine, migrate
 from bot.platform.slack import SlackPoster, build_web_client
-from bot.retries.history import RetryLog
 from bot.retries.notifier import Notifier
+from bot.retries.retry_log import RetryLog
 from bot.retries.store import RetryQueue
 from tests.fakes import FakeSlack
 from tests.harness import BOT_TOKEN, CHANNEL, USER, message_text

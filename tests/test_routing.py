@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.alerts.routing import AlertRoutes, parse_routes
 from bot.config import ConfigError, load_settings
+from bot.domain.alert_routes import AlertRoutes, parse_routes
 from bot.platform.database import create_engine, migrate
 from bot.platform.models import Pace
 from bot.platform.pace import SLACK_ALERTS_PACE, ChannelPaces

@@ -11,9 +11,8 @@ from bot.domain.commands import MAX_MESSAGE_ID
 from bot.domain.lifecycle import AlertState
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import ActiveRequest, KnownMessage, RequestView
+from bot.domain.retry_requests import ActiveRequest, KnownMessage, RequestView
 from bot.rendering import limits
-from bot.retries.shortcut import message_text, selected_ids
 from bot.retries.shortcut_messages import (
     BLOCK_ID_PREFIX,
     CHECKBOXES_ACTION_ID,
@@ -23,6 +22,7 @@ from bot.retries.shortcut_messages import (
     retry_modal,
     submitted,
 )
+from bot.slack.shortcut import message_text, selected_ids
 
 NOW = 1_732_790_000.0
 CONTEXT = ModalContext("C0123ABCD", "1732790000.000200", "https://hooks.slack.com/actions/T1/2/abc")

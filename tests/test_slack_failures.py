@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.alerts.alerter import Alerter
-from bot.alerts.events import parse_event
 from bot.alerts.store import AlertStore
+from bot.failures.webhook_events import parse_event
 from bot.platform.database import create_engine, migrate
 from bot.platform.pace import ChannelPaces
 from bot.platform.slack import (

@@ -14,7 +14,7 @@ import pytest
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import correlation
+from bot.platform import correlation
 from bot.platform.slack import build_web_client
 from bot.platform.socket_mode import SocketModeConnection, SocketModeError, start_socket_mode
 from tests.fakes import Ack, FakeSlack, FakeSocketMode, payload_of

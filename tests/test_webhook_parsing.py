@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.alerts.events import MAX_BODY_BYTES, PayloadError, parse_event
 from bot.domain.message import MessageUpdate, is_failure_alert
+from bot.failures.webhook_events import MAX_BODY_BYTES, PayloadError, parse_event
 
 # The example of Partoo's documentation (shared/partoo/NOTES.md), verbatim.
 EXAMPLE = b"""{

@@ -21,9 +21,8 @@ from dataclasses import replace
 
 from bot.alerts import digest_messages
 from bot.alerts import messages as alert_messages
-from bot.alerts.applying import StoredEvent
-from bot.alerts.routing import AlertRoutes
-from bot.alerts.store import AlertStore, AlertView, DigestView
+from bot.alerts.event_apply import StoredEvent
+from bot.alerts.store import AlertStore
 from bot.defaults import (
     ALERT_CHECK_MAX_AGE,
     ALERT_CHECK_WAIT,
@@ -34,9 +33,11 @@ from bot.defaults import (
     POLL_INTERVAL,
     SLACK_RETRY_SECONDS,
 )
-from bot.metrics import AlertKind
+from bot.domain.alert_routes import AlertRoutes
+from bot.failures.store import AlertView, DigestView
 from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.loop import PollingLoop
+from bot.platform.metrics import AlertKind
 from bot.platform.pace import ChannelPaces
 from bot.platform.slack import SlackPermanent, SlackPoster, SlackPostError, SlackUnavailable
 

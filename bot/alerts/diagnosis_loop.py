@@ -1,7 +1,7 @@
 """The diagnosis loop: checks the conversations of new alerts, and marks accepted retries "not confirmed".
 
 Both jobs work from what is stored, claim before acting (so replicas never do them twice) and give way to
-retries: alert checks only use pace slots no retry is waiting for (bot.alerts.diagnosis).
+retries: alert checks only use pace slots no retry is waiting for (bot.failures.diagnosis).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from bot.alerts import verdict_messages
-from bot.alerts.diagnosis import ConversationChecker
-from bot.alerts.diagnosis_store import DiagnosisStore
 from bot.defaults import ALERT_CHECK_MAX_AGE, ALERT_CLAIM_SECONDS, CHECKS_PER_ROUND, POLL_INTERVAL
+from bot.failures import verdict_messages
+from bot.failures.diagnosis import ConversationChecker
+from bot.failures.diagnosis_store import DiagnosisStore
 from bot.platform.loop import PollingLoop
 from bot.platform.slack import SlackPoster, SlackPostError
 

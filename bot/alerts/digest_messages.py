@@ -20,10 +20,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.alerts import verdict_messages
 from bot.alerts.messages import FIELD_LIMIT, RETRY_ALL_ACTION_ID, SECTION_LIMIT, partner_name
 from bot.domain.lifecycle import DigestState
 from bot.domain.message import MessageUpdate
+from bot.failures import verdict_messages
 from bot.rendering import mrkdwn
 from bot.rendering.message import SlackMessage
 from bot.rendering.mrkdwn import shorten

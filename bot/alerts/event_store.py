@@ -1,7 +1,7 @@
 """Partoo's webhook events, from the signed delivery to the alert state they change.
 
 A delivery is stored (group-committed, deduplicated) before Partoo gets its 200; the alerter then claims
-events and applies them in arrival order (bot.alerts.applying), through the lifecycle (bot.alerts.changes).
+events and applies them in arrival order (bot.alerts.event_apply), through the lifecycle (bot.failures.state).
 Events that concern no alert and no retry are dropped once applied. A base of AlertStore (bot.alerts.store).
 """
 
@@ -17,10 +17,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.alerts.applying import StoredEvent, apply_chunk
-from bot.alerts.changes import StaleAlertError
-from bot.alerts.events import WebhookEvent, for_storage, parse_event
+from bot.alerts.event_apply import StoredEvent, apply_chunk
 from bot.defaults import APPLY_CHUNK
+from bot.failures.state import StaleAlertError
+from bot.failures.webhook_events import WebhookEvent, for_storage, parse_event
 from bot.platform.group_commit import GroupCommit, together_on
 from bot.platform.leases import lease_free
 from bot.platform.models import Request
@@ -117,7 +117,7 @@ class EventIntake:
         return [StoredEvent(row.id, row.received_at, parse_event(row.payload.encode())) for row in rows]
 
     async def apply(self, stored: StoredEvent, alert_channel: str | None) -> None:
-        """Apply one claimed event in a transaction of its own (bot.alerts.applying)."""
+        """Apply one claimed event in a transaction of its own (bot.alerts.event_apply)."""
         async with self.engine.begin() as connection:
             await apply_chunk(connection, [stored], lambda _stored: alert_channel, self.clock())
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.alerts import messages as alert_messages
 from bot.defaults import ALERT_CLAIM_SECONDS, HEALTH_FLUSH_SECONDS, HEALTH_WINDOW_SECONDS
-from bot.domain.health import BACK, SILENT, WebhookActivity
+from bot.domain.webhook_activity import BACK, SILENT, WebhookActivity
 from bot.platform.leases import lease_free
 from bot.platform.loop import PollingLoop
 from bot.platform.models import WebhookIntake, WebhookWatch

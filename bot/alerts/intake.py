@@ -16,10 +16,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from bot.alerts.events import MESSAGE_EVENTS, PayloadError, parse_event
 from bot.alerts.store import AlertStore
 from bot.domain.message import FAILED, SUCCESS
-from bot.metrics import WebhookVerdict
+from bot.failures.webhook_events import MESSAGE_EVENTS, PayloadError, parse_event
+from bot.platform.metrics import WebhookVerdict
 from bot.platform.signatures import SIGNATURE_HEADER, WebhookVerifier
 
 log = logging.getLogger(__name__)

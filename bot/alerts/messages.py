@@ -19,11 +19,11 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.alerts import verdict_messages
 from bot.defaults import PREVIEW_CHARS
 from bot.domain.lifecycle import AlertState
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
+from bot.failures import verdict_messages
 from bot.rendering import limits, mrkdwn
 from bot.rendering.message import OUTCOME_EMOJI, SlackMessage
 from bot.rendering.mrkdwn import escape, shorten

@@ -9,135 +9,39 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.alerts.changes import ALERT_COLUMNS, alert_state
 from bot.alerts.event_store import EventIntake
-from bot.alerts.events import WebhookEvent
-from bot.alerts.posts import PostClaims
+from bot.alerts.post_claims import PostClaims
 from bot.defaults import PREVIEW_CHARS
-from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN, AlertState, DigestState
-from bot.domain.outcomes import OutcomeKind
+from bot.failures.state import ALERT_COLUMNS
+from bot.failures.store import DIGEST_COLUMNS, AlertView, DigestView, FailureStore, alert_view, digest_view
+from bot.failures.webhook_events import WebhookEvent
 from bot.platform.group_commit import GroupCommit, intake_writers
 from bot.platform.leases import lease_free
-from bot.platform.models import Alert, Batch, Digest, Request, RequestState
+from bot.platform.models import Alert, Digest
 
 Clock = Callable[[], float]
 
 
-@dataclass(frozen=True)
-class AlertView:
-    id: int
-    message_id: int
-    channel_id: str
-    ts: str | None
-    digest_id: int | None
-    version: int
-    posted_version: int
-    state: AlertState
-    # Slack's error when the alert cannot be posted in its channel (shown by `status`).
-    post_error: str | None = None
-
-
-@dataclass(frozen=True)
-class DigestView:
-    id: int
-    channel_id: str
-    ts: str | None
-    created_at: float
-    version: int
-    posted_version: int
-    posted_at: float | None
-    retry_requested_by: str | None
-    post_error: str | None = None
-
-
-def _alert_view(row: Row[Any]) -> AlertView:
-    return AlertView(
-        id=row.id,
-        message_id=row.message_id,
-        channel_id=row.channel_id,
-        ts=row.ts,
-        digest_id=row.digest_id,
-        version=row.version,
-        posted_version=row.posted_version,
-        state=alert_state(row),
-        post_error=row.post_error,
-    )
-
-
-def _digest_view(row: Row[Any]) -> DigestView:
-    return DigestView(
-        id=row.id,
-        channel_id=row.channel_id,
-        ts=row.ts,
-        created_at=row.created_at,
-        version=row.version,
-        posted_version=row.posted_version,
-        posted_at=row.posted_at,
-        retry_requested_by=row.retry_requested_by,
-        post_error=row.post_error,
-    )
-
-
-_ALERT_COLUMNS = ALERT_COLUMNS
-# Built once: SQLAlchemy then reuses the compiled statement instead of rebuilding it for every delivery.
-_DIGEST_COLUMNS = list(Digest.__table__.columns)
-
-
-class AlertStore(EventIntake, PostClaims):
-    """All reads and writes of webhook events, alerts and digests (their posts' claims: PostClaims)."""
+class AlertStore(FailureStore, EventIntake, PostClaims):
+    """The alerter's reads and writes of webhook events, alerts and digests (posts' claims: PostClaims)."""
 
     def __init__(
         self, engine: AsyncEngine, *, preview_chars: int | None = PREVIEW_CHARS, clock: Clock = time.time
     ) -> None:
-        self.engine = engine
+        super().__init__(engine, clock=clock)
         # Only a preview of what the business wrote is kept (or nothing, with STORE_MESSAGE_PREVIEW=false).
         self.preview_chars = preview_chars
-        self.clock = clock
         self._intake: GroupCommit[WebhookEvent, bool] = GroupCommit(
             engine, self.insert_events, name="webhook-intake", writers=intake_writers(engine)
         )
 
     # -- alerts ---------------------------------------------------------------------------------
 
-    async def alert_for(self, message_id: int) -> AlertView | None:
-        async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(select(*_ALERT_COLUMNS).where(Alert.message_id == message_id))
-            ).one_or_none()
-        return _alert_view(row) if row else None
-
-    async def alerts_for(self, message_ids: Sequence[int]) -> dict[int, AlertView]:
-        if not message_ids:
-            return {}
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(select(*_ALERT_COLUMNS).where(Alert.message_id.in_(list(message_ids))))
-            return {row.message_id: _alert_view(row) for row in rows}
-
     # -- message shortcut: which alert or digest a Slack message is ----------------------------------
-
-    async def alert_posted_at(self, channel_id: str, ts: str) -> AlertView | None:
-        """The alert the bot posted as this Slack message, if it is one."""
-        async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(select(*_ALERT_COLUMNS).where(Alert.channel_id == channel_id, Alert.ts == ts))
-            ).first()
-        return _alert_view(row) if row else None
-
-    async def digest_posted_at(self, channel_id: str, ts: str) -> DigestView | None:
-        """The digest the bot posted as this Slack message, if it is one."""
-        async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(*_DIGEST_COLUMNS).where(Digest.channel_id == channel_id, Digest.ts == ts)
-                )
-            ).first()
-        return _digest_view(row) if row else None
 
     # -- alerts, continued ----------------------------------------------------------------------
 
@@ -146,7 +50,7 @@ class AlertStore(EventIntake, PostClaims):
         now = self.clock()
         async with self.engine.connect() as connection:
             rows = await connection.execute(
-                select(*_ALERT_COLUMNS)
+                select(*ALERT_COLUMNS)
                 .where(
                     Alert.ts.is_(None),
                     Alert.digest_id.is_(None),
@@ -157,14 +61,14 @@ class AlertStore(EventIntake, PostClaims):
                 .order_by(Alert.id)
                 .limit(limit)
             )
-            return [_alert_view(row) for row in rows]
+            return [alert_view(row) for row in rows]
 
     async def stale_alerts(self, limit: int = 50) -> list[AlertView]:
         """Posted alerts whose message shows an older version than the row."""
         now = self.clock()
         async with self.engine.connect() as connection:
             rows = await connection.execute(
-                select(*_ALERT_COLUMNS)
+                select(*ALERT_COLUMNS)
                 .where(
                     Alert.ts.is_not(None),
                     Alert.version > Alert.posted_version,
@@ -173,7 +77,7 @@ class AlertStore(EventIntake, PostClaims):
                 .order_by(Alert.id)
                 .limit(limit)
             )
-            return [_alert_view(row) for row in rows]
+            return [alert_view(row) for row in rows]
 
     # -- digests --------------------------------------------------------------------------------
 
@@ -183,7 +87,7 @@ class AlertStore(EventIntake, PostClaims):
         async with self.engine.connect() as connection:
             row = (
                 await connection.execute(
-                    select(*_DIGEST_COLUMNS)
+                    select(*DIGEST_COLUMNS)
                     .where(
                         Digest.channel_id == channel_id,
                         Digest.created_at >= since,
@@ -193,7 +97,7 @@ class AlertStore(EventIntake, PostClaims):
                     .limit(1)
                 )
             ).one_or_none()
-        return _digest_view(row) if row else None
+        return digest_view(row) if row else None
 
     async def group(self, alert_ids: Sequence[int], channel_id: str, digest_id: int | None) -> int | None:
         """Put ungrouped, unposted alerts into a digest (a new one when digest_id is None)."""
@@ -233,26 +137,14 @@ class AlertStore(EventIntake, PostClaims):
         now = self.clock()
         async with self.engine.connect() as connection:
             rows = await connection.execute(
-                select(*_DIGEST_COLUMNS)
+                select(*DIGEST_COLUMNS)
                 .where(
                     Digest.version > Digest.posted_version,
                     lease_free(Digest.post_lease_until, now),
                 )
                 .order_by(Digest.id)
             )
-            return [_digest_view(row) for row in rows]
-
-    async def digest(self, digest_id: int) -> DigestView | None:
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(select(*_DIGEST_COLUMNS).where(Digest.id == digest_id))).one_or_none()
-        return _digest_view(row) if row else None
-
-    async def digest_alerts(self, digest_id: int) -> list[AlertView]:
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(
-                select(*_ALERT_COLUMNS).where(Alert.digest_id == digest_id).order_by(Alert.id)
-            )
-            return [_alert_view(row) for row in rows]
+            return [digest_view(row) for row in rows]
 
     async def request_retry_all(self, digest_id: int, user_id: str) -> bool:
         """Mark a digest as retried by someone; False when someone already did."""
@@ -264,52 +156,7 @@ class AlertStore(EventIntake, PostClaims):
             )
         return result.rowcount == 1
 
-    async def digest_state(self, digest: DigestView) -> DigestState:
-        """Everything the digest message shows, from its alerts and the retries of its Retry all."""
-        alerts = await self.digest_alerts(digest.id)
-        async with self.engine.connect() as connection:
-            rows = list(
-                await connection.execute(
-                    select(Request.outcome, Request.state, Request.delivery, func.count())
-                    .join(Batch, Batch.id == Request.batch_id)
-                    .where(Batch.digest_id == digest.id)
-                    .group_by(Request.outcome, Request.state, Request.delivery)
-                )
-            )
-        requested = sum(count for *_rest, count in rows)
-        accepted = sum(count for outcome, _s, _d, count in rows if outcome == OutcomeKind.ACCEPTED.value)
-        skipped = sum(count for outcome, _s, _d, count in rows if outcome == OutcomeKind.SKIPPED.value)
-        refused = sum(
-            count
-            for outcome, state, _d, count in rows
-            if state == RequestState.DONE and outcome != OutcomeKind.ACCEPTED.value
-        )
-        refused -= skipped
-        return DigestState(
-            digest_id=digest.id,
-            failures=[alert.state.failure for alert in alerts],
-            first_at=min((alert.state.failed_at for alert in alerts), default=digest.created_at),
-            retry_requested_by=digest.retry_requested_by,
-            requested=requested,
-            accepted=accepted,
-            refused=refused,
-            delivered=sum(count for _o, _s, delivery, count in rows if delivery == DELIVERED),
-            failed_again=sum(count for _o, _s, delivery, count in rows if delivery == FAILED_AGAIN),
-            skipped=skipped,
-            verdicts={alert.message_id: alert.state.verdict for alert in alerts if alert.state.verdict is not None},
-        )
-
     # -- counts ---------------------------------------------------------------------------------
-
-    async def delivery_counts(self, since: float) -> dict[str, int]:
-        """How many retries made since a time were reported delivered, or failed again."""
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(
-                select(Request.delivery, func.count())
-                .where(Request.requested_at >= since, Request.delivery.is_not(None))
-                .group_by(Request.delivery)
-            )
-            return {str(delivery): int(count) for delivery, count in rows}
 
 
 class _NothingToGroupError(Exception):

@@ -219,7 +219,7 @@ class Alert(Base):
     # Fencing token of the post claim, and Slack's error when this message cannot be posted there.
     post_claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     post_error: Mapped[str | None] = mapped_column(String(64))
-    # The latest verdict on the message's conversation (JSON, bot.alerts.diagnosis_store), and who checks it.
+    # The latest verdict on the message's conversation (JSON, bot.failures.diagnosis_store), and who checks it.
     verdict: Mapped[str | None] = mapped_column(Text)
     check_lease_until: Mapped[float | None] = mapped_column(Double)
 

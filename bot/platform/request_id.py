@@ -1,4 +1,4 @@
-"""Binds a request id for each HTTP request (see bot.correlation), and returns it as `X-Request-ID`.
+"""Binds a request id for each HTTP request (see bot.platform.correlation), and returns it as `X-Request-ID`.
 
 Platforms' routers (Heroku's, most load balancers) already tag each request with `X-Request-ID`; reusing
 it lets an operator follow one request from the router's logs into the bot's. A missing or odd-looking
@@ -12,7 +12,7 @@ import re
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot import correlation
+from bot.platform import correlation
 
 HEADER = "X-Request-ID"
 _ACCEPTED = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")

@@ -20,7 +20,7 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import correlation
+from bot.platform import correlation
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.alerts.changes import apply_to_alerts
 from bot.domain.lifecycle import RetryRequested
-from bot.domain.records import ActiveRequest, EnqueueResult, NewBatch
+from bot.domain.retry_requests import ActiveRequest, EnqueueResult, NewBatch
+from bot.failures.state import apply_to_alerts
 from bot.platform.models import Alert, Batch, Request, RequestState
 
 # Built once: SQLAlchemy reuses their compiled form instead of rebuilding them for every command.

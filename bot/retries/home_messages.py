@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.domain.health import WebhookActivity
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import RequestView
+from bot.domain.retry_requests import RequestView
+from bot.domain.webhook_activity import WebhookActivity
 from bot.rendering import limits, mrkdwn
 from bot.rendering.mrkdwn import escape, shorten
 from bot.retries.log_messages import history_kept, log_lines

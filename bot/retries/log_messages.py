@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block, HeaderBlock
 
-from bot.domain.records import AttemptView, BatchView, RequestView
+from bot.domain.retry_requests import AttemptView, BatchView, RequestView
 from bot.rendering import mrkdwn
 from bot.rendering.message import SlackMessage
 from bot.rendering.mrkdwn import escape, shorten

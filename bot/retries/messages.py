@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
 from bot.domain.access import AccessPolicy
 from bot.domain.commands import COMMAND, DEFAULT_LOG_SIZE, MAX_IDS, MAX_LOG_SIZE
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import ActiveRequest, BatchView, RequestView
+from bot.domain.retry_requests import ActiveRequest, BatchView, RequestView
 from bot.rendering import limits, mrkdwn
 from bot.rendering.message import OUTCOME_EMOJI, SlackMessage
 from bot.rendering.mrkdwn import escape, shorten

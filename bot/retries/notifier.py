@@ -22,12 +22,12 @@ from bot.defaults import (
     PROGRESS_INTERVAL,
     SLACK_RETRY_SECONDS,
 )
-from bot.domain.records import BatchView, RequestView
+from bot.domain.retry_requests import BatchView, RequestView
 from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.loop import PollingLoop
 from bot.platform.slack import CannotPostHere, SlackAuthError, SlackPoster, SlackPostError, SlackUnavailable
 from bot.retries import log_messages, messages
-from bot.retries.history import RetryLog
+from bot.retries.retry_log import RetryLog
 from bot.retries.store import RetryQueue
 
 log = logging.getLogger(__name__)

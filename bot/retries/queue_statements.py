@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 
 from bot.platform.models import Attempt, Batch, Request, RequestState, core_table
-from bot.retries.rows import REQUEST_COLUMNS
+from bot.retries.request_rows import REQUEST_COLUMNS
 
 _requests = core_table(Request)
 _batches = core_table(Batch)

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.domain.records import BatchView, RequestView
+from bot.domain.retry_requests import BatchView, RequestView
 from bot.platform.leases import lease_free
 from bot.platform.models import Batch, Request, RequestState, core_table
-from bot.retries.rows import BATCH_COLUMNS, REQUEST_COLUMNS, batch_view, request_view
+from bot.retries.request_rows import BATCH_COLUMNS, REQUEST_COLUMNS, batch_view, request_view
 
 # What every retry sets off, built once (see bot.retries.queue_statements for why).
 _requests = core_table(Request)

@@ -6,15 +6,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from bot.alerts import verdict_messages
-from bot.alerts.diagnosis_store import DiagnosisStore
-from bot.alerts.store import AlertStore
-from bot.domain.records import EnqueueResult, NewBatch
+from bot.domain.retry_requests import EnqueueResult, NewBatch
+from bot.failures import verdict_messages
+from bot.failures.diagnosis_store import DiagnosisStore
+from bot.failures.store import FailureStore
 from bot.platform.retention import history_start
 from bot.platform.slack import SlackPoster
 from bot.rendering.message import SlackMessage
 from bot.retries import log_messages
-from bot.retries.history import RetryLog
+from bot.retries.retry_log import RetryLog
 from bot.retries.store import RetryQueue
 
 # `status` links to the threads of this many of a message's latest requests (one chat.getPermalink each).
@@ -28,7 +28,7 @@ class RetryService:
         self,
         queue: RetryQueue,
         retry_log: RetryLog,
-        alerts: AlertStore,
+        alerts: FailureStore,
         poster: SlackPoster,
         *,
         on_queued: Callable[[], None] = lambda: None,

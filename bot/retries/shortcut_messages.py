@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import ActiveRequest, KnownMessage
+from bot.domain.retry_requests import ActiveRequest, KnownMessage
 from bot.rendering import limits, mrkdwn
 from bot.rendering.message import OUTCOME_EMOJI, SlackMessage
 

@@ -3,7 +3,7 @@
 Every state change is one short transaction guarded by a condition on the row (state, lease token), so any
 number of workers in any number of replicas can share one database without double work. What the notifier
 claims to tell people lives in bot.retries.report_claims (a base of RetryQueue); the log's reads in
-bot.retries.history.
+bot.retries.retry_log.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.alerts.changes import apply_to_alerts
 from bot.domain.lifecycle import Answered, SendingStarted, TakenOver
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
-from bot.domain.records import EnqueueResult, NewBatch, RequestView
+from bot.domain.retry_requests import EnqueueResult, NewBatch, RequestView
+from bot.failures.state import apply_to_alerts
 from bot.platform.group_commit import GroupCommit, each, together_on
 from bot.platform.models import Attempt, Request
 from bot.retries import queue_statements as sql
 from bot.retries.enqueue import write_requests
 from bot.retries.report_claims import ReportClaims
-from bot.retries.rows import REQUEST_COLUMNS, request_view
+from bot.retries.request_rows import REQUEST_COLUMNS, request_view
 
 Clock = Callable[[], float]
 

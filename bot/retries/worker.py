@@ -18,14 +18,14 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import correlation
-from bot.alerts.diagnosis import ConversationChecker
 from bot.defaults import POLL_INTERVAL
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
-from bot.domain.records import RequestView
+from bot.domain.retry_requests import RequestView
 from bot.domain.verdict import Verdict
-from bot.metrics import Metrics
+from bot.failures.diagnosis import ConversationChecker
+from bot.platform import correlation
 from bot.platform.loop import PollingLoop
+from bot.platform.metrics import Metrics
 from bot.platform.pace import SharedPace
 from bot.platform.partoo import PartooClient
 from bot.retries.policy import RetryPolicy

@@ -14,11 +14,11 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.alerts.changes import apply_to_alerts, bump_alerts, failure_from_json
-from bot.alerts.events import parse_event
 from bot.domain import lifecycle
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.verdict import Verdict, verdict_from_json, verdict_to_json
+from bot.failures.state import apply_to_alerts, bump_alerts, failure_from_json
+from bot.failures.webhook_events import parse_event
 from bot.platform.leases import lease_free
 from bot.platform.models import Alert, Batch, ConversationCheck, Request, RequestState
 from bot.platform.models import WebhookEvent as EventRow
@@ -276,7 +276,7 @@ class DiagnosisStore:
                 )
                 if won.rowcount == 1:
                     marked.append(NotConfirmed(row.id, row.message_id, row.root_channel, row.root_ts))
-            # Through the lifecycle, like every change of an alert's state (bot.alerts.changes).
+            # Through the lifecycle, like every change of an alert's state (bot.failures.state).
             await apply_to_alerts(connection, [item.message_id for item in marked], lifecycle.NotConfirmed(at=now))
         return marked
 

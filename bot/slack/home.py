@@ -16,12 +16,12 @@ from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.store import AlertStore
-from bot.domain.health import WebhookActivity
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
+from bot.domain.webhook_activity import WebhookActivity
 from bot.platform.retention import history_start
-from bot.replies import acknowledge
-from bot.retries.history import RetryLog
 from bot.retries.home_messages import home
+from bot.retries.retry_log import RetryLog
+from bot.slack.replies import acknowledge
 
 WEEK = 7 * 24 * 3600.0
 RECENT_REQUESTS = 15

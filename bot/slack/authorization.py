@@ -14,8 +14,8 @@ from slack_bolt.response import BoltResponse
 
 from bot.domain.access import AccessPolicy
 from bot.platform.authz import Authorizer, Verdict
-from bot.replies import ephemeral
 from bot.retries import messages
+from bot.slack.replies import ephemeral
 
 Middleware = Callable[..., Awaitable[BoltResponse | None]]
 

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable, Iterable
 from enum import Enum
 
-from bot.alerts.diagnosis_store import (
+from bot.domain.retry_requests import RequestView
+from bot.domain.verdict import Verdict, VerdictKind, could_not_check, verdict_for
+from bot.failures.diagnosis_store import (
     AlertToCheck,
     ConversationRef,
     DiagnosisStore,
@@ -29,8 +31,6 @@ from bot.alerts.diagnosis_store import (
     conversation_scope,
     same_finding,
 )
-from bot.domain.records import RequestView
-from bot.domain.verdict import Verdict, VerdictKind, could_not_check, verdict_for
 from bot.platform.conversations import CheckOutcome
 from bot.platform.pace import SharedPace
 from bot.platform.partoo import PartooClient

@@ -18,11 +18,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import correlation
 from bot.domain.access import AccessPolicy
 from bot.domain.commands import MAX_MESSAGE_ID
 from bot.domain.message_ids import MAX_TEXT, find_message_ids
-from bot.domain.records import KnownMessage, NewBatch
+from bot.domain.retry_requests import KnownMessage, NewBatch
+from bot.platform import correlation
 from bot.platform.authz import Authorizer, Verdict
 from bot.platform.slack import classify
 from bot.rendering.message import SlackMessage

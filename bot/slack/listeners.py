@@ -1,11 +1,11 @@
-"""Every Slack listener of the bot, attached to one Bolt app. Each lives with its feature:
+"""Every Slack listener of the bot, attached to one Bolt app, each in a module of this package:
 
-- `/partoo-retry`: bot.retries.command_listener
-- the Retry and "Retry all" buttons: bot.alerts.click
-- the App Home tab: bot.retries.home
-- the message shortcut "Retry Partoo messages": bot.retries.shortcut
+- `/partoo-retry`: bot.slack.command
+- the Retry and "Retry all" buttons: bot.slack.clicks
+- the App Home tab: bot.slack.home
+- the message shortcut "Retry Partoo messages": bot.slack.shortcut
 
-Who may retry is checked once, by one listener middleware (bot.authorization) on the command and the buttons.
+Who may retry is checked once, by one listener middleware (bot.slack.authorization) on the command and the buttons.
 """
 
 from __future__ import annotations
@@ -14,18 +14,17 @@ from collections.abc import Awaitable, Callable
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.alerts import click
-from bot.authorization import authorization
 from bot.domain.access import AccessPolicy
 from bot.platform.authz import Authorizer
-from bot.retries import command_listener, home, shortcut
 from bot.retries.service import RetryService
+from bot.slack import clicks, command, home, shortcut
+from bot.slack.authorization import authorization
 
 
 def register(
     app: AsyncApp,
     service: RetryService,
-    clicks: click.AlertClicks,
+    alert_clicks: clicks.AlertClicks,
     app_home: home.AppHome,
     authorizer: Authorizer,
     policy: AccessPolicy,
@@ -36,8 +35,8 @@ def register(
 
     `on_error` gets every listener's failure, from Bolt and from the App Home's publishing alike.
     """
-    command_listener.register(app, service, authorization(authorizer, policy, applies=command_listener.asks_to_retry))
-    click.register(app, clicks, authorization(authorizer, policy), on_error)
+    command.register(app, service, authorization(authorizer, policy, applies=command.asks_to_retry))
+    clicks.register(app, alert_clicks, authorization(authorizer, policy), on_error)
     home.register(app, app_home, on_error)
     shortcut.register(app, service, authorizer, policy)
     app.error(on_error)

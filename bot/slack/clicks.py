@@ -1,6 +1,6 @@
 """The Retry and "Retry all" buttons, each click one step: parse, check, hand to the retry service, answer.
 
-Authorization ran before (bot.authorization). A click is honoured only on an alert (or digest) the bot
+Authorization ran before (bot.slack.authorization). A click is honoured only on an alert (or digest) the bot
 posted, in the channel and message it posted it in, and only if nobody retried since it was rendered.
 What the click changes shows up where the user clicked: queueing the retry bumps the alert's state, and
 the alerter re-renders the alert from that state ("Retried by @bob", bot.alerts.messages.alert_message);
@@ -17,18 +17,18 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import correlation
 from bot.alerts.messages import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID
 from bot.alerts.store import AlertStore
-from bot.alerts.verdict_messages import RETRY_ANYWAY_ACTION_ID
-from bot.authorization import Middleware, asker
 from bot.domain.commands import MAX_MESSAGE_ID
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import EnqueueResult, NewBatch
+from bot.domain.retry_requests import EnqueueResult, NewBatch
+from bot.failures.verdict_messages import RETRY_ANYWAY_ACTION_ID
+from bot.platform import correlation
 from bot.rendering import mrkdwn
-from bot.replies import acknowledge, ephemeral
 from bot.retries import messages
 from bot.retries.service import RetryService
+from bot.slack.authorization import Middleware, asker
+from bot.slack.replies import acknowledge, ephemeral
 
 log = logging.getLogger(__name__)
 

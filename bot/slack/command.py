@@ -1,6 +1,6 @@
 """`/partoo-retry`: parse, hand to the retry service, answer within Slack's 3 seconds.
 
-Who may retry is checked before this listener runs (bot.authorization, for retries only: `status`, `log`
+Who may retry is checked before this listener runs (bot.slack.authorization, for retries only: `status`, `log`
 and `help` only read). Partoo is never called here: the service writes the request durably, the worker
 calls Partoo, and the notifier posts the answers.
 """
@@ -15,15 +15,15 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import correlation
-from bot.authorization import Middleware
 from bot.domain.commands import COMMAND
-from bot.domain.records import NewBatch
+from bot.domain.retry_requests import NewBatch
+from bot.platform import correlation
 from bot.rendering.message import SlackMessage
-from bot.replies import ephemeral
 from bot.retries import messages
 from bot.retries.commands import Help, Log, Retry, Status, UsageError, parse_command
 from bot.retries.service import RetryService
+from bot.slack.authorization import Middleware
+from bot.slack.replies import ephemeral
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.alerts.changes import apply_to_alert_of, state_columns
-from bot.alerts.events import WebhookEvent
 from bot.domain import lifecycle
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
 from bot.domain.message import SUCCESS, is_failure_alert
 from bot.domain.outcomes import OutcomeKind
+from bot.failures.state import apply_to_alert_of, state_columns
+from bot.failures.webhook_events import WebhookEvent
 from bot.platform.models import Alert, Request, core_table
 from bot.platform.models import WebhookEvent as EventRow
 

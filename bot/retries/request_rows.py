@@ -1,7 +1,7 @@
-"""Rows of the retry log as the domain's plain values (bot.domain.records), and the columns they need.
+"""Rows of the retry log as the domain's plain values (bot.domain.retry_requests), and the columns they need.
 
 Shared by the queue (bot.retries.store), the notifier's claims (bot.retries.report_claims) and the log's
-reads (bot.retries.history).
+reads (bot.retries.retry_log).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import BatchView, RequestView
+from bot.domain.retry_requests import BatchView, RequestView
 from bot.platform.models import Batch, Request
 
 

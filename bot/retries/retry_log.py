@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.defaults import PROGRESS_INTERVAL
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.records import AttemptView, BatchView, RequestView
+from bot.domain.retry_requests import AttemptView, BatchView, RequestView
 from bot.platform.leases import lease_free
 from bot.platform.models import Attempt, Batch, Request, RequestState
-from bot.retries.rows import BATCH_COLUMNS, REQUEST_COLUMNS, batch_view, request_view
+from bot.retries.request_rows import BATCH_COLUMNS, REQUEST_COLUMNS, batch_view, request_view
 
 # Attempt columns ride along with their request in one outer join; the prefix keeps the names apart.
 _ATTEMPT_COLUMNS = [
