@@ -55,8 +55,8 @@ def fixture_rows(revision: str, now: float) -> list[Row]:
     return rows
 
 
-async def build(database_url: str, revision: str, rows: list[Row]) -> dict[str, Any]:
-    """The database at `revision`, holding `rows`; {row key: id}."""
+async def migrate_to(database_url: str, revision: str) -> None:
+    """The database's schema brought to `revision` (not further), as the bot of that revision left it."""
 
     def upgrade(connection: Connection) -> None:
         config = Config()
@@ -68,6 +68,15 @@ async def build(database_url: str, revision: str, rows: list[Row]) -> dict[str, 
     try:
         async with engine.begin() as connection:
             await connection.run_sync(upgrade)
+    finally:
+        await engine.dispose()
+
+
+async def build(database_url: str, revision: str, rows: list[Row]) -> dict[str, Any]:
+    """The database at `revision`, holding `rows`; {row key: id}."""
+    await migrate_to(database_url, revision)
+    engine = create_engine(database_url)
+    try:
         async with engine.begin() as connection:
             return await insert(connection, rows)
     finally:
