@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from bot.check_partoo import partoo, partoo_webhook
 from bot.check_results import Result, Status, first_line, ok, problem
 from bot.config import ConfigError, Settings
+from bot.domain.access import alert_channels_refused, refused_buttons
 from bot.platform.database import MIGRATIONS, async_database_url, create_engine, display_database_url, schema_status
 from bot.platform.slack import build_web_client
 
@@ -39,6 +40,18 @@ def _slack_code(error: SlackApiError) -> str:
 def configuration(settings: Settings) -> Result:
     mode = "Socket Mode (SLACK_APP_TOKEN)" if settings.socket_mode else f"HTTP mode on port {settings.port}"
     return ok("configuration", f"{mode}, Partoo {settings.partoo_env.value}")
+
+
+def retry_channels(settings: Settings) -> list[Result]:
+    """Whether RETRY_ALLOWED_CHANNELS lets people use the buttons of every channel alerts go to."""
+    if not settings.access.channels:
+        return []  # no channel restriction: every button can be used
+    refused = alert_channels_refused(settings.access, settings.slack_alert_channel, settings.alert_routes.channels)
+    if not refused:
+        return [ok("RETRY_ALLOWED_CHANNELS", "includes every channel alerts are posted in")]
+    return [
+        problem(f"RETRY_ALLOWED_CHANNELS {channel}", *refused_buttons(setting, channel)) for setting, channel in refused
+    ]
 
 
 def report_configuration_problems(error: ConfigError, out: TextIO) -> int:
@@ -228,8 +241,9 @@ async def run_checks(settings: Settings, *, out: TextIO) -> int:
         ("Partoo API", lambda: partoo(settings)),
         ("Partoo webhook", lambda: partoo_webhook(settings)),
     ]
-    results = [configuration(settings)]
-    print(results[0].line(), file=out)
+    results = [configuration(settings), *retry_channels(settings)]
+    for result in results:
+        print(result.line(), file=out)
     for name, check in checks:
         # Printed as each check ends, so that a slow one shows which it is.
         found = await _bounded(name, check)

@@ -24,6 +24,7 @@ from bot.alerts.health import WebhookHealth, WebhookWatcher
 from bot.alerts.store import AlertStore
 from bot.config import Settings
 from bot.defaults import SHUTDOWN_RESERVE_SECONDS, TOKEN_CHECK_SECONDS
+from bot.domain.access import alert_channels_refused, refused_buttons
 from bot.platform.database import migrate
 from bot.platform.metrics import Metrics
 from bot.platform.partoo import PartooClient
@@ -90,6 +91,12 @@ class Bot:
             self.worker_id,
             "Socket Mode" if self.settings.socket_mode else "HTTP",
         )
+        # Starting anyway: the commands still work, and the fix (a list in the environment) needs a restart.
+        refused = alert_channels_refused(
+            self.settings.access, self.settings.slack_alert_channel, self.settings.alert_routes.channels
+        )
+        for setting, channel in refused:
+            log.warning("%s; %s", *refused_buttons(setting, channel))
 
     async def stop(self) -> None:
         """Stop taking work, finish or release what is in flight, close every connection: within the budget."""

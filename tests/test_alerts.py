@@ -261,9 +261,13 @@ async def test_forged_clicks_are_refused(
     no_alert = await _click(bot, alert, value="999", user_id="U1")
     other_channel = await _click(bot, alert, channel_id="COTHER", user_id="U2")
     garbage = await _click(bot, alert, value="<!channel>", user_id="U3")
+    # int() raises on 5,000 digits, and reads Arabic-Indic digits as 4567: neither is a value the bot posts.
+    huge = await _click(bot, alert, value="9" * 5000, user_id="U4")
+    other_digits = await _click(bot, alert, value="\u0664\u0665\u0666\u0667", user_id="U5")
 
-    assert [r.status_code for r in (no_alert, other_channel, garbage)] == [200, 200, 200]
-    for user in ("U1", "U2", "U3"):
+    answers = (no_alert, other_channel, garbage, huge, other_digits)
+    assert [r.status_code for r in answers] == [200, 200, 200, 200, 200]
+    for user in ("U1", "U2", "U3", "U4", "U5"):
         answer = (await eventually(lambda: slack.responses(f"click-{user}")))[0]  # noqa: B023
         assert answer["response_type"] == "ephemeral"
         assert "nothing was retried" in answer["text"] or "not one the bot posted" in answer["text"]

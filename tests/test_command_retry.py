@@ -190,6 +190,21 @@ async def test_after_an_outcome_the_same_message_can_be_retried_again(
         ("log 0", "from 1 to 50"),
         ("log 51", "from 1 to 50"),
         ("<!channel>", "&lt;!channel&gt;"),
+        # Signs, huge numbers and other scripts' digits: each once raised inside the authorization middleware.
+        ("--5", "not a message id"),
+        ("+-5", "not a message id"),
+        ("+5", "not a message id"),
+        ("4567 --5", "not a message id"),
+        ("status --3", "not a message id"),
+        ("log --3", "from 1 to 50"),
+        ("9" * 30, "too large"),
+        ("status " + "9" * 30, "too large"),
+        ("9" * 5000, "too large"),
+        ("log " + "9" * 5000, "from 1 to 50"),
+        ("\u0664\u0665\u0666\u0667", "not a message id"),  # Arabic-Indic 4567
+        ("45\u0666\u0667", "not a message id"),  # mixed scripts
+        ("4\u00b2", "not a message id"),  # superscript two: isdigit() says yes
+        ("\uff14\uff15\uff16\uff17", "not a message id"),  # fullwidth 4567
     ],
 )
 async def test_bad_input_gets_a_clear_ephemeral_answer_and_changes_nothing(

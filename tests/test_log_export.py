@@ -11,16 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.retry_requests import BatchView, RequestView
-from bot.platform.database import MIGRATIONS, create_engine, migrate
+from bot.platform.database import create_engine, migrate
 from bot.retries import export
 from tests.fakes import FakePartoo, FakeSlack
 from tests.harness import bot_environment
+from tests.upgrade_fixtures import migrate_to
 
 
 async def _export(environment: dict[str, str], cwd: Path) -> tuple[int, str, str]:
@@ -56,25 +55,10 @@ async def _revision(database_url: str) -> str | None:
         await engine.dispose()
 
 
-async def _migrate_to(database_url: str, revision: str) -> None:
-    def upgrade(connection: Connection) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(upgrade)
-    finally:
-        await engine.dispose()
-
-
 async def test_export_refuses_an_older_schema_and_leaves_it_as_it_is(
     tmp_path: Path, slack: FakeSlack, partoo: FakePartoo, database_url: str
 ) -> None:
-    await _migrate_to(database_url, "0001")
+    await migrate_to(database_url, "0001")
 
     code, out, err = await _export(bot_environment(slack, partoo, database_url), tmp_path)
 

@@ -41,6 +41,20 @@ def test_ids_written_as_ids_are_found(text: str, expected: tuple[int, ...]) -> N
 @pytest.mark.parametrize(
     "text",
     [
+        "message \u0664\u0665\u0666\u0667",  # Arabic-Indic digits: not what the bot shows or Partoo writes
+        "message 45\u0666\u0667",
+        "message \uff14\uff15\uff16\uff17",  # fullwidth
+        "message " + "9" * 5000,  # int() raises beyond 4,300 digits
+        "messages " + ", ".join(["9" * 30] * 3),
+    ],
+)
+def test_other_digits_and_huge_numbers_are_not_ids(text: str) -> None:
+    assert find_message_ids(text) == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "call +33 6 12 34 56 78",
         "call +33612345678",
         "call 06 12 34 56 78 or 06-12-34-56-78 or 06.12.34.56.78 or 0612345678",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from bot.domain.commands import MAX_MESSAGE_ID
+from bot.domain.commands import MAX_MESSAGE_ID, ascii_number
 
 # A bare number (no "message", `#` or `code` around it) is taken as an id only with this many digits.
 BARE_DIGITS = range(6, 10)
@@ -30,7 +30,8 @@ _CONTEXT = 40
 MAX_TEXT = 20_000
 
 # A run of digit groups joined by one separator each: "4567", "06 12 34 56 78", "2026-11-28", "14:02".
-_RUN = re.compile(r"\d+(?:[ \-./:]\d+)*")
+# ASCII digits only (\d would take '٤٥٦٧' too): ids are shown back and typed as the bot writes them.
+_RUN = re.compile(r"[0-9]+(?:[ \-./:][0-9]+)*")
 _NOT_ID_JOINERS = frozenset("-./:")
 # Right before a run, any of these means the digits belong to something else (a URL, a phone, money).
 _GLUED_BEFORE = frozenset("+-./:=?&@%$€£¥_\\")
@@ -113,4 +114,5 @@ def _candidates(groups: list[str], explicit: bool) -> list[int]:
         return []  # phone numbers and codes start with 0; ids never do
     if len(groups) > 1 and any(len(group) < MIN_LISTED_DIGITS for group in groups):
         return []  # "06 12 34 56 78", "1 234 567": digits in short groups are not a list of ids
-    return [int(group) for group in groups if int(group) <= MAX_MESSAGE_ID and (explicit or len(group) in BARE_DIGITS)]
+    numbers = [ascii_number(group, MAX_MESSAGE_ID) for group in groups if explicit or len(group) in BARE_DIGITS]
+    return [number for number in numbers if number is not None]  # None: too large to be an id

@@ -8,7 +8,8 @@ Errors, from the general to the particular:
 
     SchemaError                 the schema is not the one this version of the code reads and writes
     ├── SchemaTooNewError       migrated by a newer version (never downgraded: run that version)
-    └── SchemaNotCurrentError   empty or older (the bot migrates it on start; a read-only tool refuses)
+    ├── SchemaNotCurrentError   empty or older (the bot migrates it on start; a read-only tool refuses)
+    └── SchemaUpgradeError      a SQLite upgrade stopped before changing anything (see sqlite_upgrade.py)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bot.platform import sqlite_driver
+from bot.platform import sqlite_driver, sqlite_upgrade
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -57,6 +58,10 @@ class SchemaTooNewError(SchemaError):
 
 class SchemaNotCurrentError(SchemaError):
     """The database is empty or at an older revision, and the caller may not migrate it."""
+
+
+class SchemaUpgradeError(SchemaError):
+    """A SQLite upgrade could not be done safely (no copy aside, or rows it would orphan); nothing was changed."""
 
 
 def async_database_url(url: str) -> str:
@@ -219,8 +224,24 @@ async def migrate(engine: AsyncEngine) -> None:
         current = await connection.run_sync(_stored_revision)
     if current is not None and current == _head_on_disk():
         return  # already at head: the common start, done without importing Alembic
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade)
+        return
+    async with engine.connect() as connection:
+        await connection.run_sync(_upgrade_sqlite, current)
+
+
+def _upgrade_sqlite(connection: Connection, current: str | None) -> None:
+    """SQLite's upgrade: a copy aside unless the database is new, then foreign keys off for the rebuilds."""
+    try:
+        if current is not None:
+            # Read again by Alembic inside the upgrade's transaction; another process may migrate in between,
+            # and then this copy is simply the last one before that process's migration.
+            sqlite_upgrade.copy_aside(connection, current)
+        sqlite_upgrade.upgrade_with_foreign_keys_off(connection, _upgrade)
+    except sqlite_upgrade.UpgradeError as error:
+        raise SchemaUpgradeError(str(error)) from error
 
 
 async def require_current_schema(engine: AsyncEngine) -> None:

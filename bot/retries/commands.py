@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.domain.commands import DEFAULT_LOG_SIZE, MAX_IDS, MAX_LOG_SIZE, MAX_MESSAGE_ID
+from bot.domain.commands import (
+    DEFAULT_LOG_SIZE,
+    MAX_IDS,
+    MAX_LOG_SIZE,
+    MAX_MESSAGE_ID,
+    ascii_number,
+    is_ascii_number,
+)
 from bot.rendering.mrkdwn import quote_code
 
 _SEPARATORS = re.compile(r"[\s,]+")
@@ -67,14 +74,15 @@ def parse_command(text: str) -> Parsed:
 
 
 def _message_id(token: str) -> int | UsageError:
-    if not token.isascii() or not token.lstrip("+-").isdigit():
-        return UsageError(f"`{_shown(token)}` is not a message id: ids are whole numbers such as 4567.")
-    number = int(token)
-    if number <= 0:
+    # Total: every token gets a number or a UsageError, whatever its signs, digits or length.
+    number = ascii_number(token, MAX_MESSAGE_ID)
+    if number is not None and number > 0:
+        return number
+    if number == 0 or (token.startswith("-") and is_ascii_number(token[1:])):
         return UsageError(f"`{_shown(token)}` is not a message id: ids are positive.")
-    if number > MAX_MESSAGE_ID:
+    if is_ascii_number(token):
         return UsageError(f"`{_shown(token)}` is too large to be a Partoo message id.")
-    return number
+    return UsageError(f"`{_shown(token)}` is not a message id: ids are whole numbers such as 4567.")
 
 
 def _log(arguments: list[str]) -> Log | UsageError:
@@ -82,10 +90,10 @@ def _log(arguments: list[str]) -> Log | UsageError:
         return Log(DEFAULT_LOG_SIZE)
     if len(arguments) > 1:
         return UsageError("`log` takes at most one number.")
-    token = arguments[0]
-    if not token.isascii() or not token.isdigit() or not 1 <= int(token) <= MAX_LOG_SIZE:
-        return UsageError(f"`log` takes a number from 1 to {MAX_LOG_SIZE}; `{_shown(token)}` is not one.")
-    return Log(int(token))
+    size = ascii_number(arguments[0], MAX_LOG_SIZE)
+    if size is None or size < 1:
+        return UsageError(f"`log` takes a number from 1 to {MAX_LOG_SIZE}; `{_shown(arguments[0])}` is not one.")
+    return Log(size)
 
 
 def _shown(token: str) -> str:

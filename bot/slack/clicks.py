@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.alerts.messages import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID
 from bot.alerts.store import AlertStore
-from bot.domain.commands import MAX_MESSAGE_ID
+from bot.domain.commands import MAX_MESSAGE_ID, ascii_number
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.retry_requests import EnqueueResult, NewBatch
 from bot.failures.verdict_messages import RETRY_ANYWAY_ACTION_ID
@@ -172,12 +172,12 @@ async def _act(step: Step, body: dict[str, Any], action: dict[str, Any], respond
 
 def _parse(body: dict[str, Any], action: dict[str, Any]) -> Click | None:
     """The click, or None when the button's value is not one the bot could have posted."""
-    value = str(action.get("value", ""))
-    if not value.isascii() or not value.isdigit() or int(value) > MAX_MESSAGE_ID:
+    message_id = ascii_number(str(action.get("value", "")), MAX_MESSAGE_ID)
+    if message_id is None:
         return None
     user_id, channel_id = asker(body)
     message_ts = str((body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts", ""))
-    return Click(user_id, channel_id, message_ts, int(value), correlation.current() or correlation.new_id())
+    return Click(user_id, channel_id, message_ts, message_id, correlation.current() or correlation.new_id())
 
 
 def _already_retried(user_id: str | None, at: float | None) -> str:

@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.domain.access import AccessPolicy
-from bot.domain.commands import MAX_MESSAGE_ID
+from bot.domain.commands import MAX_MESSAGE_ID, ascii_number
 from bot.domain.message_ids import MAX_TEXT, find_message_ids
 from bot.domain.retry_requests import KnownMessage, NewBatch
 from bot.platform import correlation
@@ -200,7 +200,7 @@ def selected_ids(view: dict[str, Any]) -> tuple[int, ...]:
             continue
         for action in actions.values():
             for option in (action or {}).get("selected_options") or []:
-                value = str((option or {}).get("value", ""))
-                if value.isascii() and value.isdigit() and 0 < int(value) <= MAX_MESSAGE_ID:
-                    chosen[int(value)] = None
+                message_id = ascii_number(str((option or {}).get("value", "")), MAX_MESSAGE_ID)
+                if message_id:  # neither None (not an id) nor 0
+                    chosen[message_id] = None
     return tuple(chosen)[:MAX_LISTED]

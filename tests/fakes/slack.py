@@ -204,6 +204,12 @@ class FakeSlack(FakeServer):
         with self._lock:
             self._failures[method].append(_Failure(times, status, retry_after, error, body, channel))
 
+    def add_message(self, channel: str, ts: str, text: str, *, thread_ts: str | None = None) -> None:
+        """A message posted before this fake started (by an older bot): updating it then works, as on Slack."""
+        with self._lock:
+            self._messages[(channel, ts)] = SlackMessage(channel, ts, text, None, thread_ts)
+            self._order.append((channel, ts))
+
     def not_in_channel(self, channel_id: str) -> None:
         """Make chat.postMessage/chat.update to this channel fail with not_in_channel."""
         with self._lock:
