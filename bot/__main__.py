@@ -4,6 +4,7 @@ partoo-retry-bot                       serve (HTTP on $PORT)
 partoo-retry-bot check                 try the configuration, Slack, the database and Partoo; exit 0 if all is well
 partoo-retry-bot demo                  the bot at work on a local page, against stand-ins; nothing to configure
 partoo-retry-bot log export --since 7d --format csv
+partoo-retry-bot report --since 7d [--format json]   the weekly report's figures, for any period up to now
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from types import FrameType
+from typing import TypeVar
 
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
 from bot.config import ConfigError, Settings, settings_from_environment
@@ -34,6 +38,8 @@ from bot.retries.retry_log import RetryLog
 # (check alone brings Alembic and its dependencies, megabytes for the life of the process).
 
 EXIT_CONFIG = 2
+
+T = TypeVar("T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     exporter = log_commands.add_parser("export", help="write the retry log to standard output")
     exporter.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m, 2w or an ISO date")
     exporter.add_argument("--format", choices=["csv", "json"], default="csv", dest="output_format")
+    reporter = commands.add_parser(
+        "report", help="print the report Slack gets each week (failures, retries, deliveries) for a period up to now"
+    )
+    reporter.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m, 2w or an ISO date")
+    reporter.add_argument(
+        "--format", choices=["text", "json"], default="text", dest="output_format", help="text (default) or json"
+    )
     return parser
 
 
@@ -80,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(check.run_checks(settings, out=sys.stdout))
         if arguments.command == "log":
             return _log_export(settings, arguments.since, arguments.output_format)
+        if arguments.command == "report":
+            return _report(settings, arguments.since, arguments.output_format)
         return _serve(settings)
     except SchemaError as error:
         print(error, file=sys.stderr)
@@ -98,29 +113,62 @@ def _log_export(settings: Settings, since_text: str, output_format: str) -> int:
 
 
 async def _export(settings: Settings, since: float, output_format: str) -> int:
-    """Read the log as it is: an audit must not change the database, nor guess at a schema it does not know."""
-    from bot.platform.database import require_current_schema
     from bot.retries import export
 
-    engine = create_read_only_engine(settings.database_url)
-    try:
-        await require_current_schema(engine)
-        rows = await RetryLog(engine).since(since)
-    except (OSError, SQLAlchemyError) as error:
-        print(
-            f"partoo-retry cannot read its database {display_database_url(settings.database_url)}: "
-            f"{type(error).__name__}: {error}",
-            file=sys.stderr,
-        )
+    rows = await _read_only(settings, lambda engine: RetryLog(engine).since(since))
+    if rows is None:
         return 1
-    finally:
-        await engine.dispose()
     export.write(rows, output_format, sys.stdout)
     # On stderr, so that the CSV or JSON on stdout stays exactly what it was.
     note = export.history_note(since, history_start(time.time(), settings.retention_days * DAY))
     if note:
         print(f"partoo-retry: {note}", file=sys.stderr)
     return 0
+
+
+def _report(settings: Settings, since_text: str, output_format: str) -> int:
+    from bot.retries import export
+
+    try:
+        since = export.parse_since(since_text)
+    except export.ExportError as error:
+        print(error, file=sys.stderr)
+        return EXIT_CONFIG
+    return asyncio.run(_print_report(settings, since, output_format))
+
+
+async def _print_report(settings: Settings, since: float, output_format: str) -> int:
+    from bot.reports import terminal
+    from bot.reports.store import ReportReads
+
+    report = await _read_only(settings, lambda engine: ReportReads(engine).report(since, time.time()))
+    if report is None:
+        return 1
+    print(terminal.as_json(report) if output_format == "json" else terminal.as_text(report))
+    return 0
+
+
+async def _read_only(settings: Settings, read: Callable[[AsyncEngine], Awaitable[T]]) -> T | None:
+    """What `read` finds, or None once it said why the database cannot be read.
+
+    Audits and reports read the database as it is: they must not change it, nor guess at a schema they do
+    not know (SchemaError is the caller's to tell).
+    """
+    from bot.platform.database import require_current_schema
+
+    engine = create_read_only_engine(settings.database_url)
+    try:
+        await require_current_schema(engine)
+        return await read(engine)
+    except (OSError, SQLAlchemyError) as error:
+        print(
+            f"partoo-retry cannot read its database {display_database_url(settings.database_url)}: "
+            f"{type(error).__name__}: {error}",
+            file=sys.stderr,
+        )
+        return None
+    finally:
+        await engine.dispose()
 
 
 async def _prepare_database(settings: Settings) -> None:

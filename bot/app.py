@@ -39,6 +39,7 @@ from bot.defaults import (
     LOG_CHANNEL_INTERVAL,
     POLL_INTERVAL,
     PREVIEW_CHARS,
+    REPORT_POLL_SECONDS,
     RETENTION_BATCH,
     RETENTION_INTERVAL,
     RETENTION_PAUSE,
@@ -57,6 +58,9 @@ from bot.platform.retention import DAY, Pruner
 from bot.platform.shutdown import ShutdownBudget
 from bot.platform.signatures import WebhookVerifier
 from bot.platform.slack import SlackPoster, build_web_client
+from bot.reports.poster import ReportPoster
+from bot.reports.schedule_store import ReportSchedule
+from bot.reports.store import ReportReads
 from bot.retries.notifier import Notifier
 from bot.retries.policy import RetryPolicy
 from bot.retries.retry_log import RetryLog
@@ -94,6 +98,7 @@ class Tuning:
     retention_batch: int = RETENTION_BATCH
     retention_pause: float = RETENTION_PAUSE
     health_interval: float = HEALTH_FLUSH_SECONDS
+    report_poll_interval: float = REPORT_POLL_SECONDS
 
 
 class _DropTokenSkippedWarning(logging.Filter):
@@ -239,15 +244,36 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         # which takes milliseconds; the other mode makes Bolt poll for ack() every 10 ms per request.
         process_before_response=True,
     )
+    reports = ReportReads(engine)
     listeners.register(
         bolt,
         service,
         AlertClicks(service, alerts),
-        AppHome(retry_log, alerts, webhook_activity=health.activity, retention_seconds=pruner.retention_seconds),
+        AppHome(
+            retry_log,
+            alerts,
+            webhook_activity=health.activity,
+            retention_seconds=pruner.retention_seconds,
+            reports=reports,
+            report_schedule=settings.report_schedule,
+        ),
         Authorizer(settings.access, slack),
         settings.access,
         # Slack failures inside listeners are narrowed like the bot's own (and an auth one shows in /readyz).
         on_error=poster.bolt_error_handler(),
+    )
+    # Off when neither REPORT_CHANNEL nor SLACK_LOG_CHANNEL says where it goes.
+    report_poster = (
+        ReportPoster(
+            ReportSchedule(engine),
+            reports,
+            poster,
+            settings.report_channel,
+            settings.report_schedule,
+            poll_interval=tuning.report_poll_interval,
+        )
+        if settings.report_channel
+        else None
     )
     return Bot(
         settings=settings,
@@ -269,6 +295,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         health=health,
         watcher=watcher,
         pruner=pruner,
+        report_poster=report_poster,
         shutdown=shutdown or ShutdownBudget(settings.shutdown_seconds),
     )
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from dotenv import find_dotenv, load_dotenv
@@ -23,6 +24,8 @@ from bot.defaults import (
     DEFAULT_NOT_CONFIRMED_MINUTES,
     DEFAULT_PORT,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
+    DEFAULT_REPORT_SCHEDULE,
+    DEFAULT_REPORT_TIMEZONE,
     DEFAULT_RETENTION_DAYS,
     DEFAULT_SHUTDOWN_SECONDS,
     DEFAULT_SLACK_API_URL,
@@ -34,6 +37,7 @@ from bot.defaults import (
 )
 from bot.domain.access import AccessPolicy
 from bot.domain.alert_routes import AlertRoutes, parse_routes
+from bot.domain.weekly_report import Schedule, ScheduleError, parse_schedule
 from bot.platform.signatures import (
     PRODUCTION_PUBLIC_KEY_PEM,
     SANDBOX_PUBLIC_KEY_PEM,
@@ -104,6 +108,11 @@ class Settings:
     webhook_silence_alert_minutes: int | None = None
     public_url: str | None = None
     shutdown_seconds: int = DEFAULT_SHUTDOWN_SECONDS
+    # The weekly report goes to REPORT_CHANNEL, else SLACK_LOG_CHANNEL; with neither it is not posted.
+    report_channel: str | None = None
+    report_schedule: Schedule = field(
+        default_factory=lambda: parse_schedule(DEFAULT_REPORT_SCHEDULE, ZoneInfo(DEFAULT_REPORT_TIMEZONE))
+    )
 
     @property
     def socket_mode(self) -> bool:
@@ -233,6 +242,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if public_url and not public_url.startswith(("http://", "https://")):
         problems.append("PUBLIC_URL must be the bot's public http(s) base URL, e.g. https://partoo-retry.example.com.")
 
+    report_channel = _channel(text("REPORT_CHANNEL"), "REPORT_CHANNEL", problems) or log_channel
+    report_schedule = _schedule(text("REPORT_SCHEDULE"), text("REPORT_TIMEZONE"), problems)
+
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -260,6 +272,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         webhook_silence_alert_minutes=silence_minutes,
         public_url=public_url,
         shutdown_seconds=shutdown_seconds,
+        report_channel=report_channel,
+        report_schedule=report_schedule,
     )
 
 
@@ -276,6 +290,19 @@ def _channel(value: str, name: str, problems: list[str]) -> str | None:
     if not _SLACK_ID.match(value):
         problems.append(f"{name} must be a channel ID such as C0123ABCD (not a #name).")
     return value
+
+
+def _schedule(when: str, zone_name: str, problems: list[str]) -> Schedule:
+    try:
+        zone = ZoneInfo(zone_name or DEFAULT_REPORT_TIMEZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"REPORT_TIMEZONE must be a time zone name such as Europe/Paris, not {zone_name!r}.")
+        zone = ZoneInfo(DEFAULT_REPORT_TIMEZONE)
+    try:
+        return parse_schedule(when or DEFAULT_REPORT_SCHEDULE, zone)
+    except ScheduleError as error:
+        problems.append(f"REPORT_SCHEDULE: {error}.")
+        return parse_schedule(DEFAULT_REPORT_SCHEDULE, zone)
 
 
 def _id_list(value: str, name: str, problems: list[str]) -> frozenset[str]:

@@ -109,3 +109,10 @@ HEALTH_FLUSH_SECONDS = 5.0
 # The per-minute delivery counts kept: the App Home and /readyz show the last hour.
 HEALTH_WINDOW_SECONDS = 3600.0
 MAX_SILENCE_MINUTES = 7 * 24 * 60
+
+# The weekly report: when it is posted (REPORT_SCHEDULE, REPORT_TIMEZONE), and how often the bot looks whether
+# one is due (a report is due once a week; a minute late is on time).
+DEFAULT_REPORT_SCHEDULE = "mon 09:00"
+DEFAULT_REPORT_TIMEZONE = "UTC"
+REPORT_POLL_SECONDS = 60.0
+REPORT_CLAIM_SECONDS = 60.0

@@ -32,6 +32,7 @@ from bot.platform.retention import Pruner, ensure_incremental_vacuum, history_st
 from bot.platform.shutdown import ShutdownBudget
 from bot.platform.slack import SlackAuthError, SlackPoster, classify
 from bot.platform.socket_mode import SocketModeConnection, start_socket_mode
+from bot.reports.poster import ReportPoster
 from bot.retries.notifier import Notifier
 from bot.retries.retry_log import RetryLog
 from bot.retries.service import RetryService
@@ -65,6 +66,7 @@ class Bot:
     health: WebhookHealth
     watcher: WebhookWatcher
     pruner: Pruner
+    report_poster: ReportPoster | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     socket_mode: SocketModeConnection | None = None
     _token_checked_at: float = -TOKEN_CHECK_SECONDS
@@ -81,6 +83,8 @@ class Bot:
             asyncio.create_task(self.watcher.run(), name="webhook-watch"),
             asyncio.create_task(self.pruner.run(), name="retention"),
         ]
+        if self.report_poster is not None:
+            self.tasks.append(asyncio.create_task(self.report_poster.run(), name="weekly-report"))
         if self.settings.socket_mode:
             self.socket_mode = await start_socket_mode(
                 self.bolt, self.settings.slack_app_token.value, web_client=self.slack
@@ -109,6 +113,8 @@ class Bot:
         await self.diagnosis.stop()
         await self.watcher.stop()
         await self.pruner.stop()
+        if self.report_poster is not None:
+            await self.report_poster.stop()
         # Partoo calls in flight get what is left but the reserve; the worker closes those still unanswered.
         await self.worker.stop(grace_seconds=self.shutdown.remaining(keep=SHUTDOWN_RESERVE_SECONDS))
         if self.tasks:

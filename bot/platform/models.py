@@ -280,3 +280,21 @@ class WebhookWatch(Base):
     # The notice waiting to be posted ("silent" or "back"), claimed with a lease like an alert.
     notice_due: Mapped[str | None] = mapped_column(String(16))
     notice_lease_until: Mapped[float | None] = mapped_column(Double)
+
+
+class WeeklyReport(Base):
+    """One occurrence of the weekly report: claimed with a lease and posted once, whichever replica gets there.
+
+    The occurrence that was already due when the bot first ran is recorded as `skipped`: a new install (or
+    an upgrade) starts with the next one instead of posting a report at once.
+    """
+
+    __tablename__ = "weekly_reports"
+
+    due_at: Mapped[float] = mapped_column(Double, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_until: Mapped[float | None] = mapped_column(Double)
+    posted_at: Mapped[float | None] = mapped_column(Double)
+    ts: Mapped[str | None] = mapped_column(String(32))
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))

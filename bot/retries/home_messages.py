@@ -32,8 +32,9 @@ def home(
     webhooks: WebhookActivity | None = None,
     history_start: float | None = None,
     now: float | None = None,
+    report: Sequence[Block] = (),
 ) -> View:
-    """The App Home tab: counts for today and this week, then the recent log."""
+    """The App Home tab: counts for today and this week, the weekly report's blocks when given, the recent log."""
 
     def counts_line(counts: dict[str, int]) -> str:
         return " · ".join(f"*{counts.get(key, 0)}* {label}" for key, label in _COUNT_LABELS)
@@ -42,6 +43,7 @@ def home(
         HeaderBlock(text="Partoo retries"),
         _section(f"*Today (UTC)*\n{counts_line(today)}"),
         _section(f"*Last 7 days*\n{counts_line(week)}"),
+        *report,
         DividerBlock(),
         _section("*Recent retries*"),
     ]

@@ -12,18 +12,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.models.blocks import Block, DividerBlock
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.store import AlertStore
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
 from bot.domain.webhook_activity import WebhookActivity
+from bot.domain.weekly_report import WEEK_SECONDS, Schedule
 from bot.platform.retention import history_start
+from bot.reports.messages import weekly_report_section
+from bot.reports.store import ReportReads
 from bot.retries.home_messages import home
 from bot.retries.retry_log import RetryLog
 from bot.slack.replies import acknowledge
 
-WEEK = 7 * 24 * 3600.0
+WEEK = WEEK_SECONDS
 RECENT_REQUESTS = 15
 
 
@@ -37,6 +41,8 @@ class AppHome:
         *,
         webhook_activity: Callable[[], Awaitable[WebhookActivity]] | None = None,
         retention_seconds: float = 0.0,
+        reports: ReportReads | None = None,
+        report_schedule: Schedule | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.retry_log = retry_log
@@ -44,6 +50,9 @@ class AppHome:
         # Webhook health and where history starts (retention): shown as context lines.
         self.webhook_activity = webhook_activity
         self.retention_seconds = retention_seconds
+        # The weekly report of the latest week the schedule closed: what the channel was (or will be) sent.
+        self.reports = reports
+        self.report_schedule = report_schedule
         self.clock = clock
 
     async def view(self) -> View:
@@ -59,7 +68,15 @@ class AppHome:
             webhooks=activity,
             history_start=history_start(now, self.retention_seconds),
             now=now,
+            report=await self._report(now),
         )
+
+    async def _report(self, now: float) -> list[Block]:
+        if self.reports is None or self.report_schedule is None:
+            return []
+        due = self.report_schedule.latest_due(now)
+        report = await self.reports.report(due - WEEK, due)
+        return [DividerBlock(), *weekly_report_section(report)]
 
     async def _summary(self, since: float) -> dict[str, int]:
         """Raw outcome counts folded into what the App Home shows."""

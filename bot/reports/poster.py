@@ -1,0 +1,74 @@
+"""Posts the weekly report when it is due: once a week across replicas, resumed after a restart.
+
+Each round looks at the latest occurrence of the schedule. If its report was neither posted nor skipped,
+the round claims it, builds it from the database (the seven days before the occurrence) and posts it.
+A bot that was down at the due time posts it when it is back; a Slack outage delays it, never doubles it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot.defaults import REPORT_CLAIM_SECONDS, REPORT_POLL_SECONDS
+from bot.domain.weekly_report import WEEK_SECONDS, Schedule
+from bot.platform.leases import ClaimLost, while_claimed
+from bot.platform.loop import PollingLoop
+from bot.platform.slack import SlackPoster, SlackPostError
+from bot.reports.messages import report_message
+from bot.reports.schedule_store import ReportSchedule
+from bot.reports.store import ReportReads
+
+log = logging.getLogger(__name__)
+
+# After Slack refused or failed the post, the next try waits this long (the schedule is weekly; no hurry).
+RETRY_SECONDS = 60.0
+
+
+class ReportPoster(PollingLoop):
+    name = "weekly-report"
+
+    def __init__(
+        self,
+        schedule_store: ReportSchedule,
+        reads: ReportReads,
+        poster: SlackPoster,
+        channel_id: str,
+        schedule: Schedule,
+        *,
+        silences: Callable[[], Awaitable[Sequence[str]]] | None = None,
+        poll_interval: float = REPORT_POLL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(poll_interval)
+        self.store = schedule_store
+        self.reads = reads
+        self.poster = poster
+        self.channel_id = channel_id
+        self.schedule = schedule
+        self.silences = silences
+        self.clock = clock
+
+    async def tick(self) -> bool:
+        due = self.schedule.latest_due(self.clock())
+        claim = await self.store.claim(due, self.channel_id, REPORT_CLAIM_SECONDS)
+        if claim is None:
+            return False
+        silences = await self.silences() if self.silences else ()
+        report = await self.reads.report(due - WEEK_SECONDS, due, silences=silences)
+        try:
+            ts = await while_claimed(
+                self.poster.post(self.channel_id, report_message(report)),
+                lambda: self.store.renew(due, claim, REPORT_CLAIM_SECONDS),
+                every=REPORT_CLAIM_SECONDS / 3,
+            )
+        except ClaimLost:
+            return False  # another replica holds it now, and posts it
+        except SlackPostError as error:
+            log.warning("weekly report not posted (%s); trying again in %.0f s", error.error, RETRY_SECONDS)
+            await self.store.release(due, claim, retry_in=RETRY_SECONDS)
+            return False
+        if not await self.store.mark_posted(due, claim, ts):
+            log.warning("weekly report of %s posted, but its claim was taken over meanwhile", due)
+        return False
