@@ -31,6 +31,7 @@ NATURAL_KEYS = {
     "conversation_checks": "scope",
     "webhook_intake": "minute",
     "webhook_watch": "name",
+    "weekly_reports": "due_at",
 }
 
 
