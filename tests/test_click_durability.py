@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
-
 import httpx
 import pytest
 
@@ -103,7 +102,9 @@ def test_a_click_acknowledged_just_before_sigkill_is_sent_once_after_a_restart(
     with start_bot(environment, tmp_path) as first:
         first.wait_healthy()
         event = json.dumps(message_updated_event(4567)).encode()
-        assert httpx.post(f"{first.url}/partoo/webhook", content=event, headers=signer.headers(event)).status_code == 200
+        assert (
+            httpx.post(f"{first.url}/partoo/webhook", content=event, headers=signer.headers(event)).status_code == 200
+        )
         alert = wait_until(lambda: slack.root_messages(ALERT_CHANNEL), timeout=ANSWER_SECONDS)[0]
         wait_until(lambda: _alert_ts(database_url, 4567) == alert.ts, timeout=ANSWER_SECONDS)
         # Partoo answers slowly: whatever the killed process had started, nothing is answered before the kill.

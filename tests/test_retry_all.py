@@ -34,7 +34,8 @@ async def test_a_fault_between_marking_the_digest_and_queueing_leaves_it_retryab
     bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, signer: PartooSigner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await asyncio.gather(*(bot.webhook(message_updated_event(n), signer) for n in range(1, 9)))
-    digest = await eventually(lambda: next(iter(m for m in slack.root_messages(ALERT_CHANNEL) if _retry_all(m)), None))
+    digests = await eventually(lambda: [m for m in slack.root_messages(ALERT_CHANNEL) if _retry_all(m)])
+    digest = digests[0]
     value = str(_retry_all(digest)["value"])
 
     async def recorded() -> bool:
@@ -52,7 +53,11 @@ async def test_a_fault_between_marking_the_digest_and_queueing_leaves_it_retryab
     assert (await bot.bot.alerts.digest(int(value))).retry_requested_by is None  # rolled back with the rest
 
     await _click(bot, digest, value, "second")
-    await eventually(lambda: all(partoo.count(n) == 1 for n in grouped), timeout=20)
+    await eventually(
+        lambda: all(partoo.count(n) == 1 for n in grouped),
+        timeout=20,
+        message=f"{grouped} {partoo.received_ids()} {slack.responses()}",
+    )
     assert slack.responses("second") == []
     assert sorted(int(n) for n in partoo.received_ids()) == sorted(grouped)
 
