@@ -143,7 +143,10 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
     """Construct every component from Settings; nothing starts until `Bot.start`."""
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     engine = create_engine(settings.database_url)
-    queue = RetryQueue(engine)
+    not_confirmed_seconds = (
+        settings.not_confirmed_minutes * 60.0 if tuning.not_confirmed_seconds is None else tuning.not_confirmed_seconds
+    )
+    queue = RetryQueue(engine, awaiting_seconds=not_confirmed_seconds)
     retry_log = RetryLog(engine)
     slack = build_web_client(settings.slack_bot_token.value, settings.slack_api_url)
     metrics = Metrics()

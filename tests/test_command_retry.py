@@ -167,9 +167,12 @@ async def test_a_second_request_for_a_message_in_progress_is_not_sent_again(
     assert len(slack.root_messages(CHANNEL)) == 1
 
 
-async def test_after_an_outcome_the_same_message_can_be_retried_again(
+async def test_after_a_refusal_the_same_message_can_be_retried_again(
     bot: RunningBot, slack: FakeSlack, partoo: FakePartoo
 ) -> None:
+    # Issue 19: this test asserted that a second command after an *accepted* retry calls Partoo again, the
+    # double send admission now refuses (tests/test_admission_paths.py). After a refusal nothing was sent.
+    partoo.answer(4567, 400, body={"errors": {"json": "not in a failed state"}})
     await bot.command("4567")
     await eventually(lambda: len(slack.calls_to("chat.update")) >= 1)
     await bot.command("4567")

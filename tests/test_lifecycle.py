@@ -83,7 +83,9 @@ EVENTS: dict[str, Event] = {
     "not_confirmed": NotConfirmed(2004.0),
 }
 
-# phase before → event → phase after. Failed goes to FAILED_AGAIN once any retry was asked for.
+# phase before → event → phase after. Failed goes to FAILED_AGAIN once a retry call was made (SENDING or later);
+# while a retry is only requested it is the failure that retry answers (issue 19: it used to re-arm the button).
+# A retry is never requested from DELIVERED: admission refuses it, and the lifecycle consults the same rule.
 F, RR, S, A, NC, D, FA = (
     Phase.FAILED,
     Phase.RETRY_REQUESTED,
@@ -95,11 +97,11 @@ F, RR, S, A, NC, D, FA = (
 )
 TABLE: dict[Phase, dict[str, Phase]] = {
     F: {"failed": F, "delivered": D, "retry": RR, "sending": F, "accepted": F, "transient": F},
-    RR: {"failed": FA, "delivered": D, "retry": RR, "sending": S, "accepted": A, "transient": RR},
+    RR: {"failed": RR, "delivered": D, "retry": RR, "sending": S, "accepted": A, "transient": RR},
     S: {"failed": FA, "delivered": D, "retry": RR, "sending": S, "accepted": A, "transient": RR},
     A: {"failed": FA, "delivered": D, "retry": RR, "sending": A, "accepted": A, "transient": A},
     NC: {"failed": FA, "delivered": D, "retry": RR, "sending": NC, "accepted": NC, "transient": NC},
-    D: {"failed": FA, "delivered": D, "retry": RR, "sending": D, "accepted": D, "transient": D},
+    D: {"failed": FA, "delivered": D, "retry": D, "sending": D, "accepted": D, "transient": D},
     FA: {"failed": FA, "delivered": D, "retry": RR, "sending": FA, "accepted": FA, "transient": FA},
 }
 for _before, _row in TABLE.items():

@@ -60,6 +60,8 @@ ALERT_CHANNEL = "CALERTS"
 COMMAND_CHANNEL = "COPS"
 LOG_CHANNEL = "CLOG"
 TRANSIENT = (OutcomeKind.RATE_LIMITED, OutcomeKind.UNAVAILABLE)
+# How long an accepted retry's report is awaited before admission lets another go (RetryQueue's default).
+AWAITING = 15 * 60.0
 # Calls to Partoo for one request before a transient answer is taken as final (as RetryPolicy bounds them).
 MAX_CALLS = 3
 EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "20"))
@@ -136,6 +138,14 @@ class Model:
     outcomes: dict[int, str] = field(default_factory=dict)
     held: dict[str, list[RequestView]] = field(default_factory=lambda: defaultdict(list))
     in_flight: dict[str, list[tuple[RequestView, int]]] = field(default_factory=lambda: defaultdict(list))
+    # The promise, per message, from what the test did (not what the bot stored): retry calls made (a
+    # request's first call), whether a Failed report was sent after the latest one, and whether that call
+    # may have sent the message (accepted, or no answer; None while unanswered) and when it was answered.
+    calls_made: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    failed_after_call: dict[int, bool] = field(default_factory=dict)
+    may_have_sent: dict[int, bool | None] = field(default_factory=dict)
+    answered_at: dict[int, float] = field(default_factory=dict)
+    message_of: dict[int, int] = field(default_factory=dict)  # request → message
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -169,9 +179,11 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(message_id=st.sampled_from(MESSAGES), status=st.sampled_from(["Failed", "Failed", "Success"]))
     def webhook(self, message_id: int, status: str) -> None:
         # Always the same bytes for one message and status: Partoo's bodies have no event id.
+        if status == "Failed":
+            self.model.failed_after_call[message_id] = True
         body = json.dumps(message_updated_event(message_id, status=status)).encode()
         stored = self.run(self.alerts.store_event(parse_event(body)))
-        key = (message_id, status, self.model.requests[message_id])
+        key = (message_id, status, self.model.calls_made[message_id])
         if key not in self.model.seen_bodies:
             assert stored, "a new failure (or one after a retry) is never taken for a redelivery"
         elif status == "Failed":
@@ -204,7 +216,7 @@ class Lifecycle(RuleBasedStateMachine):
         alert = self.run(self.alerts.alert_for(message_id))
         if alert is None or alert.ts is None:
             return
-        result = self.run(self.clicks.retry(Click(user, alert.channel_id, alert.ts, message_id, "click")))
+        result = self.run(self.clicks.retry(Click(user, alert.channel_id, alert.ts, (message_id,), "click")))
         self._asked(getattr(result, "queued", ()))
 
     @rule(message_id=st.sampled_from(MESSAGES), user=st.sampled_from(USERS))
@@ -218,7 +230,7 @@ class Lifecycle(RuleBasedStateMachine):
         for alert in self.run(self.alerts.alerts_for(MESSAGES)).values():
             digest = self.run(self.alerts.digest(alert.digest_id)) if alert.digest_id else None
             if digest is not None and digest.ts is not None:
-                result = self.run(self.clicks.retry_all(Click(user, digest.channel_id, digest.ts, digest.id, "all")))
+                result = self.run(self.clicks.retry_all(Click(user, digest.channel_id, digest.ts, (digest.id,), "all")))
                 self._asked(getattr(result, "queued", ()))
                 return
 
@@ -245,6 +257,7 @@ class Lifecycle(RuleBasedStateMachine):
             self.run(
                 self.queue.finish_without_call(request.id, request.lease_token, OutcomeKind.UNKNOWN, TAKEN_OVER_DETAIL)
             )
+            self._final(request.id, OutcomeKind.UNKNOWN)
             return
         self.model.held[worker].append(request)
 
@@ -265,8 +278,32 @@ class Lifecycle(RuleBasedStateMachine):
             return  # the lease was lost: not sent
         earlier = self.model.calls[request.id]
         assert all(call.answer in TRANSIENT for call in earlier), f"request {request.id} sent twice: {earlier}"
+        if not earlier:
+            self._a_retry_call_for(request.message_id)
+            self.model.message_of[request.id] = request.message_id
         earlier.append(Call(request.id))
         self.model.in_flight[worker].append((request, attempt))
+
+    def _a_retry_call_for(self, message_id: int) -> None:
+        """The promise: a second retry call for a message only after a Failed report for it arrived after the
+        earlier call was made, or once the earlier call is known not to have sent it (Partoo refused it...),
+        or once its report was awaited for the whole wait (NOT_CONFIRMED_MINUTES: admission lets it go)."""
+        model = self.model
+        if model.calls_made[message_id]:
+            waited = self.clock() >= model.answered_at.get(message_id, float("inf")) + AWAITING
+            assert model.failed_after_call.get(message_id) or model.may_have_sent.get(message_id) is False or waited, (
+                f"a second retry call for {message_id} with no Failed report after the first"
+            )
+        model.calls_made[message_id] += 1
+        model.failed_after_call[message_id] = False
+        model.may_have_sent[message_id] = None
+        model.answered_at.pop(message_id, None)
+
+    def _final(self, request_id: int, outcome: OutcomeKind) -> None:
+        message_id = self.model.message_of.get(request_id)
+        if message_id is not None:
+            self.model.may_have_sent[message_id] = outcome in (OutcomeKind.ACCEPTED, OutcomeKind.UNKNOWN)
+            self.model.answered_at[message_id] = self.clock()
 
     @precondition(lambda self: any(self.model.in_flight.values()))
     @rule(pick=st.integers(0, 1), outcome=st.sampled_from(list(OutcomeKind)))
@@ -278,8 +315,12 @@ class Lifecycle(RuleBasedStateMachine):
         calls = self.model.calls[request.id]
         retry_at = self.clock() + 1.0 if outcome in TRANSIENT and len(calls) < MAX_CALLS else None
         answer = PartooAnswer(outcome, http_status=None, detail=f"answer to {worker}")
-        self.run(self.queue.record_answer(request.id, attempt, request.lease_token, answer, retry_at=retry_at))
+        recorded = self.run(
+            self.queue.record_answer(request.id, attempt, request.lease_token, answer, retry_at=retry_at)
+        )
         next(call for call in reversed(calls) if call.answer is None).answer = outcome
+        if retry_at is None and recorded is not False:
+            self._final(request.id, outcome)
 
     @precondition(lambda self: any(self.model.held.values()) or any(self.model.in_flight.values()))
     @rule(pick=st.integers(0, 1), give_back=st.booleans())
@@ -341,8 +382,9 @@ class Lifecycle(RuleBasedStateMachine):
         alerts = self.run(self.alerts.alerts_for(MESSAGES))
         for message_id, failures in self.model.failures.items():
             alert = alerts[message_id]
-            assert alert.state.failures == failures
-            if self.model.failed_again.get(message_id):
+            # A Failed while a retry is only requested is the failure it answers: not counted (lifecycle).
+            assert alert.state.failures <= failures
+            if self.model.failed_again.get(message_id) and alert.state.phase is lifecycle.Phase.FAILED_AGAIN:
                 assert alert.state.phase is lifecycle.Phase.FAILED_AGAIN
                 offered = "actions" in json.dumps(alert_message(alert.state).as_kwargs().get("blocks"))
                 assert offered == alert.state.can_retry

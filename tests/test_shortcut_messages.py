@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.domain.admission import Reason, Refused
 from bot.domain.commands import MAX_MESSAGE_ID
 from bot.domain.lifecycle import AlertState
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.retry_requests import ActiveRequest, KnownMessage, RequestView
+from bot.domain.retry_requests import KnownMessage, MessageRefusal, RequestView
 from bot.rendering import limits
 from bot.retries.shortcut_messages import (
     BLOCK_ID_PREFIX,
@@ -153,9 +154,9 @@ def test_the_modal_context_survives_the_round_trip_and_garbage_is_refused() -> N
 
 def test_no_ids_and_answers_render() -> None:
     assert "submit" not in no_ids_modal().to_dict()
-    active = ActiveRequest(4568, LONG_USER, NOW, 1, None, None)
+    active = MessageRefusal(4568, Refused(Reason.UNDER_WAY, LONG_USER, NOW))
     answer = submitted([4567], [active])
-    assert "`4567`" in answer.text and f"<@{LONG_USER}>" in answer.text and "not asked again" in answer.text
+    assert "`4567`" in answer.text and f"<@{LONG_USER}>" in answer.text and "will not send it twice" in answer.text
 
 
 def test_only_offered_ids_come_back_from_a_submission() -> None:

@@ -40,7 +40,8 @@ _latest_unreported_retry = (
     select(_requests.c.id)
     .where(
         _requests.c.message_id == bindparam("of_message"),
-        _requests.c.outcome == OutcomeKind.ACCEPTED.value,
+        # A call that got no answer may have reached Partoo: its report is awaited like an accepted one's.
+        _requests.c.outcome.in_([OutcomeKind.ACCEPTED.value, OutcomeKind.UNKNOWN.value]),
         _requests.c.delivery.is_(None),
     )
     .order_by(_requests.c.finished_at.desc())

@@ -48,10 +48,12 @@ class EventIntake:
     async def store_event(self, event: WebhookEvent) -> bool:
         """Store a verified delivery; False when the same event was already stored (a redelivery).
 
-        Partoo's bodies carry no event id: a failure after a retry can be byte for byte the first one. So
-        the key is the body's hash *and* how many retries of the message had been asked for when it
-        arrived (read in the writer's transaction): redeliveries between two retries collapse, while a
-        failure reported after a retry is news.
+        Partoo's bodies carry no event id (and Partoo redelivers on 5xx): a failure after a retry can be
+        byte for byte the first one. So the key is the body's hash *and* how many retry calls had been made
+        for the message when it arrived (requests whose attempt was opened, read in the writer's
+        transaction). Only a call can make the message fail again: the same body before the next call is a
+        redelivery, even after a click queued a retry (counting requests took that redelivery for news,
+        re-armed the Retry button, and a second call followed); after a call it is news.
 
         Returns once the row is committed, together with the deliveries that arrived meanwhile (group commit).
         """
@@ -146,19 +148,19 @@ class EventIntake:
 
 
 def dedupe_key(body_key: str, generation: int) -> str:
-    """The stored dedupe key: the body's own key before any retry (as it always was), then one per retry."""
+    """The stored dedupe key: the body's own key before any retry call (as it always was), then one per call."""
     if generation == 0:
         return body_key
     return hashlib.sha256(f"{body_key}:{generation}".encode("ascii")).hexdigest()
 
 
 async def _retry_generations(connection: AsyncConnection, message_ids: set[int]) -> dict[int, int]:
-    """How many retries were asked for each of these messages (absent: none), in one query."""
+    """How many retry calls were made for each of these messages (absent: none), in one query."""
     if not message_ids:
         return {}
     rows = await connection.execute(
         select(Request.message_id, func.count())
-        .where(Request.message_id.in_(sorted(message_ids)))
+        .where(Request.message_id.in_(sorted(message_ids)), Request.first_attempt_at.is_not(None))
         .group_by(Request.message_id)
     )
     return {message_id: int(count) for message_id, count in rows}

@@ -146,16 +146,6 @@ class AlertStore(FailureStore, EventIntake, PostClaims):
             )
             return [digest_view(row) for row in rows]
 
-    async def request_retry_all(self, digest_id: int, user_id: str) -> bool:
-        """Mark a digest as retried by someone; False when someone already did."""
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(Digest)
-                .where(Digest.id == digest_id, Digest.retry_requested_by.is_(None))
-                .values(retry_requested_by=user_id, version=Digest.version + 1)
-            )
-        return result.rowcount == 1
-
     # -- counts ---------------------------------------------------------------------------------
 
 

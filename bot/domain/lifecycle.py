@@ -18,34 +18,32 @@ builders only read states.
                  └── Delivered, from any state ──> DELIVERED             NOT_CONFIRMED
 
 A retry is "in progress" from its request until a later failure or delivery: while it is, the alert shows
-who asked and what Partoo answered, and a second click is refused until the answer says it did not work.
+who asked and what Partoo answered. Whether another retry may be asked is bot.domain.admission's rule,
+applied by every way in before it queues a request; `apply(RetryRequested)` consults the same rule, so an
+alert can never show a retry the rule would have refused (from DELIVERED, past the cap).
+
+What a Failed report means depends on when it arrives, because Partoo's payload has no event id and Partoo
+redelivers a delivery its receiver answered with a 5xx: a redelivery and a real second failure can be byte for
+byte the same. Only a retry *call* can make the message fail again, so:
+- a Failed while a retry is requested but not yet sent (RETRY_REQUESTED) is the failure that retry answers,
+  arriving again: not news, nothing changes, and no Retry button comes back (the queued retry is the answer);
+- a Failed once the call was made (SENDING, ANSWERED, NOT_CONFIRMED) is "failed again", and the Retry button
+  comes back within the limit. The webhook intake's dedupe key counts the calls made for the same reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
+from bot.domain import admission
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
+from bot.domain.phases import RETRY_PHASES as RETRY_PHASES
+from bot.domain.phases import Phase as Phase
 from bot.domain.verdict import Verdict
 
 MAX_RETRIES = 5
-
-
-class Phase(StrEnum):
-    FAILED = "failed"
-    RETRY_REQUESTED = "retry_requested"
-    SENDING = "sending"
-    ANSWERED = "answered"
-    DELIVERED = "delivered"
-    FAILED_AGAIN = "failed_again"
-    NOT_CONFIRMED = "not_confirmed"
-
-
-# The phases in which a retry asked for after the latest failure is still the alert's news.
-RETRY_PHASES = frozenset({Phase.RETRY_REQUESTED, Phase.SENDING, Phase.ANSWERED, Phase.NOT_CONFIRMED})
 
 
 @dataclass(frozen=True)
@@ -188,7 +186,9 @@ def apply(state: AlertState, event: Event) -> AlertState:
     current = phase(state)
     match event:
         case Failed(update=update, at=at):
-            # A failure after any retry is "failed again"; the Retry button comes back (within the limit).
+            if current is Phase.RETRY_REQUESTED:
+                return state  # the failure the queued retry answers, reported again: see the docstring
+            # A failure after a retry call is "failed again"; the Retry button comes back (within the limit).
             return replace(
                 state,
                 failure=update,
@@ -201,6 +201,8 @@ def apply(state: AlertState, event: Event) -> AlertState:
         case Delivered(at=at):
             return replace(state, delivered_at=at, sending_since=None, recorded_phase=Phase.DELIVERED)
         case RetryRequested(by=by, source=source, at=at):
+            if admission.alert_refusal(state) is not None:
+                return state  # admission refused it first; a request slipped past it changes no alert
             return replace(
                 state,
                 retry_requested_by=by,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from bot.domain.admission import Refused, Surface
 from bot.domain.lifecycle import AlertState
 from bot.domain.outcomes import OutcomeKind
 
@@ -25,8 +26,6 @@ class NewBatch:
     root_ts: str | None = None
     alert_message_id: int | None = None
     digest_id: int | None = None
-    # For a click: the alert's retry count the user saw. If it changed meanwhile, someone else retried.
-    expected_alert_retries: int | None = None
     # For a message shortcut: the thread (of `channel_id`) that the root message and the outcomes go to.
     thread_ts: str | None = None
     # "Retry anyway": send even if the conversation check says the retry cannot succeed.
@@ -34,6 +33,13 @@ class NewBatch:
     # One message asked for outside any thread: report into its alert's thread if the bot posted one (looked up
     # in the transaction that queues the request, bot.retries.store).
     report_into_alert: bool = False
+
+    @property
+    def surface(self) -> Surface:
+        """Which way in this ask came by, for admission (a digest's Retry all is a button with a digest)."""
+        if self.digest_id is not None:
+            return Surface.RETRY_ALL
+        return Surface(self.source) if self.source in tuple(Surface) else Surface.COMMAND
 
     def in_alert_thread(self, channel_id: str, ts: str, message_id: int) -> NewBatch:
         """This ask answering in its message's alert thread, where it may: it names no thread, or names this
@@ -44,24 +50,20 @@ class NewBatch:
 
 
 @dataclass(frozen=True)
-class ActiveRequest:
-    """A request already queued or running for a message: the reason a new one is not created."""
+class MessageRefusal:
+    """A message admission refused to retry (bot.domain.admission), and why."""
 
     message_id: int
-    requested_by: str
-    requested_at: float
-    batch_id: int
-    root_channel: str | None
-    root_ts: str | None
+    refused: Refused
 
 
 @dataclass(frozen=True)
 class EnqueueResult:
     batch_id: int | None
     queued: tuple[int, ...]
-    already_active: tuple[ActiveRequest, ...]
-    # True when the click was made on an alert that someone retried since it was rendered.
-    alert_changed: bool = False
+    refused: tuple[MessageRefusal, ...]
+    # A digest's Retry all that someone already clicked: who (nothing was queued).
+    digest_retried_by: str | None = None
 
 
 @dataclass(frozen=True)

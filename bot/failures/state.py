@@ -93,6 +93,11 @@ def state_columns(state: AlertState) -> dict[str, Any]:
     }
 
 
+async def alert_states(connection: AsyncConnection, message_ids: Sequence[int]) -> dict[int, AlertState]:
+    """The alert states of these messages (those that have one), locked FOR UPDATE on PostgreSQL."""
+    return {row.message_id: alert_state(row) for row in await _alerts_of(connection, message_ids)}
+
+
 async def apply_to_alerts(connection: AsyncConnection, message_ids: Sequence[int], event: lifecycle.Event) -> int:
     """Apply one event to the alerts of these messages (if any); how many changed.
 

@@ -176,8 +176,8 @@ class WebhookEvent(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[str] = mapped_column(Text)
-    # How many retry requests existed for the message when the event arrived. Part of the dedupe key: an
-    # identical body after a retry is a new failure, not a redelivery (Partoo's bodies carry no event id).
+    # How many retry calls had been made for the message when the event arrived. Part of the dedupe key: an
+    # identical body after a call is a new failure, not a redelivery (Partoo's bodies carry no event id).
     retry_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     processed_at: Mapped[float | None] = mapped_column(Double)
     lease_until: Mapped[float | None] = mapped_column(Double)

@@ -16,6 +16,8 @@ from bot.domain.commands import (
 from bot.rendering.mrkdwn import quote_code
 
 _SEPARATORS = re.compile(r"[\s,]+")
+# The last word of `/partoo-retry 4567 anyway`.
+ANYWAY = "anyway"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class Help:
 @dataclass(frozen=True)
 class Retry:
     message_ids: tuple[int, ...]
+    # `<ids> anyway`: pass a verdict that says the retry cannot succeed (asked to confirm before anything).
+    anyway: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ def parse_command(text: str) -> Parsed:
     if tokens[0].isalpha():
         return UsageError(f"`{_shown(tokens[0])}` is not a subcommand; use `status`, `log` or `help`.")
 
+    anyway = len(tokens) > 1 and tokens[-1].lower() == ANYWAY
+    if anyway:
+        tokens = tokens[:-1]
     message_ids: dict[int, None] = {}  # a dict keeps the order while collapsing duplicates
     for token in tokens:
         parsed = _message_id(token)
@@ -70,7 +77,7 @@ def parse_command(text: str) -> Parsed:
         message_ids[parsed] = None
     if len(message_ids) > MAX_IDS:
         return UsageError(f"At most {MAX_IDS} message ids per command; you gave {len(message_ids)}.")
-    return Retry(tuple(message_ids))
+    return Retry(tuple(message_ids), anyway=anyway)
 
 
 def _message_id(token: str) -> int | UsageError:

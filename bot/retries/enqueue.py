@@ -14,10 +14,12 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain.admission import Asked, Reason, Refused, admit
 from bot.domain.lifecycle import RetryRequested
-from bot.domain.retry_requests import ActiveRequest, EnqueueResult, NewBatch
+from bot.domain.retry_requests import EnqueueResult, MessageRefusal, NewBatch
 from bot.failures.state import apply_to_alerts
-from bot.platform.models import Alert, Batch, Request, RequestState
+from bot.platform.models import Alert, Batch, Digest, Request, RequestState
+from bot.retries.admission_state import stored_states
 
 # Built once: SQLAlchemy reuses their compiled form instead of rebuilding them for every command.
 _INSERT_BATCH = insert(Batch).returning(Batch.id)
@@ -25,6 +27,14 @@ _DELETE_BATCH = delete(Batch).where(Batch.id == bindparam("batch_id"))
 _POSTED_ALERT = select(Alert.channel_id, Alert.ts).where(
     Alert.message_id == bindparam("message_id"), Alert.ts.is_not(None)
 )
+# A digest's Retry all is taken once, whoever clicks: the mark and the requests commit together.
+_TAKE_DIGEST = (
+    update(Digest)
+    .where(Digest.id == bindparam("digest_id"), Digest.retry_requested_by.is_(None))
+    .values(retry_requested_by=bindparam("user_id"), version=Digest.version + 1)
+)
+_DIGEST_RETRIED_BY = select(Digest.retry_requested_by).where(Digest.id == bindparam("digest_id"))
+_DIGEST_MESSAGES = select(Alert.message_id).where(Alert.digest_id == bindparam("digest_id")).order_by(Alert.id)
 _ACTIVE_ONLY = text("state IN ('queued', 'running')")  # the predicate of uq_retry_requests_active_message
 _INSERT_REQUESTS = {
     "sqlite": sqlite_insert(Request)
@@ -37,31 +47,48 @@ _INSERT_REQUESTS = {
 
 
 async def write_requests(
-    connection: AsyncConnection, batch: NewBatch, message_ids: tuple[int, ...], *, now: float
+    connection: AsyncConnection,
+    batch: NewBatch,
+    message_ids: tuple[int, ...],
+    *,
+    now: float,
+    awaiting_seconds: float,
 ) -> EnqueueResult:
-    """One enqueue inside the group's shared transaction: insert first, let the unique index say which were active.
+    """One enqueue inside the group's shared transaction: admit each message against its stored state, then
+    insert the admitted ones and let the unique index settle a race with another replica.
 
-    The requests are inserted with ON CONFLICT DO NOTHING against the one-active-request index, so the
-    common case (nothing active yet) is three statements, and a concurrent enqueue of the same id by
-    another replica is settled by the index instead of an IntegrityError (which on PostgreSQL would
-    abort the whole group's transaction).
+    Admission (bot.domain.admission) runs here, on rows this transaction has locked, for every way in: the
+    state the person saw when they clicked does not matter, only the state the request is written against.
+    A digest's Retry all marks the digest and queues its messages in this same transaction, so a failure
+    between the two can no longer leave a digest marked "retried" with nothing queued.
+
+    The requests are inserted with ON CONFLICT DO NOTHING against the one-active-request index, so a
+    concurrent enqueue of the same id by another replica is settled by the index instead of an
+    IntegrityError (which on PostgreSQL would abort the whole group's transaction).
     """
+    if batch.digest_id is not None and not message_ids:
+        taken = await connection.execute(_TAKE_DIGEST, {"digest_id": batch.digest_id, "user_id": batch.requested_by})
+        if taken.rowcount != 1:
+            by = (await connection.execute(_DIGEST_RETRIED_BY, {"digest_id": batch.digest_id})).scalar()
+            return EnqueueResult(batch_id=None, queued=(), refused=(), digest_retried_by=by or "someone")
+        message_ids = tuple((await connection.execute(_DIGEST_MESSAGES, {"digest_id": batch.digest_id})).scalars())
     if batch.report_into_alert and len(message_ids) == 1:
         alert = (await connection.execute(_POSTED_ALERT, {"message_id": message_ids[0]})).first()
         if alert is not None:
             batch = batch.in_alert_thread(alert.channel_id, alert.ts, message_ids[0])
-    if batch.expected_alert_retries is not None:
-        # FOR UPDATE (PostgreSQL) waits for a concurrent click's transaction and reads its result;
-        # SQLite's immediate transactions are serialized already.
-        retries = (
-            await connection.execute(
-                select(Alert.retries).where(Alert.message_id == batch.alert_message_id).with_for_update()
-            )
-        ).scalar_one_or_none()
-        if retries != batch.expected_alert_retries:
-            return EnqueueResult(batch_id=None, queued=(), already_active=(), alert_changed=True)
-    if not message_ids:
-        return EnqueueResult(batch_id=None, queued=(), already_active=())
+    asked = Asked(batch.surface, now=now, anyway=batch.retry_anyway, awaiting_seconds=awaiting_seconds)
+    states = await stored_states(connection, message_ids)
+    refused: list[MessageRefusal] = []
+    admitted: list[int] = []
+    for message_id in message_ids:
+        verdict = admit(states[message_id], asked)
+        if isinstance(verdict, Refused):
+            refused.append(MessageRefusal(message_id, verdict))
+        else:
+            admitted.append(message_id)
+    if not admitted:
+        return EnqueueResult(batch_id=None, queued=(), refused=tuple(refused))
+    message_ids = tuple(admitted)
     batch_id = (
         await connection.execute(
             _INSERT_BATCH,
@@ -104,33 +131,30 @@ async def write_requests(
     queued_ids = set(inserted.scalars())
     fresh = [message_id for message_id in message_ids if message_id in queued_ids]
     skipped = [message_id for message_id in message_ids if message_id not in queued_ids]
-    active = await _active_for(connection, skipped)
+    refused.extend(await _active_for(connection, skipped))
     if not fresh:
         await connection.execute(_DELETE_BATCH, {"batch_id": batch_id})
-        return EnqueueResult(batch_id=None, queued=(), already_active=tuple(active))
+        return EnqueueResult(batch_id=None, queued=(), refused=tuple(refused))
     if skipped:
         await connection.execute(
             update(Batch).where(Batch.id == batch_id).values(total=len(fresh), skipped=json.dumps(sorted(skipped)))
         )
     # Alerts about these messages now show who asked for the retry, in the same transaction.
     source = "retry_all" if batch.digest_id is not None else batch.source
-    await apply_to_alerts(connection, fresh, RetryRequested(batch.requested_by, source, now))
-    return EnqueueResult(batch_id=batch_id, queued=tuple(fresh), already_active=tuple(active))
+    event = RetryRequested(batch.requested_by, source, now)
+    await apply_to_alerts(connection, fresh, event)
+    return EnqueueResult(batch_id=batch_id, queued=tuple(fresh), refused=tuple(refused))
 
 
-async def _active_for(connection: AsyncConnection, message_ids: Sequence[int]) -> list[ActiveRequest]:
+async def _active_for(connection: AsyncConnection, message_ids: Sequence[int]) -> list[MessageRefusal]:
+    """Refusals for ids another replica queued between admission and the insert (the index said so)."""
     if not message_ids:
         return []
     rows = await connection.execute(
-        select(
-            Request.message_id,
-            Request.requested_by,
-            Request.requested_at,
-            Request.batch_id,
-            Batch.root_channel,
-            Batch.root_ts,
+        select(Request.message_id, Request.requested_by, Request.requested_at).where(
+            Request.message_id.in_(list(message_ids)), Request.state.in_(RequestState.ACTIVE)
         )
-        .join(Batch, Batch.id == Request.batch_id)
-        .where(Request.message_id.in_(list(message_ids)), Request.state.in_(RequestState.ACTIVE))
     )
-    return [ActiveRequest(*row) for row in rows]
+    return [
+        MessageRefusal(row.message_id, Refused(Reason.UNDER_WAY, row.requested_by, row.requested_at)) for row in rows
+    ]

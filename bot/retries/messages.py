@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
 from bot.domain.access import AccessPolicy
 from bot.domain.commands import COMMAND, DEFAULT_LOG_SIZE, MAX_IDS, MAX_LOG_SIZE
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.retry_requests import ActiveRequest, BatchView, RequestView
+from bot.domain.retry_requests import BatchView, RequestView
 from bot.rendering import limits, mrkdwn
 from bot.rendering.message import OUTCOME_EMOJI, SlackMessage
 from bot.rendering.mrkdwn import escape, shorten
@@ -33,6 +33,8 @@ INLINE_IDS = 20
 USAGE = (
     f"`{COMMAND} <message id> [<message id> …]` retries Partoo messages (up to {MAX_IDS}, "
     "separated by spaces or commas)\n"
+    f"`{COMMAND} <message id> … anyway` retries even where the conversation check says it cannot succeed "
+    "(asks you to confirm first)\n"
     f"`{COMMAND} status <message id>` shows the retry history of one message\n"
     f"`{COMMAND} log [N]` lists the last N retries (default {DEFAULT_LOG_SIZE}, at most {MAX_LOG_SIZE})\n"
     f"`{COMMAND} help` shows this help"
@@ -170,19 +172,6 @@ def queue_unavailable() -> SlackMessage:
         ":warning: The retry log is unavailable right now (database unreachable or busy), so nothing was "
         "retried. Try again in a minute; if it lasts, tell whoever runs the bot (`/readyz` says why)."
     )
-    return SlackMessage(text=text, blocks=[_section(text)])
-
-
-def already_active(active: Sequence[ActiveRequest]) -> SlackMessage:
-    """For ids someone already asked to retry: who asked, and when."""
-    lines = [
-        f"• `{item.message_id}` was already asked for by {mrkdwn.user(item.requested_by)} "
-        f"{mrkdwn.when(item.requested_at)}: the bot will not send it twice."
-        for item in active[:INLINE_IDS]
-    ]
-    if len(active) > INLINE_IDS:
-        lines.append(f"• and {len(active) - INLINE_IDS} more already in progress.")
-    text = ":hourglass_flowing_sand: Already being retried:\n" + "\n".join(lines)
     return SlackMessage(text=text, blocks=[_section(text)])
 
 

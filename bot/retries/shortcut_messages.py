@@ -24,9 +24,10 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.domain.outcomes import OutcomeKind
-from bot.domain.retry_requests import ActiveRequest, KnownMessage
+from bot.domain.retry_requests import KnownMessage, MessageRefusal
 from bot.rendering import limits, mrkdwn
 from bot.rendering.message import OUTCOME_EMOJI, SlackMessage
+from bot.retries.refusal_messages import refusal_line
 
 SHORTCUT_CALLBACK_ID = "partoo_retry.retry_from_message"
 MODAL_CALLBACK_ID = "partoo_retry.retry_modal"
@@ -137,16 +138,14 @@ def notice_modal(message: SlackMessage) -> View:
     return View(type="modal", title=PlainTextObject(text=TITLE), close=PlainTextObject(text="Close"), blocks=blocks)
 
 
-def submitted(queued: Sequence[int], already_active: Sequence[ActiveRequest]) -> SlackMessage:
-    """What the modal says after a submission in which some ids were already being retried."""
+def submitted(queued: Sequence[int], refused: Sequence[MessageRefusal]) -> SlackMessage:
+    """What the modal says after a submission in which admission refused some ids (the same sentences as
+    every surface's refusals)."""
     lines = []
     if queued:
         lines.append(f"Queued: {_ids(queued)}. The outcomes are posted in the message's thread.")
-    for active in already_active[:MAX_LISTED]:
-        lines.append(
-            f"`{active.message_id}` is already being retried by {mrkdwn.user(active.requested_by)} "
-            f"({mrkdwn.when(active.requested_at)}): not asked again."
-        )
+    for item in refused[:MAX_LISTED]:
+        lines.append(refusal_line(item.message_id, item.refused))
     text = "\n".join(lines) or "Nothing was queued."
     return SlackMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=text))])
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.defaults import DEFAULT_NOT_CONFIRMED_MINUTES as NOT_CONFIRMED_MINUTES
 from bot.domain.lifecycle import Answered, SendingStarted, TakenOver
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
 from bot.domain.retry_requests import EnqueueResult, NewBatch, RequestView
@@ -34,9 +35,13 @@ LATE_ANSWER = "answered after the request was taken over"
 class RetryQueue(ReportClaims):
     """All reads and writes of retry batches, requests and attempts."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, clock: Clock = time.time, awaiting_seconds: float = NOT_CONFIRMED_MINUTES * 60.0
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        # How long an accepted retry waits for Partoo's report before admission lets another be asked.
+        self.awaiting_seconds = awaiting_seconds
         self._enqueues: GroupCommit[tuple[NewBatch, tuple[int, ...]], EnqueueResult] = GroupCommit(
             engine, each(self._enqueue_in), name="enqueue", writers=1 if together_on(engine) else 0
         )
@@ -44,7 +49,7 @@ class RetryQueue(ReportClaims):
     # -- asking -------------------------------------------------------------------------------
 
     async def enqueue(self, batch: NewBatch, message_ids: Sequence[int]) -> EnqueueResult:
-        """Durably queue a retry of each message that has no active request; report the others.
+        """Durably queue a retry of each message admission admits (bot.domain.admission); report the others.
 
         Committed together with the commands and clicks that arrive meanwhile (group commit): returns once
         this batch's requests are durable.
@@ -52,7 +57,7 @@ class RetryQueue(ReportClaims):
         return await self._enqueues.submit((batch, tuple(dict.fromkeys(message_ids))))
 
     async def _enqueue_in(self, connection: AsyncConnection, asked: tuple[NewBatch, tuple[int, ...]]) -> EnqueueResult:
-        return await write_requests(connection, *asked, now=self.clock())
+        return await write_requests(connection, *asked, now=self.clock(), awaiting_seconds=self.awaiting_seconds)
 
     # -- working ------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from bot.domain.commands import COMMAND
 from bot.domain.retry_requests import NewBatch
 from bot.platform import correlation
 from bot.rendering.message import SlackMessage
-from bot.retries import messages
+from bot.retries import messages, refusal_messages
 from bot.retries.commands import Help, Log, Retry, Status, UsageError, parse_command
 from bot.retries.service import RetryService
 from bot.slack.authorization import Middleware
@@ -63,6 +63,9 @@ def register(app: AsyncApp, service: RetryService, authorize: Middleware) -> Non
             case Log(size):
                 await ack()
                 after_ack(respond, service.recent(size))
+            case Retry(message_ids, anyway=True):
+                # Explicit, then confirmed: the answer's button (and its dialog) queues it (bot.slack.clicks).
+                await ack(**ephemeral(refusal_messages.confirm_anyway(message_ids)))
             case Retry(message_ids):
                 await _retry(ack, command, message_ids, service)
 
@@ -83,14 +86,14 @@ async def _retry(ack: AsyncAck, command: dict[str, Any], message_ids: tuple[int,
         await ack(**ephemeral(messages.queue_unavailable()))
         return
     log.info(
-        "user %s asked to retry %d message(s) in %s: queued %d, already active %d",
+        "user %s asked to retry %d message(s) in %s: queued %d, refused %d",
         user_id,
         len(message_ids),
         channel_id,
         len(result.queued),
-        len(result.already_active),
+        len(result.refused),
     )
-    if result.already_active:
-        await ack(**ephemeral(messages.already_active(result.already_active)))
+    if result.refused:
+        await ack(**ephemeral(refusal_messages.refused(result.refused)))
     else:
         await ack()

@@ -30,13 +30,14 @@ def register(
     policy: AccessPolicy,
     on_error: Callable[[Exception], Awaitable[None]],
 ) -> None:
-    """Attach every listener; the app answers Slack when a listener returns (process_before_response), or,
-    for clicks and App Home visits, once their ack function did (Bolt lazy listeners).
+    """Attach every listener; the app answers Slack when a listener returns (process_before_response): for
+    the command and clicks that is once their request is durable; App Home visits are answered at once and
+    published after (a Bolt lazy listener).
 
     `on_error` gets every listener's failure, from Bolt and from the App Home's publishing alike.
     """
     command.register(app, service, authorization(authorizer, policy, applies=command.asks_to_retry))
-    clicks.register(app, alert_clicks, authorization(authorizer, policy), on_error)
+    clicks.register(app, alert_clicks, authorization(authorizer, policy))
     home.register(app, app_home, on_error)
     shortcut.register(app, service, authorizer, policy)
     app.error(on_error)

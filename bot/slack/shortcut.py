@@ -125,15 +125,15 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
             await ack(response_action="update", view=notice_modal(messages.queue_unavailable()).to_dict())
             return
         log.info(
-            "user %s asked to retry %d message(s) from a message in %s: queued %d, already active %d",
+            "user %s asked to retry %d message(s) from a message in %s: queued %d, refused %d",
             user_id,
             len(message_ids),
             context.channel_id,
             len(result.queued),
-            len(result.already_active),
+            len(result.refused),
         )
-        if result.already_active:
-            answer = notice_modal(submitted(result.queued, result.already_active))
+        if result.refused:
+            answer = notice_modal(submitted(result.queued, result.refused))
             await ack(response_action="update", view=answer.to_dict())
         else:
             await ack()  # closes the modal; the thread shows the rest
