@@ -2,7 +2,8 @@
 
 The pruner deletes, in small batches, what is older than RETENTION_DAYS and finished:
 
-- retry requests that are done (with their attempts), then batches left without requests;
+- retry requests that are done and whose outcome was told (reported in Slack, and mirrored to the log
+  channel when there is one), with their attempts, then batches left without requests;
 - closed alerts, then digests left without alerts or "Retry all" batches;
 - processed webhook events.
 
@@ -10,7 +11,9 @@ An alert is *closed* when nothing happened to it for the whole retention period 
 failure, a retry request and the delivery report are all older than the cutoff), no retry of its message is
 queued or running, and its Slack message shows its latest state (or it is grouped in a digest). So a
 delivered alert goes RETENTION_DAYS after its delivery, and one nobody acted on goes RETENTION_DAYS after its
-last failure. Active requests, unprocessed events and everything newer are never touched.
+last failure. Active requests, unprocessed events and everything newer are never touched; nor is an outcome
+nobody was told about, whatever its age: a Slack outage (a revoked token, say) longer than RETENTION_DAYS
+must not take away what the notifier still has to post once Slack is back.
 
 Each batch is one short transaction (RETENTION_BATCH rows), with a pause between two, so intake and commands
 (which on SQLite share one connection) never wait for more than one batch. On SQLite the freed pages are then
@@ -99,8 +102,11 @@ class Pruner(PollingLoop):
         pause: float = RETENTION_PAUSE,
         first_delay: float = RETENTION_FIRST_DELAY,
         clock: Callable[[], float] = time.time,
+        log_channel: bool = False,
     ) -> None:
         super().__init__(interval)
+        # With a log channel, an outcome is told once reported and once mirrored there; without, once reported.
+        self.log_channel = log_channel
         self.first_delay = first_delay
         self.engine = engine
         self.retention_seconds = retention_seconds
@@ -158,7 +164,9 @@ class Pruner(PollingLoop):
         return deleted
 
     async def _requests(self, connection: AsyncConnection, cutoff: float) -> int:
-        finished = (Request.state == RequestState.DONE, Request.finished_at < cutoff)
+        finished = [Request.state == RequestState.DONE, Request.finished_at < cutoff, Request.reported_at.is_not(None)]
+        if self.log_channel:
+            finished.append(Request.logged_at.is_not(None))
         ids = list((await connection.execute(self._oldest(Request.id, *finished))).scalars())
         if not ids:
             return 0
