@@ -106,22 +106,24 @@ async def test_an_exhausted_pace_for_minutes_does_not_hold_up_not_confirmed(data
         await pace.pause(PAUSE)
         store = DiagnosisStore(engine, clock=clock)
         partoo = _Partoo()
+        partoo_client: Any = partoo
         checker = ConversationChecker(
             store,
-            partoo,
+            partoo_client,
             pace,
             cache_seconds=60,
             poll_interval=1.0,
-            clock=clock,  # type: ignore[arg-type]
+            clock=clock,
         )
         poster = _Poster()
+        slack: Any = poster
         loop = DiagnosisLoop(
             store,
             checker,
-            poster,
+            slack,
             not_confirmed_minutes=15,
             clock=clock,
-            slot_wait=SLOT_WAIT,  # type: ignore[arg-type]
+            slot_wait=SLOT_WAIT,
         )
         started = clock()
 
