@@ -43,6 +43,9 @@ SLACK_RETRY_SECONDS = 5.0
 PROGRESS_INTERVAL = 2.0
 # The log channel mirror posts at most this often, many outcomes at a time.
 LOG_CHANNEL_INTERVAL = 5.0
+# The log channel's lines are leased while posted (renewed meanwhile): a killed replica's lines are posted by
+# another round this long after, instead of the notifier's minute.
+LOG_CLAIM_SECONDS = 15.0
 
 # -- alerts -------------------------------------------------------------------------------------
 # Raw characters kept from Partoo's text before escaping; escaping can make them up to five times longer,

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bot.defaults import (
     LOG_CHANNEL_INTERVAL,
+    LOG_CLAIM_SECONDS,
     NOTIFIER_CLAIM_SECONDS,
     POLL_INTERVAL,
     PROGRESS_INTERVAL,
@@ -230,13 +231,15 @@ class Notifier(PollingLoop):
         """
         assert self.log_channel is not None
         self._last_log_post = self.clock()
-        claimed = await self.queue.claim_log_lines(NOTIFIER_CLAIM_SECONDS)
+        claimed = await self.queue.claim_log_lines(LOG_CLAIM_SECONDS)
         held = {request.id: lease for request, lease in claimed}
         posts = log_messages.log_channel_posts([request for request, _lease in claimed])
         for number, (message, shown) in enumerate(posts):
             mine = [held[request.id] for request in shown]
             try:
-                await while_claimed(self.poster.post(self.log_channel, message), self._log_renewer(mine), _RENEW_EVERY)
+                await while_claimed(
+                    self.poster.post(self.log_channel, message), self._log_renewer(mine), LOG_CLAIM_SECONDS / 3
+                )
             except ClaimLost:
                 log.warning("log channel post: another replica took %d outcomes over", len(shown))
                 await self._give_back(posts[number + 1 :], held)
@@ -262,7 +265,9 @@ class Notifier(PollingLoop):
     def _log_renewer(self, mine: list[Held]) -> Callable[[], Awaitable[bool]]:
         async def renew() -> bool:
             # Every line the post shows must still be ours: if one was taken over, its new holder posts it.
-            renewed = await self.queue.log_lines.write(mine, {"log_lease_until": self.clock() + NOTIFIER_CLAIM_SECONDS})
+            renewed = await self.queue.log_lines.write(
+                mine, {"log_lease_until": self.queue.clock() + LOG_CLAIM_SECONDS}
+            )
             return renewed == len(mine)
 
         return renew
