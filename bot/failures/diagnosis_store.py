@@ -213,10 +213,14 @@ class DiagnosisStore:
             if row.id in held
         ]
 
+    def _now(self) -> float:
+        # Read at each call: tests move a store's clock after its leases were made.
+        return self.clock()
+
     @cached_property
     def checks(self) -> Leases:
         """The background checks' claims on alerts: one replica checks an alert at a time."""
-        return Leases(self.engine, core_table(Alert), until="check_lease_until", fence="check_token", clock=self.clock)
+        return Leases(self.engine, core_table(Alert), until="check_lease_until", fence="check_token", clock=self._now)
 
     async def set_alert_verdict(self, message_id: int, verdict: Verdict) -> None:
         """Store the verdict on the message's alert; re-render it only when what it shows changes."""

@@ -39,9 +39,9 @@ def lease_free(
 
 @dataclass(frozen=True)
 class Held:
-    """A claim on one row: its id and the fencing token it was claimed with."""
+    """A claim on one row: its key (an id, or a name for one-row tables) and the fencing token it was claimed with."""
 
-    row_id: int
+    row_id: int | str
     token: int
 
 
@@ -49,24 +49,26 @@ class Leases:
     """Claims on the rows of one table, through one pair of columns (lease end, fencing token)."""
 
     def __init__(
-        self, engine: AsyncEngine, table: Table, *, until: str, fence: str, clock: Callable[[], float]
+        self, engine: AsyncEngine, table: Table, *, until: str, fence: str, clock: Callable[[], float], key: str = "id"
     ) -> None:
         self.engine = engine
         self.table = table
         self.until = table.c[until]
         self.token = table.c[fence]
-        self.id = table.c["id"]
+        self.id = table.c[key]
         self.clock = clock
 
     def free(self, now: float | ColumnElement[Any]) -> ColumnElement[bool]:
         return lease_free(self.until, now)
 
-    async def claim(self, row_id: int, seconds: float, *conditions: ColumnElement[bool]) -> Held | None:
+    async def claim(self, row_id: int | str, seconds: float, *conditions: ColumnElement[bool]) -> Held | None:
         """Take row `row_id` for `seconds` if its lease is free and `conditions` hold; None if not."""
         held = await self.claim_many([row_id], seconds, *conditions)
         return held[0] if held else None
 
-    async def claim_many(self, row_ids: Iterable[int], seconds: float, *conditions: ColumnElement[bool]) -> list[Held]:
+    async def claim_many(
+        self, row_ids: Iterable[int | str], seconds: float, *conditions: ColumnElement[bool]
+    ) -> list[Held]:
         """Take those of `row_ids` whose lease is free and where `conditions` hold (another replica has the rest).
 
         One conditional UPDATE: of two replicas racing for a row, exactly one finds it free.
@@ -82,7 +84,7 @@ class Leases:
                 .values({self.until: now + seconds, self.token: self.token + 1})
                 .returning(self.id, self.token)
             )
-            held = [Held(int(row_id), int(token)) for row_id, token in rows]
+            held = [Held(row_id, int(token)) for row_id, token in rows]
         return sorted(held, key=lambda h: ids.index(h.row_id))
 
     async def claim_first(self, seconds: float, *conditions: ColumnElement[bool]) -> Held | None:
@@ -92,7 +94,7 @@ class Leases:
             candidate = (
                 await connection.execute(select(self.id).where(self.free(now), *conditions).order_by(self.id).limit(1))
             ).scalar_one_or_none()
-        return None if candidate is None else await self.claim(int(candidate), seconds, *conditions)
+        return None if candidate is None else await self.claim(candidate, seconds, *conditions)
 
     def fenced(self, held: Held | Sequence[Held]) -> Update:
         """An UPDATE of the held rows that matches each only while it is still held with its token."""

@@ -55,21 +55,25 @@ class ReportClaims:
     engine: AsyncEngine
     clock: Callable[[], float]
 
+    def _now(self) -> float:
+        # Read at each call: tests move a store's clock after its leases were made.
+        return self.clock()
+
     @cached_property
     def announcements(self) -> Leases:
-        return Leases(self.engine, _batches, until="announce_lease_until", fence="announce_token", clock=self.clock)
+        return Leases(self.engine, _batches, until="announce_lease_until", fence="announce_token", clock=self._now)
 
     @cached_property
     def reports(self) -> Leases:
-        return Leases(self.engine, _requests, until="report_lease_until", fence="report_token", clock=self.clock)
+        return Leases(self.engine, _requests, until="report_lease_until", fence="report_token", clock=self._now)
 
     @cached_property
     def summaries(self) -> Leases:
-        return Leases(self.engine, _batches, until="summary_lease_until", fence="summary_token", clock=self.clock)
+        return Leases(self.engine, _batches, until="summary_lease_until", fence="summary_token", clock=self._now)
 
     @cached_property
     def log_lines(self) -> Leases:
-        return Leases(self.engine, _requests, until="log_lease_until", fence="log_token", clock=self.clock)
+        return Leases(self.engine, _requests, until="log_lease_until", fence="log_token", clock=self._now)
 
     # -- announcing a batch (its root message) ------------------------------------------------
 
