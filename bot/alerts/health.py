@@ -233,7 +233,12 @@ class WebhookWatcher(PollingLoop):
         )
         try:
             renew = self.health.notices.renewer(held, ALERT_CLAIM_SECONDS)
-            await while_claimed(self.poster.post(channel, message), renew, ALERT_CLAIM_SECONDS / 3)
+            await while_claimed(
+                self.poster.post(channel, message),
+                renew,
+                ALERT_CLAIM_SECONDS / 3,
+                give_back=lambda: self.health.release_notice(held),
+            )
         except ClaimLost:
             log.warning("webhook %s notice: another replica took it over", notice)
             return

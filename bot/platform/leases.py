@@ -130,14 +130,23 @@ class Leases:
         return renew
 
 
-async def while_claimed(work: Awaitable[T], renew: Callable[[], Awaitable[bool]], every: float) -> T:
-    """Run `work`, renewing its claim every `every` seconds until it ends.
+async def while_claimed(
+    work: Awaitable[T],
+    renew: Callable[[], Awaitable[bool]],
+    every: float,
+    *,
+    give_back: Callable[[], Awaitable[object]] | None = None,
+) -> T:
+    """Run `work`, renewing its claim every `every` seconds until it ends; `give_back` the claim if cancelled.
 
     A Slack call can outlast any fixed claim (slack_sdk waits out a 429's Retry-After, however long), and
     a claim that expires mid-call lets another replica post the same message. So the claim is renewed
     while the call runs. When a renewal finds the claim taken over, the work is cancelled and ClaimLost
     raised: the other holder does the job. A renewal that fails (database hiccup) is tried again next
     time; the claim may well still be ours, and if it is not, the fenced write after the work says so.
+
+    Cancelled (the bot stops mid-call), the claim is given back at once (fenced, so only if still ours)
+    rather than left to expire: another replica, or this one restarted, takes the job over without waiting.
     """
     task = asyncio.ensure_future(work)
     # A cancelled call's own error (if it raced the cancellation) is of no interest to anyone.
@@ -155,6 +164,13 @@ async def while_claimed(work: Awaitable[T], renew: Callable[[], Awaitable[bool]]
             if not still_ours:
                 task.cancel()
                 raise ClaimLost
+    except asyncio.CancelledError:
+        if give_back is not None:
+            try:
+                await asyncio.shield(give_back())
+            except (asyncio.CancelledError, Exception) as error:
+                log.warning("could not give a claim back when stopped: %s", type(error).__name__)
+        raise
     finally:
         if not task.done():
             task.cancel()

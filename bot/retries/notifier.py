@@ -10,8 +10,8 @@ permanent one is logged with the outcome, which stays in the retry log.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -88,7 +88,10 @@ class Notifier(PollingLoop):
         try:
             # A message shortcut's batch answers in the thread of the message it was used on.
             root_ts = await while_claimed(
-                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts), renew, _RENEW_EVERY
+                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts),
+                renew,
+                _RENEW_EVERY,
+                give_back=lambda: self.queue.announcements.release(held),
             )
         except ClaimLost:
             log.warning("batch %s: another replica took its announcement over", batch.id)
@@ -119,7 +122,12 @@ class Notifier(PollingLoop):
         batch = await self.queue.batch(request.batch_id)
         renew = self.queue.reports.renewer(held, NOTIFIER_CLAIM_SECONDS)
         try:
-            await while_claimed(self._deliver_single(batch, request), renew, _RENEW_EVERY)
+            await while_claimed(
+                self._deliver_single(batch, request),
+                renew,
+                _RENEW_EVERY,
+                give_back=lambda: self.queue.reports.release(held),
+            )
         except ClaimLost:
             log.warning("outcome of Partoo message %s: another replica took the post over", request.message_id)
             return
@@ -197,7 +205,12 @@ class Notifier(PollingLoop):
             return
         renew = self.queue.summaries.renewer(held, NOTIFIER_CLAIM_SECONDS)
         try:
-            await while_claimed(self._post_summary(batch, requests), renew, _RENEW_EVERY)
+            await while_claimed(
+                self._post_summary(batch, requests),
+                renew,
+                _RENEW_EVERY,
+                give_back=lambda: self.queue.summaries.release(held),
+            )
         except ClaimLost:
             log.warning("summary of batch %s: another replica took the post over", batch.id)
             return
@@ -237,8 +250,12 @@ class Notifier(PollingLoop):
         for number, (message, shown) in enumerate(posts):
             mine = [held[request.id] for request in shown]
             try:
+                # Stopped mid-post, the unposted lines are given back at once rather than when the lease ends.
                 await while_claimed(
-                    self.poster.post(self.log_channel, message), self._log_renewer(mine), LOG_CLAIM_SECONDS / 3
+                    self.poster.post(self.log_channel, message),
+                    self._log_renewer(mine),
+                    LOG_CLAIM_SECONDS / 3,
+                    give_back=functools.partial(self._give_back, posts[number:], held),
                 )
             except ClaimLost:
                 log.warning("log channel post: another replica took %d outcomes over", len(shown))
@@ -248,11 +265,6 @@ class Notifier(PollingLoop):
                 log.warning("log channel post delayed (%s); outcomes will be mirrored later", error.error)
                 await self._give_back(posts[number:], held)
                 return
-            except asyncio.CancelledError:
-                # Stopping: give the unposted lines back now rather than leave them until the lease ends.
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._give_back(posts[number:], held))
-                raise
             except SlackPostError as error:
                 log.error(
                     "could not mirror %d outcomes to the log channel: %s (%s)",
