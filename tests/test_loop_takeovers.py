@@ -1,6 +1,7 @@
 """Every loop's lease is fenced: a replica whose lease ran out and was taken over writes nothing after.
 
-For the alerter's alert and digest posts, the webhook watch's notice and the diagnosis loop's check claims
+For the alerter's alert and digest posts, the webhook watch's notice, the diagnosis loop's check claims and
+retention's pass
 (the worker's lease: tests/test_fencing.py; the notifier's: tests/test_notifier_fencing.py), replica A
 claims, its lease runs out (the stores' clock is moved, nobody sleeps), replica B claims the same job, and
 A's renewal, "done" and "give back" match nothing while B's stand. On SQLite and on PostgreSQL.
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.alerts.health import WebhookHealth
@@ -23,7 +24,8 @@ from bot.failures.diagnosis_store import DiagnosisStore
 from bot.failures.state import failure_json
 from bot.failures.webhook_events import parse_event
 from bot.platform.database import create_engine, migrate
-from bot.platform.models import Alert, Digest, WebhookWatch
+from bot.platform.models import Alert, Digest, WebhookEvent, WebhookWatch
+from bot.platform.retention import DAY, RETENTION, RETENTION_CLAIM_SECONDS, Pruner
 from tests.harness import ALERT_CHANNEL
 from tests.signing import message_updated_event
 from tests.test_fencing import Clock
@@ -126,3 +128,39 @@ async def test_a_taken_over_conversation_check_claim_is_not_given_back(engine: A
     assert await store.checks.release(first.held) == 0
     assert await store.claim_unchecked_alerts(10, LEASE, 3600.0) == []
     assert await store.checks.renew(second.held, LEASE)
+
+
+async def _old_events(engine: AsyncEngine, count: int, now: float) -> None:
+    rows = [
+        {"dedupe_key": f"old-{n}", "received_at": now, "type": "message_updated", "payload": "{}", "processed_at": now}
+        for n in range(count)
+    ]
+    async with engine.begin() as connection:
+        await connection.execute(insert(WebhookEvent), rows)
+
+
+async def _events(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(select(func.count()).select_from(WebhookEvent))).scalar_one())
+
+
+async def test_a_taken_over_retention_pass_deletes_nothing_more(engine: AsyncEngine) -> None:
+    clock = Clock()
+    await _old_events(engine, 30, clock() - 100 * DAY)
+    replica_b = Pruner(engine, retention_seconds=90 * DAY, clock=clock)
+    taken: list[Any] = []
+
+    async def stall(_seconds: float) -> None:
+        # A's pause between two batches lasts past its lease, and B starts a pass meanwhile.
+        clock.advance(RETENTION_CLAIM_SECONDS + 1)
+        taken.append(await replica_b.passes.claim(RETENTION, RETENTION_CLAIM_SECONDS))
+
+    replica_a = Pruner(engine, retention_seconds=90 * DAY, batch_size=10, clock=clock, sleep=stall)
+    report = await replica_a.prune()
+
+    assert report.deleted["events"] == 10  # its first batch, then nothing
+    assert await _events(engine) == 20
+    assert taken[0] is not None
+    assert (await replica_a.prune()).total == 0  # B holds the pass: A waits
+    assert await replica_b.passes.release(taken[0]) == 1  # A's release at the end changed nothing of B's
+    assert (await replica_b.prune()).deleted["events"] == 20

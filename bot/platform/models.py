@@ -289,3 +289,13 @@ class WebhookWatch(Base):
     notice_due: Mapped[str | None] = mapped_column(String(16))
     notice_lease_until: Mapped[float | None] = mapped_column(Double)
     notice_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class LoopLease(Base):
+    """A job one replica does for all at a time (retention's pass), leased through bot.platform.leases."""
+
+    __tablename__ = "loop_leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lease_until: Mapped[float | None] = mapped_column(Double)
+    lease_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

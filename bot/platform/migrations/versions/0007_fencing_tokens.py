@@ -1,4 +1,5 @@
-"""fencing tokens for the notifier's, the log channel's, the health notice's and the conversation checks' leases
+"""fencing tokens for the notifier's, the log channel's, the health notice's and the conversation checks' leases;
+a lease for retention's pass
 
 Revision ID: 0007
 Revises: 0006
@@ -34,9 +35,17 @@ def upgrade() -> None:
             op.add_column(table, sa.Column(column, sa.Integer(), nullable=False, server_default="0"))
         else:
             op.add_column(table, sa.Column(column, sa.Double(), nullable=True))
+    leases = op.create_table(
+        "loop_leases",
+        sa.Column("name", sa.String(length=32), primary_key=True),
+        sa.Column("lease_until", sa.Double(), nullable=True),
+        sa.Column("lease_token", sa.Integer(), nullable=False, server_default="0"),
+    )
+    op.bulk_insert(leases, [{"name": "retention", "lease_until": None, "lease_token": 0}])
 
 
 def downgrade() -> None:
+    op.drop_table("loop_leases")
     for table, column, _kind in reversed(_COLUMNS):
         with op.batch_alter_table(table) as batch:
             batch.drop_column(column)
