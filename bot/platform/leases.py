@@ -45,21 +45,40 @@ class Held:
     token: int
 
 
-class Leases:
+class LeaseColumns:
+    """A table's lease: its key, lease-end and fencing-token columns, and the conditions every claim uses.
+
+    Usable without an engine, for statements built once with bound parameters (bot.retries.queue_statements).
+    """
+
+    def __init__(self, table: Table, *, until: str, fence: str, key: str = "id") -> None:
+        self.table = table
+        self.until = table.c[until]
+        self.token = table.c[fence]
+        self.id = table.c[key]
+
+    def free(self, now: float | ColumnElement[Any]) -> ColumnElement[bool]:
+        """The lease is empty or ran out: anyone may claim the row."""
+        return lease_free(self.until, now)
+
+    def taking(self, until: float | ColumnElement[Any]) -> dict[str, Any]:
+        """The values of a claim: the lease's end, and one more on the fencing token."""
+        return {self.until.name: until, self.token.name: self.token + 1}
+
+    def held_by(self, row_id: object, token: object) -> ColumnElement[bool]:
+        """The row is still held with this token (values or bound parameters): the fence of every later write."""
+        return and_(self.id == row_id, self.token == token)
+
+
+class Leases(LeaseColumns):
     """Claims on the rows of one table, through one pair of columns (lease end, fencing token)."""
 
     def __init__(
         self, engine: AsyncEngine, table: Table, *, until: str, fence: str, clock: Callable[[], float], key: str = "id"
     ) -> None:
+        super().__init__(table, until=until, fence=fence, key=key)
         self.engine = engine
-        self.table = table
-        self.until = table.c[until]
-        self.token = table.c[fence]
-        self.id = table.c[key]
         self.clock = clock
-
-    def free(self, now: float | ColumnElement[Any]) -> ColumnElement[bool]:
-        return lease_free(self.until, now)
 
     async def claim(self, row_id: int | str, seconds: float, *conditions: ColumnElement[bool]) -> Held | None:
         """Take row `row_id` for `seconds` if its lease is free and `conditions` hold; None if not."""
@@ -81,7 +100,7 @@ class Leases:
             rows = await connection.execute(
                 update(self.table)
                 .where(self.id.in_(ids), self.free(now), *conditions)
-                .values({self.until: now + seconds, self.token: self.token + 1})
+                .values(self.taking(now + seconds))
                 .returning(self.id, self.token)
             )
             held = [Held(row_id, int(token)) for row_id, token in rows]
@@ -99,7 +118,7 @@ class Leases:
     def fenced(self, held: Held | Sequence[Held]) -> Update:
         """An UPDATE of the held rows that matches each only while it is still held with its token."""
         helds = [held] if isinstance(held, Held) else list(held)
-        return update(self.table).where(or_(*(and_(self.id == h.row_id, self.token == h.token) for h in helds)))
+        return update(self.table).where(or_(*(self.held_by(h.row_id, h.token) for h in helds)))
 
     async def write(
         self, held: Held | Sequence[Held], values: Mapping[str, Any], connection: AsyncConnection | None = None
