@@ -234,7 +234,7 @@ class DiagnosisStore:
             if previous is not None and same_finding(previous, verdict):
                 await connection.execute(update(Alert).where(Alert.message_id == message_id).values(verdict=text))
             else:
-                await bump_alerts(connection, [message_id], verdict=text, check_lease_until=None)
+                await bump_alerts(connection, [message_id], verdict=text)
 
     async def set_new_alert_verdicts(self, verdicts: Sequence[tuple[int, Verdict]]) -> None:
         """First verdicts of many alerts at once: one UPDATE per distinct verdict, in one transaction."""
@@ -245,7 +245,7 @@ class DiagnosisStore:
             return
         async with self.engine.begin() as connection:
             for text, message_ids in by_text.items():
-                await bump_alerts(connection, message_ids, verdict=text, check_lease_until=None)
+                await bump_alerts(connection, message_ids, verdict=text)
 
     # -- "not confirmed" ------------------------------------------------------------------------
 
