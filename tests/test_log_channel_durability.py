@@ -18,16 +18,14 @@ import re
 import signal
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import text
 
 from bot.defaults import LOG_CLAIM_SECONDS
 from bot.platform.database import create_engine
 from tests.fakes import FakePartoo, FakeSlack
-from tests.harness import SIGNING_SECRET, bot_environment, section_texts
+from tests.harness import bot_environment, section_texts
 from tests.processes import start_bot
-from tests.signing import slack_signature_headers, slash_command_body
 from tests.waiting import wait_until
 
 LOG_CHANNEL = "CLOG"
@@ -63,13 +61,7 @@ def test_a_bot_stopped_mid_post_to_the_log_channel_loses_and_repeats_nothing(
     hold = slack.hold_posts(LOG_CHANNEL)
     with start_bot(environment, tmp_path) as process:
         process.wait_healthy()
-        body = slash_command_body(" ".join(IDS), response_url=slack.response_url("cmd"))
-        answer = httpx.post(
-            f"{process.url}/slack/events",
-            content=body,
-            headers=slack_signature_headers(SIGNING_SECRET, body),
-            timeout=10.0,
-        )
+        answer = process.command(" ".join(IDS), response_url=slack.response_url("cmd"))
         assert answer.status_code == 200, answer.text
         wait_until(lambda: slack.held_posts == 1, timeout=30, message="the log channel post never came")
 

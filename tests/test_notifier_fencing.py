@@ -8,26 +8,12 @@ late "posted", "give back" and "renew" all match nothing, while B's work stands.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.retry_requests import NewBatch
-from bot.platform.database import create_engine, migrate
 from bot.retries.store import RetryQueue
 from tests.test_fencing import Clock
 
 LEASE = 30.0
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[tuple[RetryQueue, Clock]]:
-    engine = create_engine(database_url)
-    await migrate(engine)
-    clock = Clock()
-    yield RetryQueue(engine, clock=clock), clock
-    await engine.dispose()
 
 
 async def _batch(queue: RetryQueue, message_ids: list[int]) -> int:
@@ -51,8 +37,8 @@ async def _finished(queue: RetryQueue, clock: Clock, message_ids: list[int]) -> 
     return batch_id
 
 
-async def test_a_taken_over_announcement_records_nothing(store: tuple[RetryQueue, Clock]) -> None:
-    queue, clock = store
+async def test_a_taken_over_announcement_records_nothing(clocked_queue: tuple[RetryQueue, Clock]) -> None:
+    queue, clock = clocked_queue
     batch_id = await _batch(queue, [601])
     first = await queue.claim_announcement(LEASE)
     assert first is not None
@@ -69,8 +55,8 @@ async def test_a_taken_over_announcement_records_nothing(store: tuple[RetryQueue
     assert await queue.claim_announcement(LEASE) is None
 
 
-async def test_a_taken_over_report_is_neither_marked_nor_given_back(store: tuple[RetryQueue, Clock]) -> None:
-    queue, clock = store
+async def test_a_taken_over_report_is_neither_marked_nor_given_back(clocked_queue: tuple[RetryQueue, Clock]) -> None:
+    queue, clock = clocked_queue
     await _finished(queue, clock, [602])
     [request] = await queue.unreported()
     first = await queue.claim_report(request.id, LEASE)
@@ -89,8 +75,8 @@ async def test_a_taken_over_report_is_neither_marked_nor_given_back(store: tuple
     assert await queue.claim_report(request.id, LEASE) is None  # reported once, never again
 
 
-async def test_a_taken_over_summary_marks_nothing(store: tuple[RetryQueue, Clock]) -> None:
-    queue, clock = store
+async def test_a_taken_over_summary_marks_nothing(clocked_queue: tuple[RetryQueue, Clock]) -> None:
+    queue, clock = clocked_queue
     batch_id = await _finished(queue, clock, [603, 604])
     requests = [request.id for request in await queue.batch_requests(batch_id)]
     first = await queue.claim_summary(batch_id, LEASE)
@@ -107,8 +93,8 @@ async def test_a_taken_over_summary_marks_nothing(store: tuple[RetryQueue, Clock
     assert (await queue.batch(batch_id)).summarized_at is not None
 
 
-async def test_taken_over_log_lines_are_neither_marked_nor_given_back(store: tuple[RetryQueue, Clock]) -> None:
-    queue, clock = store
+async def test_taken_over_log_lines_are_neither_marked_nor_given_back(clocked_queue: tuple[RetryQueue, Clock]) -> None:
+    queue, clock = clocked_queue
     await _finished(queue, clock, [605, 606])
     first = await queue.claim_log_lines(LEASE)
     assert [request.message_id for request, _ in first] == [605, 606]
@@ -125,8 +111,10 @@ async def test_taken_over_log_lines_are_neither_marked_nor_given_back(store: tup
     assert await queue.claim_log_lines(LEASE) == []  # logged once, never again
 
 
-async def test_log_lines_not_posted_come_back_when_their_lease_runs_out(store: tuple[RetryQueue, Clock]) -> None:
-    queue, clock = store
+async def test_log_lines_not_posted_come_back_when_their_lease_runs_out(
+    clocked_queue: tuple[RetryQueue, Clock],
+) -> None:
+    queue, clock = clocked_queue
     await _finished(queue, clock, [607])
     assert len(await queue.claim_log_lines(LEASE)) == 1  # the replica dies here, before posting
     clock.advance(LEASE + 1)

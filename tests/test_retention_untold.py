@@ -8,7 +8,6 @@ moved instead of waiting months.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,6 @@ from sqlalchemy import func, select
 
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.retry_requests import NewBatch
-from bot.platform.database import create_engine, migrate
 from bot.platform.models import Request
 from bot.platform.retention import DAY, Pruner
 from bot.platform.slack import SlackAuthError
@@ -49,15 +47,6 @@ class _Slack:
             raise SlackAuthError("invalid_auth")
 
 
-@pytest.fixture
-async def queue(database_url: str) -> AsyncIterator[tuple[RetryQueue, Clock]]:
-    engine = create_engine(database_url)
-    await migrate(engine)
-    clock = Clock()
-    yield RetryQueue(engine, clock=clock), clock
-    await engine.dispose()
-
-
 async def _requests(queue: RetryQueue) -> int:
     async with queue.engine.connect() as connection:
         return int((await connection.execute(select(func.count()).select_from(Request))).scalar_one())
@@ -65,9 +54,9 @@ async def _requests(queue: RetryQueue) -> int:
 
 @pytest.mark.parametrize("log_channel", [LOG_CHANNEL, None], ids=["log-channel", "no-log-channel"])
 async def test_an_outcome_slack_never_heard_of_outlives_the_retention_period(
-    queue: tuple[RetryQueue, Clock], log_channel: str | None
+    clocked_queue: tuple[RetryQueue, Clock], log_channel: str | None
 ) -> None:
-    store, clock = queue
+    store, clock = clocked_queue
     slack = _Slack()
     notifier = Notifier(store, slack, log_channel=log_channel, log_interval=0.0, clock=clock)  # type: ignore[arg-type]
     pruner = Pruner(store.engine, retention_seconds=90 * DAY, pause=0.0, clock=clock, log_channel=bool(log_channel))
@@ -93,8 +82,8 @@ async def test_an_outcome_slack_never_heard_of_outlives_the_retention_period(
     assert await _requests(store) == 0
 
 
-async def test_a_reported_outcome_not_yet_in_the_log_channel_is_kept(queue: tuple[RetryQueue, Clock]) -> None:
-    store, clock = queue
+async def test_a_reported_outcome_not_yet_in_the_log_channel_is_kept(clocked_queue: tuple[RetryQueue, Clock]) -> None:
+    store, clock = clocked_queue
     ask = NewBatch(source="command", requested_by="U1", channel_id="C1", correlation_id="retention")
     assert (await store.enqueue(ask, [702])).batch_id is not None
     claimed = await store.claim_announcement(30.0)
