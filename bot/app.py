@@ -229,6 +229,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         interval=tuning.retention_interval,
         batch_size=tuning.retention_batch,
         pause=tuning.retention_pause,
+        log_channel=settings.slack_log_channel is not None,
     )
     service = RetryService(
         queue,

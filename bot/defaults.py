@@ -43,6 +43,9 @@ SLACK_RETRY_SECONDS = 5.0
 PROGRESS_INTERVAL = 2.0
 # The log channel mirror posts at most this often, many outcomes at a time.
 LOG_CHANNEL_INTERVAL = 5.0
+# The log channel's lines are leased while posted (renewed meanwhile): a killed replica's lines are posted by
+# another round this long after, instead of the notifier's minute.
+LOG_CLAIM_SECONDS = 15.0
 
 # -- alerts -------------------------------------------------------------------------------------
 # Raw characters kept from Partoo's text before escaping; escaping can make them up to five times longer,
@@ -78,6 +81,10 @@ ALERT_CHECK_WAIT = 2.0
 ALERT_CHECK_MAX_AGE = 3600.0
 # Alerts checked per round by one replica (each check still waits for a free slot of the shared pace).
 CHECKS_PER_ROUND = 100
+# How long a round of background checks waits for idle pace slots before giving its alerts back: during a
+# retry backlog or a 429 pause (up to 600 s) there are none, and the round must not hold up the not-confirmed
+# scan nor outlive its claims (ALERT_CLAIM_SECONDS, renewed while a check runs).
+BACKGROUND_SLOT_WAIT = 5.0
 
 # -- operations ---------------------------------------------------------------------------------
 # From SIGTERM to exit, everything included (HTTP requests, Partoo calls in flight, closing): platforms send

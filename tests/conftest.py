@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.platform.database import create_engine, migrate
+from bot.retries.store import RetryQueue
 from tests.databases import (
     create_database,
     drop_database,
@@ -27,6 +29,7 @@ from tests.fakes import FakePartoo, FakeSlack
 from tests.fakes.slack import EXPIRED_URL
 from tests.harness import BOT_TOKEN, PARTOO_API_KEY, RunningBot, bot_environment, running_bot
 from tests.signing import PartooSigner
+from tests.test_fencing import Clock
 
 
 def _in_ci() -> bool:
@@ -120,6 +123,16 @@ def signer() -> PartooSigner:
 def environment(slack: FakeSlack, partoo: FakePartoo, database_url: str, signer: PartooSigner) -> dict[str, str]:
     """The environment of a bot pointed at the fakes (once per database backend)."""
     return bot_environment(slack, partoo, database_url, signer)
+
+
+@pytest.fixture
+async def clocked_queue(database_url: str) -> AsyncIterator[tuple[RetryQueue, Clock]]:
+    """The real retry queue on a migrated database, with a clock the test moves (leases expire at once)."""
+    engine = create_engine(database_url)
+    await migrate(engine)
+    clock = Clock()
+    yield RetryQueue(engine, clock=clock), clock
+    await engine.dispose()
 
 
 @pytest.fixture

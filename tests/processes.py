@@ -27,6 +27,8 @@ from typing import Self
 
 import httpx
 
+from tests.harness import SIGNING_SECRET
+from tests.signing import slack_signature_headers, slash_command_body
 from tests.waiting import wait_until
 
 # Importing the bot, migrating the database and binding the port; generous for a loaded CI machine.
@@ -108,6 +110,12 @@ class BotProcess:
 
     def wait_healthy(self, timeout: float = STARTUP_TIMEOUT) -> None:
         wait_until(self.healthy, timeout=timeout, interval=0.05, message=f"GET {self.url}/healthz never 200")
+
+    def command(self, text: str, *, response_url: str) -> httpx.Response:
+        """Run `/partoo-retry <text>` as Slack sends it: signed, to /slack/events."""
+        body = slash_command_body(text, response_url=response_url)
+        headers = slack_signature_headers(SIGNING_SECRET, body)
+        return httpx.post(f"{self.url}/slack/events", content=body, headers=headers, timeout=10.0)
 
     def send(self, sig: int) -> None:
         """Send `sig` to the whole process group: the bot, and the shell of a Procfile command if any."""

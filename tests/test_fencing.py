@@ -43,7 +43,9 @@ class Queue:
         ask = NewBatch(source="command", requested_by="U1", channel_id="C1", correlation_id="fencing")
         result = await self.store.enqueue(ask, [message_id])
         assert result.batch_id is not None
-        await self.store.mark_announced(result.batch_id, root_channel=None, root_ts=None, uses_response_url=False)
+        claimed = await self.store.claim_announcement(30.0)
+        assert claimed is not None and claimed[0].id == result.batch_id
+        await self.store.mark_announced(claimed[1], root_channel=None, root_ts=None, uses_response_url=False)
 
     async def claim(self, owner: str) -> RequestView:
         request = await self.store.claim_next(owner, LEASE)

@@ -26,9 +26,8 @@ from bot.platform.database import create_engine
 from bot.retries.retry_log import RetryLog
 from bot.retries.worker import STOPPED_DETAIL
 from tests.fakes import FakePartoo, FakeSlack
-from tests.harness import CHANNEL, PARTOO_API_KEY, SECRETS, SIGNING_SECRET, bot_environment, message_text
+from tests.harness import CHANNEL, PARTOO_API_KEY, SECRETS, bot_environment, message_text
 from tests.processes import executable_dir, start_bot
-from tests.signing import slack_signature_headers, slash_command_body
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,13 +85,7 @@ def test_python_m_bot_answers_a_command_then_stops_cleanly_on_sigterm(
     with start_bot(environment, tmp_path) as process:
         process.wait_healthy()
 
-        body = slash_command_body("4567", response_url=slack.response_url("cmd"))
-        response = httpx.post(
-            f"{process.url}/slack/events",
-            content=body,
-            headers=slack_signature_headers(SIGNING_SECRET, body),
-            timeout=10.0,
-        )
+        response = process.command("4567", response_url=slack.response_url("cmd"))
         assert response.status_code == 200, response.text
 
         root = wait_until(lambda: slack.root_messages(CHANNEL), timeout=ANSWER_SECONDS)[0]
@@ -125,13 +118,7 @@ def test_sigterm_with_slow_partoo_calls_in_flight_exits_within_the_budget_and_se
         environment = {**bot_environment(slack, partoo, database_url), "SHUTDOWN_SECONDS": str(budget)}
         with start_bot(environment, tmp_path) as process:
             process.wait_healthy()
-            body = slash_command_body("4567 4568 4569", response_url=slack.response_url("cmd"))
-            answer = httpx.post(
-                f"{process.url}/slack/events",
-                content=body,
-                headers=slack_signature_headers(SIGNING_SECRET, body),
-                timeout=10.0,
-            )
+            answer = process.command("4567 4568 4569", response_url=slack.response_url("cmd"))
             assert answer.status_code == 200, answer.text
             wait_until(lambda: partoo.in_flight == 3, timeout=ANSWER_SECONDS, message="calls never reached Partoo")
 

@@ -58,7 +58,9 @@ async def test_a_dead_workers_requests_are_taken_over_and_a_call_in_flight_is_ne
     ask = NewBatch(source="command", requested_by="U1", channel_id=CHANNEL, correlation_id="dead")
     result = await queue.enqueue(ask, [501, 502])
     assert result.batch_id is not None
-    await queue.mark_announced(result.batch_id, root_channel=None, root_ts=None, uses_response_url=False)
+    claimed = await queue.claim_announcement(30.0)
+    assert claimed is not None and claimed[0].id == result.batch_id
+    await queue.mark_announced(claimed[1], root_channel=None, root_ts=None, uses_response_url=False)
     # A worker claims both, opens an attempt for the first (the HTTP call was on its way), then dies.
     first = await queue.claim_next("dead-worker", lease_seconds=0.5)
     second = await queue.claim_next("dead-worker", lease_seconds=0.5)

@@ -71,7 +71,9 @@ async def test_a_messages_history_is_read_in_two_queries_however_many_requests_i
     for n in range(6):
         result = await queue.enqueue(_ask(f"r{n}"), [4567])
         assert result.batch_id is not None
-        await queue.mark_announced(result.batch_id, root_channel=None, root_ts=None, uses_response_url=False)
+        claimed = await queue.claim_announcement(30.0)
+        assert claimed is not None and claimed[0].id == result.batch_id
+        await queue.mark_announced(claimed[1], root_channel=None, root_ts=None, uses_response_url=False)
         if n == 0:
             await _run_once(queue, UNAVAILABLE, final=False)  # a first attempt, then a second one
         await _run_once(queue, ACCEPTED)

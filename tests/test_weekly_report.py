@@ -214,7 +214,7 @@ async def _earlier_report_posted(database_url: str, due_at: float) -> None:
         await migrate(engine)
         async with engine.begin() as connection:
             await connection.execute(
-                insert(WeeklyReport).values(due_at=due_at, channel_id=REPORTS, posted_at=due_at, ts="1.000001")
+                insert(WeeklyReport).values(due_at=int(due_at), channel_id=REPORTS, posted_at=due_at, ts="1.000001")
             )
     finally:
         await engine.dispose()

@@ -14,6 +14,7 @@ same alert.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -160,7 +161,8 @@ class Alerter(PollingLoop):
             return await self.poster.post(alert.channel_id, message)
 
         try:
-            ts = await while_claimed(post(), renew, self.claim_seconds / 3)
+            give_back = functools.partial(self.store.release_alert, alert.id, claim)
+            ts = await while_claimed(post(), renew, self.claim_seconds / 3, give_back=give_back)
         except ClaimLost:
             log.warning("%s: another replica took the post over", what)
             return
@@ -197,7 +199,8 @@ class Alerter(PollingLoop):
             return await self.poster.post(digest.channel_id, message)
 
         try:
-            ts = await while_claimed(post(), renew, self.claim_seconds / 3)
+            give_back = functools.partial(self.store.release_digest, digest.id, claim)
+            ts = await while_claimed(post(), renew, self.claim_seconds / 3, give_back=give_back)
         except ClaimLost:
             log.warning("digest %s: another replica took the post over", digest.id)
             return

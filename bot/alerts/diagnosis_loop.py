@@ -10,7 +10,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from bot.defaults import ALERT_CHECK_MAX_AGE, ALERT_CLAIM_SECONDS, CHECKS_PER_ROUND, POLL_INTERVAL
+from bot.defaults import (
+    ALERT_CHECK_MAX_AGE,
+    ALERT_CLAIM_SECONDS,
+    BACKGROUND_SLOT_WAIT,
+    CHECKS_PER_ROUND,
+    POLL_INTERVAL,
+)
 from bot.failures import verdict_messages
 from bot.failures.diagnosis import ConversationChecker
 from bot.failures.diagnosis_store import DiagnosisStore
@@ -39,6 +45,7 @@ class DiagnosisLoop(PollingLoop):
         not_confirmed_seconds: float | None = None,
         poll_interval: float = POLL_INTERVAL,
         clock: Callable[[], float] = time.time,
+        slot_wait: float = BACKGROUND_SLOT_WAIT,
     ) -> None:
         super().__init__(poll_interval)
         self.store = store
@@ -50,21 +57,25 @@ class DiagnosisLoop(PollingLoop):
             not_confirmed_minutes * 60.0 if not_confirmed_seconds is None else not_confirmed_seconds
         )
         self.clock = clock
+        self.slot_wait = slot_wait
         self._last_scan = 0.0
         self._last_prune = 0.0
 
     async def tick(self) -> bool:
         more = False
-        # Taking in a flood of webhooks comes first (on SQLite they share one connection with the checks).
-        if self.checker is not None and not await self.store.intake_busy():
-            alerts = await self.store.claim_unchecked_alerts(CHECKS_PER_ROUND, ALERT_CLAIM_SECONDS, ALERT_CHECK_MAX_AGE)
-            if alerts:
-                await self.checker.check_alerts(alerts, CHECK_CONCURRENCY)
-                more = len(alerts) == CHECKS_PER_ROUND
+        # The scan first: it must never wait behind checks, which may wait for pace slots (bounded).
         now = self.clock()
         if now - self._last_scan >= min(NOT_CONFIRMED_SCAN_SECONDS, self.poll_interval * 10):
             self._last_scan = now
             await self.mark_not_confirmed()
+        # Taking in a flood of webhooks comes first (on SQLite they share one connection with the checks).
+        if self.checker is not None and not await self.store.intake_busy():
+            alerts = await self.store.claim_unchecked_alerts(CHECKS_PER_ROUND, ALERT_CLAIM_SECONDS, ALERT_CHECK_MAX_AGE)
+            if alerts:
+                await self.checker.check_alerts(
+                    alerts, CHECK_CONCURRENCY, slot_wait=self.slot_wait, claim_seconds=ALERT_CLAIM_SECONDS
+                )
+                more = len(alerts) == CHECKS_PER_ROUND
         if self.checker is not None and now - self._last_prune >= CACHE_PRUNE_SECONDS:
             self._last_prune = now
             await self.store.forget_old()

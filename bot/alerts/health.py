@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.alerts import messages as alert_messages
 from bot.defaults import ALERT_CLAIM_SECONDS, HEALTH_FLUSH_SECONDS, HEALTH_WINDOW_SECONDS
 from bot.domain.webhook_activity import BACK, SILENT, WebhookActivity
-from bot.platform.leases import lease_free
+from bot.platform.leases import ClaimLost, Held, Leases, lease_free, while_claimed
 from bot.platform.loop import PollingLoop
-from bot.platform.models import WebhookIntake, WebhookWatch
+from bot.platform.models import WebhookIntake, WebhookWatch, core_table
 from bot.platform.slack import SlackPoster, SlackPostError, SlackUnavailable
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,15 @@ class WebhookHealth:
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.clock = clock
+        # The notice's post claim: a replica whose post outlived it cannot clear or give back the next one's.
+        self.notices = Leases(
+            engine,
+            core_table(WebhookWatch),
+            until="notice_lease_until",
+            fence="notice_token",
+            clock=lambda: self.clock(),
+            key="name",
+        )
         self._pending: dict[int, int] = {}  # minute -> deliveries not written yet
         self._pending_last: float | None = None
 
@@ -147,45 +156,29 @@ class WebhookHealth:
                 )
             )
 
-    async def claim_notice(self, lease_seconds: float) -> tuple[str, float | None] | None:
-        """Take the notice to post, if any: (SILENT or BACK, the last delivery's time)."""
-        now = self.clock()
-        async with self.engine.begin() as connection:
-            claimed = await connection.execute(
-                update(WebhookWatch)
-                .where(
-                    WebhookWatch.name == WATCH,
-                    WebhookWatch.notice_due.is_not(None),
-                    lease_free(WebhookWatch.notice_lease_until, now),
-                )
-                .values(notice_lease_until=now + lease_seconds)
-            )
-            if claimed.rowcount != 1:
-                return None
+    async def claim_notice(self, lease_seconds: float) -> tuple[str, float | None, Held] | None:
+        """Take the notice to post, if any: (SILENT or BACK, the last delivery's time, the claim)."""
+        held = await self.notices.claim(WATCH, lease_seconds, WebhookWatch.notice_due.is_not(None))
+        if held is None:
+            return None
+        async with self.engine.connect() as connection:
             row = (
                 await connection.execute(
                     select(WebhookWatch.notice_due, WebhookWatch.last_delivery_at).where(WebhookWatch.name == WATCH)
                 )
             ).one()
-        return str(row.notice_due), row.last_delivery_at
+        return str(row.notice_due), row.last_delivery_at, held
 
-    async def notice_done(self, notice: str) -> None:
-        """The notice was posted (or cannot be): clear it, unless the opposite one replaced it meanwhile."""
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(WebhookWatch)
-                .where(WebhookWatch.name == WATCH)
-                .values(
-                    notice_due=case((WebhookWatch.notice_due == notice, None), else_=WebhookWatch.notice_due),
-                    notice_lease_until=None,
-                )
-            )
+    async def notice_done(self, held: Held, notice: str) -> bool:
+        """The notice was posted (or cannot be): clear it, unless the opposite one replaced it meanwhile.
 
-    async def release_notice(self) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(WebhookWatch).where(WebhookWatch.name == WATCH).values(notice_lease_until=None)
-            )
+        False when another replica took the notice over (it posts it; this one clears nothing).
+        """
+        due = case((WebhookWatch.notice_due == notice, None), else_=WebhookWatch.notice_due)
+        return await self.notices.write(held, {"notice_due": due, "notice_lease_until": None}) == 1
+
+    async def release_notice(self, held: Held) -> bool:
+        return await self.notices.release(held) == 1
 
 
 def _later(column: Any, value: Any) -> Any:
@@ -232,20 +225,30 @@ class WebhookWatcher(PollingLoop):
         claimed = await self.health.claim_notice(ALERT_CLAIM_SECONDS)
         if claimed is None:
             return
-        notice, last_at = claimed
+        notice, last_at, held = claimed
         message = (
             alert_messages.webhook_silence(minutes, last_at)
             if notice == SILENT
             else alert_messages.webhook_back(last_at)
         )
         try:
-            await self.poster.post(channel, message)
+            renew = self.health.notices.renewer(held, ALERT_CLAIM_SECONDS)
+            await while_claimed(
+                self.poster.post(channel, message),
+                renew,
+                ALERT_CLAIM_SECONDS / 3,
+                give_back=lambda: self.health.release_notice(held),
+            )
+        except ClaimLost:
+            log.warning("webhook %s notice: another replica took it over", notice)
+            return
         except SlackUnavailable as error:
             log.warning("webhook %s notice not posted yet (%s); will retry", notice, error.error)
-            await self.health.release_notice()
+            await self.health.release_notice(held)
             return
         except SlackPostError as error:
             log.error("webhook %s notice cannot be posted: %s", notice, error.error)
         else:
             log.warning("webhook %s notice posted in %s", notice, channel)
-        await self.health.notice_done(notice)
+        if not await self.health.notice_done(held, notice):
+            log.warning("webhook %s notice: another replica took it over while it was posted", notice)

@@ -4,7 +4,9 @@ One budget: every check takes a slot of the same shared pace as the retries (so 
 the bot into Partoo's 429). Two priorities on that budget:
 - a check *before a retry* is part of that retry: it takes the next slot like the retry itself;
 - a check *of a new alert* (so the alert can say at once what it knows) only takes a slot nobody else
-  is waiting for (SharedPace.reserve_if_idle), so a flood of checks never delays a queued retry.
+  is waiting for (SharedPace.reserve_if_idle), so a flood of checks never delays a queued retry. It waits
+  for one only until a deadline: with no idle slot (a retry backlog, a 429 pause of up to 600 s) the round
+  gives its alerts back rather than hold up the diagnosis loop, whose not-confirmed scan runs after it.
 
 Cheap in a flood: verdicts are cached in the database for CONVERSATION_CHECK_CACHE_SECONDS (shared by
 replicas), setup problems also under the business's channel (they concern every conversation of that
@@ -32,6 +34,7 @@ from bot.failures.diagnosis_store import (
     same_finding,
 )
 from bot.platform.conversations import CheckOutcome
+from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.pace import SharedPace
 from bot.platform.partoo import PartooClient
 
@@ -40,6 +43,10 @@ log = logging.getLogger(__name__)
 # Verdicts this process keeps in memory besides the database cache (cleared when full).
 RECENT_VERDICTS = 10_000
 NO_CONVERSATION = "Partoo's report of the failure names no conversation"
+
+
+class NoIdleSlot(Exception):
+    """A background check found no idle pace slot before its deadline; it made no call."""
 
 
 class Priority(Enum):
@@ -94,16 +101,20 @@ class ConversationChecker:
             await self.store.set_alert_verdict(request.message_id, verdict)
         return verdict if verdict.blocks_retry else None
 
-    async def check_alert(self, alert: AlertToCheck) -> Verdict:
+    async def check_alert(self, alert: AlertToCheck, *, slot_deadline: float | None = None) -> Verdict:
         """Check a new alert's conversation and store the verdict on it (the alert is re-rendered)."""
         if alert.ref is None:
             verdict = could_not_check(NO_CONVERSATION, self.clock())
         else:
-            verdict = await self.verdict(alert.ref, fresh_since=0.0, priority=Priority.BACKGROUND)
+            verdict = await self.verdict(
+                alert.ref, fresh_since=0.0, priority=Priority.BACKGROUND, slot_deadline=slot_deadline
+            )
         await self.store.set_alert_verdict(alert.message_id, verdict)
         return verdict
 
-    async def verdict(self, ref: ConversationRef, *, fresh_since: float, priority: Priority) -> Verdict:
+    async def verdict(
+        self, ref: ConversationRef, *, fresh_since: float, priority: Priority, slot_deadline: float | None = None
+    ) -> Verdict:
         since = max(fresh_since, self.clock() - self.cache_seconds)
         cached = await self._cached(ref, since)
         if cached is not None:
@@ -121,7 +132,7 @@ class ConversationChecker:
         key = (ref.conversation_id, priority)
         running = self._in_flight.get(key)
         if running is None:
-            running = asyncio.create_task(self._check(ref, priority))
+            running = asyncio.create_task(self._check(ref, priority, slot_deadline))
             self._in_flight[key] = running
             running.add_done_callback(lambda _task: self._in_flight.pop(key, None))
             if ref.channel_scope and probe is None and channel not in self._probes:
@@ -147,12 +158,12 @@ class ConversationChecker:
         for scope in scopes:
             self._recent[scope] = verdict
 
-    async def _check(self, ref: ConversationRef, priority: Priority) -> Verdict:
+    async def _check(self, ref: ConversationRef, priority: Priority, slot_deadline: float | None) -> Verdict:
         if priority is Priority.RETRY:
             await self.pace.wait_for_slot()
         else:
             async with self._idle_turn:
-                await self.pace.wait_for_idle_slot(self.poll_interval)
+                await self._idle_slot(slot_deadline)
         answer = await self.partoo.get_conversation(ref.conversation_id)
         self.calls += 1
         if answer.outcome is CheckOutcome.RATE_LIMITED:
@@ -169,8 +180,25 @@ class ConversationChecker:
         log.info("conversation %s checked: %s", ref.conversation_id, verdict.kind.value)
         return verdict
 
-    async def check_alerts(self, alerts: Iterable[AlertToCheck], concurrency: int) -> None:
-        """Check many alerts, `concurrency` at a time (channels' probes keep a flood to one call per channel)."""
+    async def _idle_slot(self, deadline: float | None) -> None:
+        """Take an idle slot (see SharedPace.reserve_if_idle), or raise NoIdleSlot past `deadline`.
+
+        Nothing is held while waiting: the slot is reserved only in the UPDATE that finds it free.
+        """
+        while not await self.pace.reserve_if_idle():
+            if deadline is not None and self.clock() >= deadline:
+                raise NoIdleSlot
+            await self.pace.sleep(self.poll_interval)
+
+    async def check_alerts(
+        self, alerts: Iterable[AlertToCheck], concurrency: int, *, slot_wait: float, claim_seconds: float
+    ) -> None:
+        """Check many alerts, `concurrency` at a time (channels' probes keep a flood to one call per channel).
+
+        Checks that find no idle slot within `slot_wait` (of the round's start) give their alerts back for a
+        later round; a check that runs keeps its claim renewed, so no other replica checks the same alert.
+        """
+        deadline = self.clock() + slot_wait
         # Those the cache answers (most of a flood) are written in one transaction, the others as they come.
         known: list[tuple[int, Verdict]] = []
         unknown: list[AlertToCheck] = []
@@ -187,11 +215,24 @@ class ConversationChecker:
         async def one(alert: AlertToCheck) -> None:
             async with limit:
                 try:
-                    await self.check_alert(alert)
+                    await self._check_claimed(alert, deadline, claim_seconds)
+                except NoIdleSlot:
+                    if alert.held is not None:
+                        await self.store.checks.release(alert.held)
+                except ClaimLost:
+                    log.info("check of Partoo message %s: another replica took it over", alert.message_id)
                 except Exception:
                     log.exception("check of the conversation of Partoo message %s failed", alert.message_id)
 
         await asyncio.gather(*(one(alert) for alert in unknown))
+
+    async def _check_claimed(self, alert: AlertToCheck, deadline: float, claim_seconds: float) -> None:
+        work = self.check_alert(alert, slot_deadline=deadline)
+        if alert.held is None:
+            await work
+            return
+        renew = self.store.checks.renewer(alert.held, claim_seconds)
+        await while_claimed(work, renew, claim_seconds / 3)
 
 
 def _scopes_for(ref: ConversationRef, verdict: Verdict) -> list[str]:

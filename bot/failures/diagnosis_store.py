@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,8 +20,8 @@ from bot.domain.outcomes import OutcomeKind
 from bot.domain.verdict import Verdict, verdict_from_json, verdict_to_json
 from bot.failures.state import apply_to_alerts, bump_alerts, failure_from_json
 from bot.failures.webhook_events import parse_event
-from bot.platform.leases import lease_free
-from bot.platform.models import Alert, Batch, ConversationCheck, Request, RequestState
+from bot.platform.leases import Held, Leases
+from bot.platform.models import Alert, Batch, ConversationCheck, Request, RequestState, core_table
 from bot.platform.models import WebhookEvent as EventRow
 
 Clock = Callable[[], float]
@@ -71,6 +72,8 @@ class AlertToCheck:
     alert_id: int
     message_id: int
     ref: ConversationRef | None
+    # The check's claim on the alert (bot.platform.leases), renewed while the check runs.
+    held: Held | None = None
 
 
 @dataclass(frozen=True)
@@ -193,28 +196,31 @@ class DiagnosisStore:
     async def claim_unchecked_alerts(self, limit: int, lease_seconds: float, max_age: float) -> list[AlertToCheck]:
         """Take recent alerts whose conversation was never checked (still undelivered), for `lease_seconds`."""
         now = self.clock()
-        claimable = and_(
-            Alert.verdict.is_(None),
-            Alert.delivered_at.is_(None),
-            Alert.failed_at >= now - max_age,
-            lease_free(Alert.check_lease_until, now),
-        )
-        async with self.engine.begin() as connection:
+        unchecked = (Alert.verdict.is_(None), Alert.delivered_at.is_(None), Alert.failed_at >= now - max_age)
+        async with self.engine.connect() as connection:
             rows = list(
                 await connection.execute(
-                    select(Alert.id, Alert.message_id, Alert.failure).where(claimable).order_by(Alert.id).limit(limit)
+                    select(Alert.id, Alert.message_id, Alert.failure)
+                    .where(*unchecked, self.checks.free(now))
+                    .order_by(Alert.id)
+                    .limit(limit)
                 )
             )
-            if not rows:
-                return []
-            claimed: list[AlertToCheck] = []
-            for row in rows:
-                won = await connection.execute(
-                    update(Alert).where(Alert.id == row.id, claimable).values(check_lease_until=now + lease_seconds)
-                )
-                if won.rowcount == 1:
-                    claimed.append(AlertToCheck(row.id, row.message_id, _ref_from_failure(row.failure)))
-        return claimed
+        held = {h.row_id: h for h in await self.checks.claim_many([row.id for row in rows], lease_seconds, *unchecked)}
+        return [
+            AlertToCheck(row.id, row.message_id, _ref_from_failure(row.failure), held[row.id])
+            for row in rows
+            if row.id in held
+        ]
+
+    def _now(self) -> float:
+        # Read at each call: tests move a store's clock after its leases were made.
+        return self.clock()
+
+    @cached_property
+    def checks(self) -> Leases:
+        """The background checks' claims on alerts: one replica checks an alert at a time."""
+        return Leases(self.engine, core_table(Alert), until="check_lease_until", fence="check_token", clock=self._now)
 
     async def set_alert_verdict(self, message_id: int, verdict: Verdict) -> None:
         """Store the verdict on the message's alert; re-render it only when what it shows changes."""
@@ -228,7 +234,7 @@ class DiagnosisStore:
             if previous is not None and same_finding(previous, verdict):
                 await connection.execute(update(Alert).where(Alert.message_id == message_id).values(verdict=text))
             else:
-                await bump_alerts(connection, [message_id], verdict=text, check_lease_until=None)
+                await bump_alerts(connection, [message_id], verdict=text)
 
     async def set_new_alert_verdicts(self, verdicts: Sequence[tuple[int, Verdict]]) -> None:
         """First verdicts of many alerts at once: one UPDATE per distinct verdict, in one transaction."""
@@ -239,7 +245,7 @@ class DiagnosisStore:
             return
         async with self.engine.begin() as connection:
             for text, message_ids in by_text.items():
-                await bump_alerts(connection, message_ids, verdict=text, check_lease_until=None)
+                await bump_alerts(connection, message_ids, verdict=text)
 
     # -- "not confirmed" ------------------------------------------------------------------------
 

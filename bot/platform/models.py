@@ -72,6 +72,8 @@ class Batch(Base):
     # announced_at: the root message exists, or the bot fell back to response_url; requests may run.
     announced_at: Mapped[float | None] = mapped_column(Double)
     announce_lease_until: Mapped[float | None] = mapped_column(Double)
+    # Fencing tokens of the notifier's leases (bot.platform.leases): one more per claim.
+    announce_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     uses_response_url: Mapped[bool] = mapped_column(Boolean, default=False)
     # Set when the answers go to an alert (a Retry click, or a command for an alerted message) or to a
     # digest (Retry all): then the alert or digest is re-rendered instead of a command's root message.
@@ -81,6 +83,7 @@ class Batch(Base):
     progress_shown_at: Mapped[float | None] = mapped_column(Double)
     finished_at: Mapped[float | None] = mapped_column(Double)
     summary_lease_until: Mapped[float | None] = mapped_column(Double)
+    summary_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     summarized_at: Mapped[float | None] = mapped_column(Double)
     # "Retry anyway": sent even when the conversation check says it cannot succeed.
     retry_anyway: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
@@ -125,8 +128,12 @@ class Request(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[float | None] = mapped_column(Double)
     report_lease_until: Mapped[float | None] = mapped_column(Double)
+    report_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reported_at: Mapped[float | None] = mapped_column(Double)
+    # Set only once Slack accepted the log channel's post; leased (and fenced) while it is being posted.
     logged_at: Mapped[float | None] = mapped_column(Double)
+    log_lease_until: Mapped[float | None] = mapped_column(Double)
+    log_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # What Partoo's webhooks said after an accepted retry: "delivered" or "failed_again".
     delivery: Mapped[str | None] = mapped_column(String(16))
     delivery_at: Mapped[float | None] = mapped_column(Double)
@@ -222,6 +229,7 @@ class Alert(Base):
     # The latest verdict on the message's conversation (JSON, bot.failures.diagnosis_store), and who checks it.
     verdict: Mapped[str | None] = mapped_column(Text)
     check_lease_until: Mapped[float | None] = mapped_column(Double)
+    check_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ConversationCheck(Base):
@@ -280,6 +288,17 @@ class WebhookWatch(Base):
     # The notice waiting to be posted ("silent" or "back"), claimed with a lease like an alert.
     notice_due: Mapped[str | None] = mapped_column(String(16))
     notice_lease_until: Mapped[float | None] = mapped_column(Double)
+    notice_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class LoopLease(Base):
+    """A job one replica does for all at a time (retention's pass), leased through bot.platform.leases."""
+
+    __tablename__ = "loop_leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lease_until: Mapped[float | None] = mapped_column(Double)
+    lease_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class WeeklyReport(Base):
@@ -291,7 +310,8 @@ class WeeklyReport(Base):
 
     __tablename__ = "weekly_reports"
 
-    due_at: Mapped[float] = mapped_column(Double, primary_key=True)
+    # The occurrence's due time, UNIX seconds (whole: schedules are to the minute).
+    due_at: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     channel_id: Mapped[str] = mapped_column(String(32))
     claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_until: Mapped[float | None] = mapped_column(Double)

@@ -2,7 +2,8 @@
 
 The pruner deletes, in small batches, what is older than RETENTION_DAYS and finished:
 
-- retry requests that are done (with their attempts), then batches left without requests;
+- retry requests that are done and whose outcome was told (reported in Slack, and mirrored to the log
+  channel when there is one), with their attempts, then batches left without requests;
 - closed alerts, then digests left without alerts or "Retry all" batches;
 - processed webhook events.
 
@@ -10,7 +11,14 @@ An alert is *closed* when nothing happened to it for the whole retention period 
 failure, a retry request and the delivery report are all older than the cutoff), no retry of its message is
 queued or running, and its Slack message shows its latest state (or it is grouped in a digest). So a
 delivered alert goes RETENTION_DAYS after its delivery, and one nobody acted on goes RETENTION_DAYS after its
-last failure. Active requests, unprocessed events and everything newer are never touched.
+last failure. Active requests, unprocessed events and everything newer are never touched; nor is an outcome
+nobody was told about, whatever its age: a Slack outage (a revoked token, say) longer than RETENTION_DAYS
+must not take away what the notifier still has to post once Slack is back.
+
+One replica prunes at a time: a pass holds the `retention` lease (bot.platform.leases), and every batch renews
+it in the batch's own transaction, fenced by its token. A replica whose pass stalled past the lease (a long
+pause, a database hiccup) and was taken over deletes nothing more: its batch's renewal matches no row and the
+batch is rolled back.
 
 Each batch is one short transaction (RETENTION_BATCH rows), with a pause between two, so intake and commands
 (which on SQLite share one connection) never wait for more than one batch. On SQLite the freed pages are then
@@ -33,12 +41,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.defaults import RETENTION_BATCH, RETENTION_FIRST_DELAY, RETENTION_INTERVAL, RETENTION_PAUSE, VACUUM_PAGES
+from bot.platform.leases import Held, Leases
 from bot.platform.loop import PollingLoop
-from bot.platform.models import Alert, Attempt, Batch, Digest, Request, RequestState, WebhookEvent
+from bot.platform.models import (
+    Alert,
+    Attempt,
+    Batch,
+    Digest,
+    LoopLease,
+    Request,
+    RequestState,
+    WebhookEvent,
+    core_table,
+)
 
 log = logging.getLogger(__name__)
 
 DAY = 86400.0
+RETENTION = "retention"
+# A pass renews its lease at every batch: a minute covers one batch and its pause many times over.
+RETENTION_CLAIM_SECONDS = 60.0
 # SQLite's PRAGMA auto_vacuum values.
 _INCREMENTAL = 2
 
@@ -99,15 +121,26 @@ class Pruner(PollingLoop):
         pause: float = RETENTION_PAUSE,
         first_delay: float = RETENTION_FIRST_DELAY,
         clock: Callable[[], float] = time.time,
+        log_channel: bool = False,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__(interval)
+        # With a log channel, an outcome is told once reported and once mirrored there; without, once reported.
+        self.log_channel = log_channel
         self.first_delay = first_delay
         self.engine = engine
         self.retention_seconds = retention_seconds
         self.batch_size = batch_size
         self.pause = pause
         self.clock = clock
+        self.sleep = sleep
         self.last_report: PruneReport | None = None
+        self.passes = Leases(
+            engine, core_table(LoopLease), until="lease_until", fence="lease_token", clock=self._now, key="name"
+        )
+
+    def _now(self) -> float:
+        return self.clock()  # read at each call: tests move the pruner's clock
 
     async def run(self) -> None:
         # A starting bot has webhooks and commands to take first; the first pass can wait a minute.
@@ -139,26 +172,47 @@ class Pruner(PollingLoop):
             ("events", self._events),
         ]
         report = PruneReport(finished_at=0.0)
-        for table, step in steps:
-            report.deleted[table] = await self._in_batches(step, cutoff)
+        held = await self.passes.claim(RETENTION, RETENTION_CLAIM_SECONDS)
+        if held is None:
+            report.finished_at = self.clock()
+            return report  # another replica is pruning
+        try:
+            for table, step in steps:
+                await self._in_batches(step, cutoff, held, report, table)
+        except _TakenOver:
+            log.warning("retention: another replica took the pass over; this one stops")
+        finally:
+            await self.passes.release(held)
         if report.total and self.engine.dialect.name == "sqlite":
             report.pages_freed = await self._vacuum()
         report.finished_at = self.clock()
         return report
 
-    async def _in_batches(self, step: Callable[[AsyncConnection, float], Awaitable[int]], cutoff: float) -> int:
-        deleted = 0
+    async def _in_batches(
+        self,
+        step: Callable[[AsyncConnection, float], Awaitable[int]],
+        cutoff: float,
+        held: Held,
+        report: PruneReport,
+        table: str,
+    ) -> None:
+        report.deleted[table] = 0
         while not self._stopping:
             async with self.engine.begin() as connection:
+                # The renewal first, in the batch's transaction: taken over, this pass deletes nothing more.
+                renewed = {"lease_until": self.clock() + RETENTION_CLAIM_SECONDS}
+                if await self.passes.write(held, renewed, connection) != 1:
+                    raise _TakenOver
                 count = await step(connection, cutoff)
-            deleted += count
+            report.deleted[table] += count
             if count < self.batch_size:
                 break
-            await asyncio.sleep(self.pause)  # let intake and commands have the database
-        return deleted
+            await self.sleep(self.pause)  # let intake and commands have the database
 
     async def _requests(self, connection: AsyncConnection, cutoff: float) -> int:
-        finished = (Request.state == RequestState.DONE, Request.finished_at < cutoff)
+        finished = [Request.state == RequestState.DONE, Request.finished_at < cutoff, Request.reported_at.is_not(None)]
+        if self.log_channel:
+            finished.append(Request.logged_at.is_not(None))
         ids = list((await connection.execute(self._oldest(Request.id, *finished))).scalars())
         if not ids:
             return 0
@@ -232,3 +286,7 @@ class Pruner(PollingLoop):
             freed += min(free, VACUUM_PAGES)
             await asyncio.sleep(self.pause)
         return freed
+
+
+class _TakenOver(Exception):
+    """This pass's lease was taken over by another replica: stop deleting."""

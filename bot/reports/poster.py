@@ -51,24 +51,25 @@ class ReportPoster(PollingLoop):
         self.clock = clock
 
     async def tick(self) -> bool:
-        due = self.schedule.latest_due(self.clock())
-        claim = await self.store.claim(due, self.channel_id, REPORT_CLAIM_SECONDS)
-        if claim is None:
+        due = int(self.schedule.latest_due(self.clock()))
+        held = await self.store.claim(due, self.channel_id, REPORT_CLAIM_SECONDS)
+        if held is None:
             return False
         silences = await self.silences() if self.silences else ()
         report = await self.reads.report(due - WEEK_SECONDS, due, silences=silences)
         try:
             ts = await while_claimed(
                 self.poster.post(self.channel_id, report_message(report)),
-                lambda: self.store.renew(due, claim, REPORT_CLAIM_SECONDS),
-                every=REPORT_CLAIM_SECONDS / 3,
+                self.store.leases.renewer(held, REPORT_CLAIM_SECONDS),
+                REPORT_CLAIM_SECONDS / 3,
+                give_back=lambda: self.store.leases.release(held),
             )
         except ClaimLost:
             return False  # another replica holds it now, and posts it
         except SlackPostError as error:
             log.warning("weekly report not posted (%s); trying again in %.0f s", error.error, RETRY_SECONDS)
-            await self.store.release(due, claim, retry_in=RETRY_SECONDS)
+            await self.store.leases.release(held, retry_in=RETRY_SECONDS)
             return False
-        if not await self.store.mark_posted(due, claim, ts):
+        if not await self.store.mark_posted(held, ts):
             log.warning("weekly report of %s posted, but its claim was taken over meanwhile", due)
         return False

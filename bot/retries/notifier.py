@@ -11,19 +11,21 @@ permanent one is logged with the outcome, which stays in the retry log.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.defaults import (
     LOG_CHANNEL_INTERVAL,
+    LOG_CLAIM_SECONDS,
     NOTIFIER_CLAIM_SECONDS,
     POLL_INTERVAL,
     PROGRESS_INTERVAL,
     SLACK_RETRY_SECONDS,
 )
 from bot.domain.retry_requests import BatchView, RequestView
-from bot.platform.leases import ClaimLost, while_claimed
+from bot.platform.leases import ClaimLost, Held, while_claimed
 from bot.platform.loop import PollingLoop
 from bot.platform.slack import CannotPostHere, SlackAuthError, SlackPoster, SlackPostError, SlackUnavailable
 from bot.retries import log_messages, messages
@@ -65,8 +67,8 @@ class Notifier(PollingLoop):
 
     async def tick(self) -> bool:
         """One round: announce, report, refresh progress, mirror to the log channel."""
-        while (batch := await self.queue.claim_announcement(NOTIFIER_CLAIM_SECONDS)) is not None:
-            await self.announce(batch)
+        while (claimed := await self.queue.claim_announcement(NOTIFIER_CLAIM_SECONDS)) is not None:
+            await self.announce(*claimed)
         for request in await self.queue.unreported():
             await self.report(request)
         for batch in await self.news.batches_with_news():
@@ -75,20 +77,21 @@ class Notifier(PollingLoop):
             await self.mirror_to_log_channel()
         return False
 
-    async def announce(self, batch: BatchView) -> None:
+    async def announce(self, batch: BatchView, held: Held) -> None:
         """Post the root message of a command; fall back to response_url where the bot cannot post."""
         message_ids = [request.message_id for request in await self.queue.batch_requests(batch.id)]
         root = messages.batch_root(batch, message_ids)
         root_ts: str | None = None
         uses_response_url = False
 
-        async def renew() -> bool:
-            return await self.queue.renew_announcement_claim(batch.id, NOTIFIER_CLAIM_SECONDS)
-
+        renew = self.queue.announcements.renewer(held, NOTIFIER_CLAIM_SECONDS)
         try:
             # A message shortcut's batch answers in the thread of the message it was used on.
             root_ts = await while_claimed(
-                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts), renew, _RENEW_EVERY
+                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts),
+                renew,
+                _RENEW_EVERY,
+                give_back=lambda: self.queue.announcements.release(held),
             )
         except ClaimLost:
             log.warning("batch %s: another replica took its announcement over", batch.id)
@@ -99,25 +102,32 @@ class Notifier(PollingLoop):
         except SlackPostError as error:
             # Partoo's retry must not wait for Slack: the outcome is posted, whole, once Slack answers again.
             log.warning("could not post the root message of batch %s: %s", batch.id, error.error)
-        await self.queue.mark_announced(
-            batch.id,
+        announced = await self.queue.mark_announced(
+            held,
             root_channel=batch.channel_id if root_ts else None,
             root_ts=root_ts,
             uses_response_url=uses_response_url,
         )
+        if not announced:
+            # Our post outlived the lease and another replica took the batch over: its root message counts.
+            log.warning("batch %s: announced by another replica meanwhile; ours is not recorded", batch.id)
+            return
         self.on_announced()
 
     async def report(self, request: RequestView) -> None:
         """Tell the outcome of a one-message batch in its thread (or through response_url)."""
-        if not await self.queue.claim_report(request.id, NOTIFIER_CLAIM_SECONDS):
+        held = await self.queue.claim_report(request.id, NOTIFIER_CLAIM_SECONDS)
+        if held is None:
             return
         batch = await self.queue.batch(request.batch_id)
-
-        async def renew() -> bool:
-            return await self.queue.renew_report_claim(request.id, NOTIFIER_CLAIM_SECONDS)
-
+        renew = self.queue.reports.renewer(held, NOTIFIER_CLAIM_SECONDS)
         try:
-            await while_claimed(self._deliver_single(batch, request), renew, _RENEW_EVERY)
+            await while_claimed(
+                self._deliver_single(batch, request),
+                renew,
+                _RENEW_EVERY,
+                give_back=lambda: self.queue.reports.release(held),
+            )
         except ClaimLost:
             log.warning("outcome of Partoo message %s: another replica took the post over", request.message_id)
             return
@@ -128,7 +138,7 @@ class Notifier(PollingLoop):
                 request.message_id,
                 request.outcome,
             )
-            await self.queue.retry_report_in(request.id, SLACK_RETRY_SECONDS)
+            await self.queue.retry_report_in(held, SLACK_RETRY_SECONDS)
             return
         except SlackPostError as error:
             log.error(
@@ -139,7 +149,8 @@ class Notifier(PollingLoop):
                 batch.requested_by,
                 error.error,
             )
-        await self.queue.mark_reported([request.id])
+        if not await self.queue.mark_reported(held):
+            log.warning("outcome of Partoo message %s: another replica took the post over", request.message_id)
 
     async def _deliver_single(self, batch: BatchView, request: RequestView) -> None:
         if batch.alert_message_id is not None and batch.root_channel and batch.root_ts:
@@ -189,26 +200,29 @@ class Notifier(PollingLoop):
         await self.queue.note_progress(batch.id, done)
 
     async def _summarize(self, batch: BatchView, requests: list[RequestView]) -> None:
-        if not await self.queue.claim_summary(batch.id, NOTIFIER_CLAIM_SECONDS):
+        held = await self.queue.claim_summary(batch.id, NOTIFIER_CLAIM_SECONDS)
+        if held is None:
             return
-
-        async def renew() -> bool:
-            return await self.queue.renew_summary_claim(batch.id, NOTIFIER_CLAIM_SECONDS)
-
+        renew = self.queue.summaries.renewer(held, NOTIFIER_CLAIM_SECONDS)
         try:
-            await while_claimed(self._post_summary(batch, requests), renew, _RENEW_EVERY)
+            await while_claimed(
+                self._post_summary(batch, requests),
+                renew,
+                _RENEW_EVERY,
+                give_back=lambda: self.queue.summaries.release(held),
+            )
         except ClaimLost:
             log.warning("summary of batch %s: another replica took the post over", batch.id)
             return
         except (SlackUnavailable, SlackAuthError) as error:
             log.warning("Slack unavailable (%s); summary of batch %s will be posted later", error.error, batch.id)
-            await self.queue.retry_summary_in(batch.id, SLACK_RETRY_SECONDS)
+            await self.queue.retry_summary_in(held, SLACK_RETRY_SECONDS)
             return
         except SlackPostError as error:
             counts = {str(r.message_id): str(r.outcome) for r in requests}
             log.error("could not post the summary of batch %s (%s): %s", batch.id, counts, error.error)
-        await self.queue.mark_summarized(batch.id)
-        await self.queue.mark_reported([request.id for request in requests])
+        if not await self.queue.mark_summarized(held, [request.id for request in requests]):
+            log.warning("summary of batch %s: another replica took the post over", batch.id)
 
     async def _post_summary(self, batch: BatchView, requests: list[RequestView]) -> None:
         if batch.root_channel and batch.root_ts:
@@ -220,21 +234,36 @@ class Notifier(PollingLoop):
             await self._deliver_whole(batch, requests)
 
     async def mirror_to_log_channel(self) -> None:
-        """One post per round listing the outcomes finished since the last one."""
+        """One post per round listing the outcomes finished since the last one.
+
+        What this keeps: every outcome reaches the log channel at least once, and is marked logged only
+        once Slack accepted the post that shows it (fenced: a replica taken over marks nothing). Stopped
+        mid-post (SIGTERM cancels the round), the lines are given back; killed, their lease runs out and
+        another round posts them. A line is posted twice only if the bot dies (or loses its lease) between
+        Slack's acceptance and the mark, a window of one database write.
+        """
         assert self.log_channel is not None
         self._last_log_post = self.clock()
-        finished = await self.queue.claim_log_lines()
-        posts = log_messages.log_channel_posts(finished)
+        claimed = await self.queue.claim_log_lines(LOG_CLAIM_SECONDS)
+        held = {request.id: lease for request, lease in claimed}
+        posts = log_messages.log_channel_posts([request for request, _lease in claimed])
         for number, (message, shown) in enumerate(posts):
+            mine = [held[request.id] for request in shown]
             try:
-                await self.poster.post(self.log_channel, message)
-            except (SlackUnavailable, SlackAuthError) as error:
-                # Claiming marked these lines mirrored; give back the ones not posted, for a later round.
-                unposted = [request.id for _message, rest in posts[number:] for request in rest]
-                log.warning(
-                    "log channel post delayed (%s); %d outcomes will be mirrored later", error.error, len(unposted)
+                # Stopped mid-post, the unposted lines are given back at once rather than when the lease ends.
+                await while_claimed(
+                    self.poster.post(self.log_channel, message),
+                    self._log_renewer(mine),
+                    LOG_CLAIM_SECONDS / 3,
+                    give_back=functools.partial(self._give_back, posts[number:], held),
                 )
-                await self.queue.release_log_lines(unposted)
+            except ClaimLost:
+                log.warning("log channel post: another replica took %d outcomes over", len(shown))
+                await self._give_back(posts[number + 1 :], held)
+                return
+            except (SlackUnavailable, SlackAuthError) as error:
+                log.warning("log channel post delayed (%s); outcomes will be mirrored later", error.error)
+                await self._give_back(posts[number:], held)
                 return
             except SlackPostError as error:
                 log.error(
@@ -243,3 +272,20 @@ class Notifier(PollingLoop):
                     error.error,
                     ", ".join(f"{r.message_id}={r.outcome}" for r in shown),
                 )
+            if await self.queue.mark_logged(mine) < len(mine):
+                # Taken over after Slack accepted the post: the new holder posts those lines again (the one
+                # duplicate the lease allows, see the docstring).
+                log.warning("log channel: %d outcomes were taken over while posted", len(mine))
+
+    def _log_renewer(self, mine: list[Held]) -> Callable[[], Awaitable[bool]]:
+        async def renew() -> bool:
+            # Every line the post shows must still be ours: if one was taken over, its new holder posts it.
+            renewed = await self.queue.log_lines.write(
+                mine, {"log_lease_until": self.queue.clock() + LOG_CLAIM_SECONDS}
+            )
+            return renewed == len(mine)
+
+        return renew
+
+    async def _give_back(self, posts: Sequence[tuple[object, Sequence[RequestView]]], held: dict[int, Held]) -> None:
+        await self.queue.release_log_lines([held[request.id] for _message, shown in posts for request in shown])

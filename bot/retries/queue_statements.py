@@ -11,16 +11,20 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 
+from bot.platform.leases import LeaseColumns
 from bot.platform.models import Attempt, Batch, Request, RequestState, core_table
 from bot.retries.request_rows import REQUEST_COLUMNS
 
 _requests = core_table(Request)
 _batches = core_table(Batch)
 _attempts = core_table(Attempt)
+# The worker's lease on a request, the one primitive of bot.platform.leases: claimed with one more on the
+# fencing token, renewed and given back with it, every write about the request fenced by it.
+_LEASE = LeaseColumns(_requests, until="lease_until", fence="lease_token")
 
 _CLAIMABLE = or_(
     and_(_requests.c.state == RequestState.QUEUED, _requests.c.next_attempt_at <= bindparam("now")),
-    and_(_requests.c.state == RequestState.RUNNING, _requests.c.lease_until < bindparam("now")),
+    and_(_requests.c.state == RequestState.RUNNING, _LEASE.free(bindparam("now"))),
 )
 NEXT_CLAIMABLE = (
     select(_requests.c.id)
@@ -36,8 +40,7 @@ CLAIM = (
     .values(
         state=RequestState.RUNNING,
         lease_owner=bindparam("owner"),
-        lease_until=bindparam("until"),
-        lease_token=_requests.c.lease_token + 1,
+        **_LEASE.taking(bindparam("until")),
     )
 )
 CLAIMED = (
@@ -46,11 +49,7 @@ CLAIMED = (
     .where(_requests.c.id == bindparam("request_id"))
 )
 # The fence of every worker write: the request is still running under this very claim.
-_LEASED = (
-    _requests.c.id == bindparam("request_id"),
-    _requests.c.lease_token == bindparam("token"),
-    _requests.c.state == RequestState.RUNNING,
-)
+_LEASED = (_LEASE.held_by(bindparam("request_id"), bindparam("token")), _requests.c.state == RequestState.RUNNING)
 RENEW = update(_requests).where(*_LEASED).values(lease_until=bindparam("until"))
 BEGIN_ATTEMPT = (
     update(_requests)

@@ -154,6 +154,9 @@ class FakeSlack(FakeServer):
             self._drops: dict[str, int] = defaultdict(int)
             self._delays: dict[str, float] = {}
             self._response_gates: list[Gate] = []
+            self._post_holds: dict[str, Gate] = {}
+            self._held_posts = 0
+            self._abandoned_posts = 0
             self._channel_errors: dict[str, str] = {}
             self._post_rate: tuple[float, float] | None = None
             self._buckets: dict[str, tuple[float, float]] = {}
@@ -236,6 +239,55 @@ class FakeSlack(FakeServer):
             self._response_gates.append(gate)
         return gate
 
+    def hold_posts(self, channel_id: str) -> Gate:
+        """Hold chat.postMessage to this channel, not yet accepted, until the returned gate is released.
+
+        A held post whose client goes away meanwhile (the bot stopped or was killed) is dropped unrecorded,
+        as Slack drops a request it never finished taking: it was never accepted.
+        """
+        gate = Gate()
+        with self._lock:
+            self._post_holds[channel_id] = gate
+        return gate
+
+    @property
+    def held_posts(self) -> int:
+        """Posts held by `hold_posts` right now."""
+        with self._lock:
+            return self._held_posts
+
+    @property
+    def abandoned_posts(self) -> int:
+        """Held posts dropped because their client went away."""
+        with self._lock:
+            return self._abandoned_posts
+
+    def stop(self) -> None:
+        with self._lock:
+            holds = list(self._post_holds.values())
+        for gate in holds:
+            gate.release()
+        super().stop()
+
+    async def _hold_post(self, request: web.Request, channel: object) -> bool:
+        """Wait while this channel's posts are held; False when the client went away meanwhile."""
+        with self._lock:
+            gate = self._post_holds.get(channel) if isinstance(channel, str) else None
+            if gate is None or gate.released:
+                return True
+            self._held_posts += 1
+        try:
+            while not gate.released:
+                if request.transport is None or request.transport.is_closing():
+                    with self._lock:
+                        self._abandoned_posts += 1
+                    return False
+                await self.pause(0.02)  # the disconnection is noticed by looking, as Slack's server would
+            return True
+        finally:
+            with self._lock:
+                self._held_posts -= 1
+
     def drop_connections(self, method: str, times: int = 1) -> None:
         """Close the connection without answering for the next `times` calls to `method`."""
         with self._lock:
@@ -313,6 +365,8 @@ class FakeSlack(FakeServer):
         at = time.monotonic()
         # Calls are recorded once answered, so a held or delayed call shows up in `calls` only afterwards.
         await self.pass_gates()
+        if method == "chat.postMessage" and not await self._hold_post(request, params.get("channel")):
+            return web.Response(status=499, text="client went away")
         with self._lock:
             delay = self._delays.get(method, 0.0)
         await self.pause(delay)

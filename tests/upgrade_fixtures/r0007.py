@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from tests.upgrade_fixtures import Row, r0006
 
-WEEK = 7 * 24 * 3600.0
+WEEK = 7 * 24 * 3600
 
 
 def rows(now: float) -> list[Row]:
     # Two weeks ago the bot skipped the occurrence it found due when first started; last week it posted one.
-    skipped = float(int((now - 2 * WEEK) // 60) * 60)
+    skipped = int((now - 2 * WEEK) // 60) * 60
     posted = skipped + WEEK
     return [
         *r0006.rows(now),

@@ -20,7 +20,7 @@ def upgrade() -> None:
     # A new table: nothing to rebuild, nothing to backfill (the first occurrence after the upgrade is skipped).
     op.create_table(
         "weekly_reports",
-        sa.Column("due_at", sa.Double(), nullable=False),
+        sa.Column("due_at", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("channel_id", sa.String(length=32), nullable=False),
         sa.Column("claim", sa.Integer(), server_default="0", nullable=False),
         sa.Column("lease_until", sa.Double(), nullable=True),
