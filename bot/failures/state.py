@@ -37,6 +37,12 @@ _ALERTS_OF_MESSAGES = (
 _WRITE_ALERT_STATE = update(_alerts).where(
     _alerts.c.id == bindparam("alert_id"), _alerts.c.version == bindparam("read_version")
 )
+_LOCK_ALERTS_IN_ORDER = (
+    select(_alerts.c.id)
+    .where(_alerts.c.message_id.in_(bindparam("message_ids", expanding=True)))
+    .order_by(_alerts.c.id)
+    .with_for_update()
+)
 _BUMP_DIGEST = update(_digests).where(_digests.c.id == bindparam("digest_id")).values(version=_digests.c.version + 1)
 
 
@@ -145,9 +151,14 @@ async def _apply_to_rows(connection: AsyncConnection, rows: Sequence[Row[Any]], 
 
 
 async def bump_alerts(connection: AsyncConnection, message_ids: Sequence[int], **values: Any) -> None:
-    """Change columns of the alerts of these messages that are not lifecycle state, and re-render them."""
+    """Change columns of the alerts of these messages that are not lifecycle state, and re-render them.
+
+    The lock order of every transaction that writes alerts and digests: the alerts, by id, then their digests.
+    An UPDATE … WHERE message_id IN (…) alone would lock the alerts in whatever order the scan finds them.
+    """
     if not message_ids:
         return
+    await connection.execute(_LOCK_ALERTS_IN_ORDER, {"message_ids": list(message_ids)})
     changed = await connection.execute(
         update(Alert).where(Alert.message_id.in_(list(message_ids))).values(version=Alert.version + 1, **values)
     )

@@ -34,7 +34,12 @@ _TAKE_DIGEST = (
     .values(retry_requested_by=bindparam("user_id"), version=Digest.version + 1)
 )
 _DIGEST_RETRIED_BY = select(Digest.retry_requested_by).where(Digest.id == bindparam("digest_id"))
-_DIGEST_MESSAGES = select(Alert.message_id).where(Alert.digest_id == bindparam("digest_id")).order_by(Alert.id)
+# Locked before the digest is marked: every transaction that writes both locks alerts (by id) first, then their
+# digest (bot.failures.state). The other order deadlocks with the diagnosis loop or the alerter on PostgreSQL,
+# which then aborts the click's transaction and the person is told the log is unavailable.
+_DIGEST_MESSAGES = (
+    select(Alert.message_id).where(Alert.digest_id == bindparam("digest_id")).order_by(Alert.id).with_for_update()
+)
 _ACTIVE_ONLY = text("state IN ('queued', 'running')")  # the predicate of uq_retry_requests_active_message
 _INSERT_REQUESTS = {
     "sqlite": sqlite_insert(Request)
@@ -67,11 +72,11 @@ async def write_requests(
     IntegrityError (which on PostgreSQL would abort the whole group's transaction).
     """
     if batch.digest_id is not None and not message_ids:
+        message_ids = tuple((await connection.execute(_DIGEST_MESSAGES, {"digest_id": batch.digest_id})).scalars())
         taken = await connection.execute(_TAKE_DIGEST, {"digest_id": batch.digest_id, "user_id": batch.requested_by})
         if taken.rowcount != 1:
             by = (await connection.execute(_DIGEST_RETRIED_BY, {"digest_id": batch.digest_id})).scalar()
             return EnqueueResult(batch_id=None, queued=(), refused=(), digest_retried_by=by or "someone")
-        message_ids = tuple((await connection.execute(_DIGEST_MESSAGES, {"digest_id": batch.digest_id})).scalars())
     if batch.report_into_alert and len(message_ids) == 1:
         alert = (await connection.execute(_POSTED_ALERT, {"message_id": message_ids[0]})).first()
         if alert is not None:
