@@ -10,6 +10,7 @@ cannot go green without having run them. The database work itself lives in ``tes
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,6 +32,23 @@ from tests.signing import PartooSigner
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_left_on_a_closed_stream() -> Iterator[None]:
+    """A test that configured logging onto its captured output must undo it (tests/logging_state.py).
+
+    Otherwise the next test's log lines go to a closed file: "--- Logging error --- ValueError: I/O operation on
+    closed file" in the middle of a passing run, far from the test that caused it. Autouse fixtures are set up
+    first, so this check runs after capsys has closed its stream.
+    """
+    yield
+    stale = [
+        handler
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False)
+    ]
+    assert stale == [], f"the test left root log handlers writing to a closed stream: {stale}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -41,7 +41,11 @@ def run_check(
 ) -> tuple[int, str]:
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    code = main(["check"])
+    # `main` points the root logger at this test's captured stderr, which is closed once the test ends: left in
+    # place (callers in other modules have no autouse fixture undoing it), a later test's log lines would fail
+    # with "--- Logging error --- ValueError: I/O operation on closed file".
+    with preserved_logging():
+        code = main(["check"])
     output = capsys.readouterr().out
     for secret in (*SECRETS, PARTOO_API_KEY):
         assert secret not in output
