@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.databases import (
-    create_database,
-    drop_database,
+    ReusableDatabases,
     postgres_server_url,
     probe_postgres_server,
     redact,
@@ -51,6 +50,17 @@ def _no_log_handler_left_on_a_closed_stream() -> Iterator[None]:
     assert stale == [], f"the test left root log handlers writing to a closed stream: {stale}"
 
 
+# Most of the suite's time is spent waiting (bot processes starting and stopping, the 30 s lease a SIGKILLed
+# process leaves, Slack outages being waited out): on 2 cores it used about a quarter of the CPU, so two workers
+# per core keep the cores busy. At most 8: each worker's bots hold PostgreSQL connections, and a server's default
+# max_connections is 100.
+MAX_WORKERS = 8
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return min(2 * len(os.sched_getaffinity(0)), MAX_WORKERS)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Lets `-m "not postgres"` deselect every test that needs the server, however it asks for it.
     for item in items:
@@ -75,14 +85,22 @@ def postgres_server() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_server: str) -> Iterator[ReusableDatabases]:
+    """This pytest process's empty databases, dropped when it ends."""
+    databases = ReusableDatabases(postgres_server)
+    yield databases
+    databases.drop_all()
+
+
 @pytest.fixture
-async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
-    """A fresh PostgreSQL database (``postgresql://…/partoo_retry_test_…``), dropped after the test."""
-    url = await create_database(postgres_server)
+async def postgres_url(postgres_databases: ReusableDatabases) -> AsyncIterator[str]:
+    """An empty PostgreSQL database (``postgresql://…/partoo_retry_test_…``) for this test alone."""
+    url = await postgres_databases.take()
     try:
         yield url
     finally:
-        await drop_database(url, postgres_server)
+        await postgres_databases.give_back(url)
 
 
 @pytest.fixture
