@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.demo.changes import Changes
 from bot.demo.controls import SETUP_ISSUES
+from bot.demo.modals import Modals
 from bot.demo.page import build_page_app
 from bot.demo.partoo_sim import Conversation, NextRetries, SimulatedPartoo
 from bot.demo.signed import SignedSlack, signature_headers
@@ -71,7 +72,7 @@ async def world() -> AsyncIterator[World]:
             report_delay=0.0,
         )
         slack = SignedSlack(str(bot_server.make_url("")), "unused")
-        app = build_page_app(standin, partoo, slack, changes, hosts={f"127.0.0.1:{port}"})
+        app = build_page_app(standin, partoo, slack, changes, modals=Modals(changes), hosts={f"127.0.0.1:{port}"})
         async with TestServer(app, host="127.0.0.1", port=port):
             yield World(base_url, standin, partoo, webhooks, valid)
         await partoo.stop()
