@@ -312,13 +312,11 @@ def test_configuration_problems_are_listed_as_check_lines(
 # -- the console script ----------------------------------------------------------------------------------
 
 
-@pytest.mark.e2e
-def test_the_console_script_runs_check(tmp_path: Path, slack: FakeSlack, partoo: FakePartoo, sqlite_url: str) -> None:
-    script = executable_dir() / "partoo-retry-bot"
-    environment = {"PATH": search_path(), **bot_environment(slack, partoo, sqlite_url)}
-    result = subprocess.run(
-        [str(script), "check"],
-        env=environment,
+def console_check(tmp_path: Path, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`partoo-retry-bot check` run as a user runs it, with only `environment` (and PATH)."""
+    return subprocess.run(
+        [str(executable_dir() / "partoo-retry-bot"), "check"],
+        env={"PATH": search_path(), **environment},
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -326,6 +324,11 @@ def test_the_console_script_runs_check(tmp_path: Path, slack: FakeSlack, partoo:
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.e2e
+def test_the_console_script_runs_check(tmp_path: Path, slack: FakeSlack, partoo: FakePartoo, sqlite_url: str) -> None:
+    result = console_check(tmp_path, bot_environment(slack, partoo, sqlite_url))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✓ Slack bot token" in result.stdout
     assert "Traceback" not in result.stderr

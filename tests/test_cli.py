@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,21 +11,12 @@ import pytest
 from bot.__main__ import main
 from tests.fakes import FakePartoo, FakeSlack
 from tests.harness import bot_environment
-from tests.logging_state import preserved_logging
-from tests.processes import executable_dir, search_path
-from tests.test_process import CONTRACT
+
+# The same isolation as test_check's (autouse there, and here once imported): no variable of the machine running
+# the tests, no .env, and logging as it was afterwards.
+from tests.test_check import _isolated, console_check  # noqa: F401
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No variable of the machine running the tests, no .env, and logging as it was afterwards."""
-    for name in CONTRACT:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    with preserved_logging():
-        yield
 
 
 def help_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -95,17 +84,7 @@ def test_check_prints_its_list_and_no_log_line_while_slack_is_retried(
 ) -> None:
     # slack_sdk's retry handler logs each retry: on a terminal those lines would land between the ✓ lines.
     slack.fail_next("auth.test", times=2, status=503)
-    script = executable_dir() / "partoo-retry-bot"
-    result = subprocess.run(
-        [str(script), "check"],
-        env={"PATH": search_path(), **bot_environment(slack, partoo, sqlite_url)},
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = console_check(tmp_path, bot_environment(slack, partoo, sqlite_url))
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(slack.calls_to("auth.test")) == 3  # the retries did happen
     assert "✓ Slack bot token" in result.stdout
