@@ -2,7 +2,7 @@
 
 Screenshots go to pytest's temporary folder, or to DEMO_SCREENSHOTS when set; the README's images come from
 
-    DEMO_SCREENSHOTS=docs/screenshots python -m pytest tests/test_demo_browser.py
+    DEMO_SCREENSHOTS=docs/screenshots .venv/bin/python -m pytest tests/test_demo_browser.py
 """
 
 from __future__ import annotations
