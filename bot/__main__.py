@@ -5,6 +5,7 @@ partoo-retry-bot check                 try the configuration, Slack, the databas
 partoo-retry-bot demo                  the bot at work on a local page, against stand-ins; nothing to configure
 partoo-retry-bot log export --since 7d --format csv
 partoo-retry-bot report --since 7d [--format json]   the weekly report's figures, for any period up to now
+partoo-retry-bot help                  this list, with every command's options (`<command> --help`)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import signal
 import socket
 import sys
@@ -41,38 +43,73 @@ EXIT_CONFIG = 2
 
 T = TypeVar("T")
 
+CHECK_DESCRIPTION = (
+    "Check a deployment without serving: the configuration, Slack (the token, and that the bot can post in the "
+    "alert and log channels), the database and its schema, Partoo's API and its message_updated webhook. Prints "
+    "one line per check and exits 0 when all is well, 1 with every problem listed."
+)
+DEMO_DESCRIPTION = (
+    "Run the real bot against a Slack stand-in and a simulated Partoo, all on 127.0.0.1, and print the URL of a "
+    "page to try it on. Nothing to configure: every secret is made up, and the database is a temporary file."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="partoo-retry-bot",
         description="A Slack bot that retries failed Partoo messages. Configured by environment variables.",
+        epilog="New here? `partoo-retry-bot demo` shows the bot at work with nothing to configure. "
+        "`partoo-retry-bot <command> --help` gives a command's options.",
     )
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve Slack and Partoo webhooks over HTTP (the default)")
     commands.add_parser(
-        "check", help="check the configuration, Slack, the database and Partoo without serving (exit 1 on problems)"
+        "serve",
+        help="serve Slack and Partoo webhooks over HTTP (the default)",
+        description="Serve Slack and Partoo webhooks over HTTP on $PORT (what running with no command does).",
     )
-    demo_parser = commands.add_parser(
-        "demo", help="try the bot on a local page, against a Slack stand-in and a simulated Partoo (no configuration)"
+    commands.add_parser(
+        "check",
+        help="check the configuration, Slack, the database and Partoo without serving (exit 1 on problems)",
+        description=CHECK_DESCRIPTION,
     )
+    demo_help = "try the bot on a local page, against a Slack stand-in and a simulated Partoo (no configuration)"
+    demo_parser = commands.add_parser("demo", help=demo_help, description=DEMO_DESCRIPTION)
     demo_parser.add_argument("--port", type=int, default=0, help="the page's port on 127.0.0.1 (default: any free)")
-    log_parser = commands.add_parser("log", help="work with the retry log")
+    log_parser = commands.add_parser("log", help="work with the retry log", description="Work with the retry log.")
     log_commands = log_parser.add_subparsers(dest="log_command", required=True)
-    exporter = log_commands.add_parser("export", help="write the retry log to standard output")
-    exporter.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m, 2w or an ISO date")
-    exporter.add_argument("--format", choices=["csv", "json"], default="csv", dest="output_format")
-    reporter = commands.add_parser(
-        "report", help="print the report Slack gets each week (failures, retries, deliveries) for a period up to now"
+    exporter = log_commands.add_parser(
+        "export",
+        help="write the retry log to standard output",
+        description="Write the retry log to standard output. Read-only: the database is never migrated or changed.",
     )
-    reporter.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m, 2w or an ISO date")
+    exporter.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m, 2w or an ISO date (default 7d)")
+    exporter.add_argument(
+        "--format",
+        choices=["csv", "json"],
+        default="csv",
+        dest="output_format",
+        help="csv (default; cells a spreadsheet would run as a formula are quoted) or json",
+    )
+    reporter = commands.add_parser(
+        "report",
+        help="print the report Slack gets each week (failures, retries, deliveries) for a period up to now",
+        description="Print the weekly report's figures for a period up to now. Read-only, like log export.",
+    )
+    reporter.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m, 2w or an ISO date (default 7d)")
     reporter.add_argument(
         "--format", choices=["text", "json"], default="text", dest="output_format", help="text (default) or json"
     )
+    # `partoo-retry-bot help` is what people type first; argparse alone would call it an invalid choice.
+    commands.add_parser("help", help="show this help", description="Show this help.")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = _parser().parse_args(argv)
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    if arguments.command == "help":
+        parser.print_help()
+        return 0
     if arguments.command == "demo":
         # Before reading the configuration: the demo needs none and must not use a real one.
         return demo.main(port=arguments.port)
@@ -85,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             return check.report_configuration_problems(error, sys.stdout)
         print(error, file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.secrets(), log_format=settings.log_format)
+    # `check` prints its own one line per check; the INFO lines of what it calls (slack_sdk's retry handler saying
+    # it tries again) would land in the middle of that list.
+    level = logging.WARNING if arguments.command == "check" else logging.INFO
+    configure_logging(settings.secrets(), level, log_format=settings.log_format)
     try:
         if arguments.command == "check":
             from bot import check

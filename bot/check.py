@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from bot.check_partoo import partoo, partoo_webhook
 from bot.check_results import Result, Status, first_line, ok, problem
-from bot.config import ConfigError, Settings
+from bot.config import WHERE_TO_START, ConfigError, Settings
 from bot.domain.access import alert_channels_refused, refused_buttons
 from bot.platform.database import MIGRATIONS, async_database_url, create_engine, display_database_url, schema_status
 from bot.platform.slack import build_web_client
@@ -59,6 +59,7 @@ def report_configuration_problems(error: ConfigError, out: TextIO) -> int:
     for found in error.problems:
         print(problem("configuration", found).line(), file=out)
     print(f"\n{len(error.problems)} configuration problem(s); the other checks need a valid configuration.", file=out)
+    print(WHERE_TO_START, file=out)
     return 1
 
 

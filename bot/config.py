@@ -53,6 +53,14 @@ class PartooEnvironment(StrEnum):
     SANDBOX = "sandbox"
 
 
+# Where a newcomer goes from the missing-configuration message: most who see it have not configured anything yet.
+WHERE_TO_START = (
+    "To configure it: copy .env.example to .env and fill it in (each variable is explained there; the README's\n"
+    '"Setup in five minutes" creates the Slack app), or set the same variables in the environment.\n'
+    "To see the bot at work first, with nothing to configure: partoo-retry-bot demo"
+)
+
+
 class ConfigError(Exception):
     """The configuration cannot run the bot; `problems` lists every reason."""
 
@@ -62,7 +70,7 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        return f"partoo-retry cannot start, the configuration has problems:\n{lines}"
+        return f"partoo-retry cannot start, the configuration has problems:\n{lines}\n\n{WHERE_TO_START}"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ cannot go green without having run them. The database work itself lives in ``tes
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,8 +20,7 @@ import pytest
 from bot.platform.database import create_engine, migrate
 from bot.retries.store import RetryQueue
 from tests.databases import (
-    create_database,
-    drop_database,
+    ReusableDatabases,
     postgres_server_url,
     probe_postgres_server,
     redact,
@@ -34,6 +34,34 @@ from tests.test_fencing import Clock
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_left_on_a_closed_stream() -> Iterator[None]:
+    """A test that configured logging onto its captured output must undo it (tests/logging_state.py).
+
+    Otherwise the next test's log lines go to a closed file: "--- Logging error --- ValueError: I/O operation on
+    closed file" in the middle of a passing run, far from the test that caused it. Autouse fixtures are set up
+    first, so this check runs after capsys has closed its stream.
+    """
+    yield
+    stale = [
+        handler
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False)
+    ]
+    assert stale == [], f"the test left root log handlers writing to a closed stream: {stale}"
+
+
+# Most of the suite's time is spent waiting (bot processes starting and stopping, the 30 s lease a SIGKILLed
+# process leaves, Slack outages being waited out): on 2 cores it used about a quarter of the CPU, so two workers
+# per core keep the cores busy. At most 8: each worker's bots hold PostgreSQL connections, and a server's default
+# max_connections is 100.
+MAX_WORKERS = 8
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return min(2 * len(os.sched_getaffinity(0)), MAX_WORKERS)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,14 +88,22 @@ def postgres_server() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_server: str) -> Iterator[ReusableDatabases]:
+    """This pytest process's empty databases, dropped when it ends."""
+    databases = ReusableDatabases(postgres_server)
+    yield databases
+    databases.drop_all()
+
+
 @pytest.fixture
-async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
-    """A fresh PostgreSQL database (``postgresql://…/partoo_retry_test_…``), dropped after the test."""
-    url = await create_database(postgres_server)
+async def postgres_url(postgres_databases: ReusableDatabases) -> AsyncIterator[str]:
+    """An empty PostgreSQL database (``postgresql://…/partoo_retry_test_…``) for this test alone."""
+    url = await postgres_databases.take()
     try:
         yield url
     finally:
-        await drop_database(url, postgres_server)
+        await postgres_databases.give_back(url)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from tests.waiting import wait_until
 
 DEMO_COMMAND = (sys.executable, "-m", "bot", "demo")
 _URL = re.compile(r"open (http://127\.0\.0\.1:\d+/)")
+_LOG = re.compile(r"the bot logs to (\S+)\.\)")
 
 
 @dataclass
@@ -39,6 +40,12 @@ class RunningDemo:
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
+
+    def bot_log(self) -> str:
+        """What the bot logged so far, in the file the demo named (in its temporary folder, gone after a stop)."""
+        found = _LOG.search(self.process.stdout())
+        assert found, f"the demo did not say where the bot logs:\n{self.process.stdout()}"
+        return Path(found[1]).read_text(errors="replace")
 
     def channel_messages(self, channel_id: str, user: str = "UALICE") -> list[dict[str, Any]]:
         channel = next(c for c in self.state(user)["channels"] if c["id"] == channel_id)

@@ -41,7 +41,11 @@ def run_check(
 ) -> tuple[int, str]:
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    code = main(["check"])
+    # `main` points the root logger at this test's captured stderr, which is closed once the test ends: left in
+    # place (callers in other modules have no autouse fixture undoing it), a later test's log lines would fail
+    # with "--- Logging error --- ValueError: I/O operation on closed file".
+    with preserved_logging():
+        code = main(["check"])
     output = capsys.readouterr().out
     for secret in (*SECRETS, PARTOO_API_KEY):
         assert secret not in output
@@ -308,13 +312,11 @@ def test_configuration_problems_are_listed_as_check_lines(
 # -- the console script ----------------------------------------------------------------------------------
 
 
-@pytest.mark.e2e
-def test_the_console_script_runs_check(tmp_path: Path, slack: FakeSlack, partoo: FakePartoo, sqlite_url: str) -> None:
-    script = executable_dir() / "partoo-retry-bot"
-    environment = {"PATH": search_path(), **bot_environment(slack, partoo, sqlite_url)}
-    result = subprocess.run(
-        [str(script), "check"],
-        env=environment,
+def console_check(tmp_path: Path, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`partoo-retry-bot check` run as a user runs it, with only `environment` (and PATH)."""
+    return subprocess.run(
+        [str(executable_dir() / "partoo-retry-bot"), "check"],
+        env={"PATH": search_path(), **environment},
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -322,6 +324,11 @@ def test_the_console_script_runs_check(tmp_path: Path, slack: FakeSlack, partoo:
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.e2e
+def test_the_console_script_runs_check(tmp_path: Path, slack: FakeSlack, partoo: FakePartoo, sqlite_url: str) -> None:
+    result = console_check(tmp_path, bot_environment(slack, partoo, sqlite_url))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✓ Slack bot token" in result.stdout
     assert "Traceback" not in result.stderr

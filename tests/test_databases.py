@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.databases import (
     DATABASE_PREFIX,
+    ReusableDatabases,
     create_database,
     database_name,
     drop_database,
@@ -95,6 +96,42 @@ async def test_two_postgres_databases_are_distinct(postgres_url: str, postgres_s
     existing = await existing_databases(postgres_server)
     assert database_name(postgres_url) in existing
     assert database_name(other_url) not in existing
+
+
+async def test_a_database_given_back_is_handed_out_again_as_a_new_one(postgres_server: str) -> None:
+    databases = ReusableDatabases(postgres_server)
+    try:
+        url = await databases.take()
+        engine = create_async_engine(to_async_url(url))
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+            await connection.execute(sa.insert(notes), [{"text": "left behind"}])
+            await connection.execute(sa.text("CREATE TYPE mood AS ENUM ('sad', 'happy')"))
+        left_open = await asyncpg.connect(url)  # e.g. a bot process that did not shut down cleanly
+        await databases.give_back(url)
+
+        assert await databases.take() == url
+        assert await table_names(url) == []
+        reopened = await asyncpg.connect(url)
+        try:
+            assert await reopened.fetchval("SELECT count(*) FROM pg_type WHERE typname = 'mood'") == 0
+        finally:
+            await reopened.close()
+        assert left_open.is_closed() or await _was_terminated(left_open)
+        await engine.dispose()
+    finally:
+        databases.drop_all()
+    assert database_name(url) not in await existing_databases(postgres_server)
+
+
+async def _was_terminated(connection: asyncpg.Connection) -> bool:
+    try:
+        await connection.fetchval("SELECT 1")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        return True
+    finally:
+        connection.terminate()
+    return False
 
 
 async def test_drop_database_closes_open_sessions(postgres_server: str) -> None:

@@ -2,7 +2,7 @@
 
 Screenshots go to pytest's temporary folder, or to DEMO_SCREENSHOTS when set; the README's images come from
 
-    DEMO_SCREENSHOTS=docs/screenshots python -m pytest tests/test_demo_browser.py
+    DEMO_SCREENSHOTS=docs/screenshots .venv/bin/python -m pytest tests/test_demo_browser.py
 """
 
 from __future__ import annotations
@@ -128,6 +128,13 @@ def test_an_alert_is_retried_from_its_button_and_commands_answer(
     expect(answer).to_contain_text("(edited)")
     page.screenshot(path=screenshots / "slash-commands.png")
 
+    # As in Slack, answers only you could see are gone once the page is reloaded; the rest stays.
+    page.reload()
+    page.locator('#channel-list [data-channel="COPS"]').click()
+    expect(root_messages(page).filter(has_text="asked to retry Partoo message 1.")).to_have_count(1)
+    expect(page.locator("#conversation .message.ephemeral")).to_have_count(0)
+    assert not any(m["ephemeral"] for c in demo.state()["channels"] for m in c["messages"])
+
 
 def test_an_outage_becomes_one_digest_retried_at_once_and_app_home_counts(
     page: Page, demo: RunningDemo, screenshots: Path
@@ -201,3 +208,54 @@ def test_a_conversation_no_retry_can_reach_shows_why_and_retry_anyway_asks_first
     # Partoo accepts it, and it fails again: the customer's window is still closed.
     expect(closed).to_contain_text("Failed again after retry by @Alice Martin", timeout=STEP_TIMEOUT_MS)
     assert demo.state()["partoo"]["answers"].get("200") == 1
+
+
+def test_a_customers_message_is_retried_from_its_more_actions_menu(
+    page: Page, demo: RunningDemo, screenshots: Path
+) -> None:
+    page.locator('#channel-list [data-channel="CSUPPORT"]').click()
+    complaint = root_messages(page).filter(has_text="message 48024 never arrived")
+    expect(complaint).to_have_count(1)
+    expect(complaint.locator(".meta")).to_contain_text("Dana Leroy")
+
+    complaint.hover()
+    complaint.get_by_role("button", name="More actions").click()
+    page.get_by_role("button", name="Retry Partoo messages").click()
+    # The bot reads the message, finds the id, and opens its modal through views.open.
+    modal = page.locator("#modal")
+    expect(modal).to_be_visible()
+    expect(modal.locator("#modal-title")).to_have_text("Retry Partoo messages")
+    option = modal.locator(".bk-option", has_text="48024")
+    expect(option).to_contain_text("no failure reported to the bot")
+    expect(option.get_by_role("checkbox")).to_be_checked()
+    page.screenshot(path=screenshots / "message-shortcut.png")
+
+    modal.get_by_role("button", name="Retry selected").click()
+    expect(modal).not_to_be_visible()
+    thread = complaint.locator(".thread")
+    expect(thread).to_contain_text("@Alice Martin asked to retry Partoo message 48024")
+    expect(thread).to_contain_text("Partoo accepted the retry")
+    assert demo.state()["partoo"]["answers"] == {"200": 1}
+
+
+def test_the_layout_holds_at_900_pixels(browser: Browser, demo: RunningDemo, screenshots: Path) -> None:
+    context = browser.new_context(viewport={"width": 900, "height": 720}, locale="en-GB")
+    narrow = context.new_page()
+    narrow.set_default_timeout(STEP_TIMEOUT_MS)
+    narrow.goto(demo.url)
+    for channel, name in (("CALERTS", "# partoo-alerts"), ("CRETRYLOG", "# partoo-retry-log")):
+        narrow.locator(f'#channel-list [data-channel="{channel}"]').click()
+        title = narrow.locator("#title strong")
+        expect(title).to_have_text(name)
+        # Shown whole: not cut by the "Acting as" menu beside it.
+        assert title.evaluate("node => node.parentElement.scrollWidth <= node.parentElement.clientWidth + 1"), name
+    panel = narrow.locator("#panel").bounding_box()
+    main = narrow.locator("#main").bounding_box()
+    assert panel is not None and main is not None
+    assert panel["width"] <= 900 / 4, f"the side panel takes {panel['width']:.0f} of 900 px"
+    assert main["width"] >= 900 / 2
+    narrow.get_by_role("button", name="A message fails", exact=True).click()
+    narrow.locator('#channel-list [data-channel="CALERTS"]').click()
+    expect(root_messages(narrow).filter(has_text="failed on")).to_have_count(1, timeout=STEP_TIMEOUT_MS)
+    narrow.screenshot(path=screenshots / "narrow-900px.png")
+    context.close()

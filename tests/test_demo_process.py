@@ -20,6 +20,8 @@ OPS = "COPS"
 def test_demo_needs_no_configuration_and_serves_the_page(tmp_path: Path) -> None:
     with running_demo(tmp_path, env={}) as demo:
         assert re.findall(r"https?://\S+", demo.process.stdout()) == [demo.url]
+        # The URL is the last line, where the eye falls.
+        assert demo.process.stdout().splitlines()[-1] == f"partoo-retry demo: open {demo.url}"
 
         page = demo.get("/")
         assert page.status_code == 200
@@ -37,8 +39,18 @@ def test_demo_needs_no_configuration_and_serves_the_page(tmp_path: Path) -> None
         assert "failed" in alert["text"]
         assert any(block["type"] == "actions" for block in alert["blocks"])
 
+        # A quiet terminal: the bot's lines went to its log file, none of them to the terminal.
+        bot_log = demo.bot_log()
+        assert "partoo-retry 0.1.0 started" in bot_log
+        assert "uvicorn" not in bot_log  # "Uvicorn running on <the bot's port>" would only mislead
+        assert "auto-vacuum" not in bot_log  # a new file is switched in milliseconds: nothing to report
+        assert demo.process.stderr() == ""
+        started = demo.process.stdout()
+
         assert demo.process.stop(signal.SIGTERM) == 0
         assert "Traceback" not in demo.process.logs()
+        # On the way out, the URL once more: the first may have scrolled away.
+        assert demo.process.stdout() == f"{started}partoo-retry demo stopped (it was at {demo.url}).\n"
     # Its database lived in a temporary folder: nothing is left where it ran.
     assert sorted(p.name for p in demo.process.directory.iterdir()) == ["stderr.log", "stdout.log"]
 
@@ -75,8 +87,10 @@ def test_demo_ignores_real_credentials_and_dotenv(tmp_path: Path) -> None:
         reply = wait_until(thread_of_alert, timeout=20, message="no outcome in the alert's thread")[0]
         assert "Partoo accepted the retry" in str(reply["text"])
 
+        bot_log = demo.bot_log()
+        assert "Partoo retry" in bot_log  # the flows were logged, in the file the demo named
         assert demo.process.stop(signal.SIGINT) == 0
-        logs = demo.process.logs()
+        logs = demo.process.logs() + bot_log
     assert not (tmp_path / "real.db").exists()
     assert not (tmp_path / "dotenv.db").exists()
     for value in [*real.values(), "xoxb-dotenv-token-4415"]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.demo.changes import Changes
 from bot.demo.controls import SETUP_ISSUES
+from bot.demo.modals import NO_ANSWER, TRIGGER_SECONDS, Modals
 from bot.demo.page import build_page_app
 from bot.demo.partoo_sim import Conversation, NextRetries, SimulatedPartoo
 from bot.demo.signed import SignedSlack, signature_headers
@@ -71,7 +74,7 @@ async def world() -> AsyncIterator[World]:
             report_delay=0.0,
         )
         slack = SignedSlack(str(bot_server.make_url("")), "unused")
-        app = build_page_app(standin, partoo, slack, changes, hosts={f"127.0.0.1:{port}"})
+        app = build_page_app(standin, partoo, slack, changes, modals=Modals(changes), hosts={f"127.0.0.1:{port}"})
         async with TestServer(app, host="127.0.0.1", port=port):
             yield World(base_url, standin, partoo, webhooks, valid)
         await partoo.stop()
@@ -223,3 +226,55 @@ async def test_page_answers_only_its_own_host_and_json_actions(world: World) -> 
         assert (await http.post("/demo/partoo", json={"control": "nonsense"})).status_code == 400
         assert (await http.post("/demo/partoo", json={"control": "fail"})).status_code == 200
     await eventually(lambda: len(world.webhooks) == 1, timeout=10)
+
+
+def test_the_demo_offers_the_shortcut_the_bot_and_the_manifest_name() -> None:
+    from bot.demo import workspace
+    from bot.retries.shortcut_messages import SHORTCUT_CALLBACK_ID
+
+    assert workspace.SHORTCUT_CALLBACK_ID == SHORTCUT_CALLBACK_ID
+    manifest = (Path(__file__).resolve().parent.parent / "app_manifest.yaml").read_text()
+    assert f"name: {workspace.SHORTCUT_NAME}" in manifest
+    assert str(workspace.CUSTOMER_MESSAGE_ID) in workspace.CUSTOMER_MESSAGE
+
+
+def test_a_trigger_id_opens_one_modal_for_its_person_once_and_only_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    modals = Modals(Changes())
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "Retry"}, "blocks": []}
+    trigger = modals.trigger("UALICE")
+
+    opened = modals.views_open({"trigger_id": trigger, "view": view})
+    assert opened["ok"] is True
+    assert modals.shown("UALICE") == opened["view"]
+    assert modals.shown("UBOB") is None
+    assert modals.views_open({"trigger_id": trigger, "view": view}) == {"ok": False, "error": "invalid_trigger_id"}
+
+    late = modals.trigger("UBOB")
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + TRIGGER_SECONDS + 1)
+    assert modals.views_open({"trigger_id": late, "view": view}) == {"ok": False, "error": "expired_trigger_id"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "shown"),
+    [
+        (httpx.Response(200), None),
+        (httpx.Response(200, json={"response_action": "errors", "errors": {"ids": "Select one"}}), "Select one"),
+        (httpx.Response(200, json={"response_action": "update", "view": {"type": "modal", "blocks": []}}), "update"),
+        (None, NO_ANSWER),
+        (httpx.Response(500), NO_ANSWER),
+    ],
+)
+def test_the_bots_answer_to_a_submission_closes_updates_or_marks_the_modal(
+    answer: httpx.Response | None, shown: str | None
+) -> None:
+    modals = Modals(Changes())
+    modals.views_open({"trigger_id": modals.trigger("UALICE"), "view": {"type": "modal", "title": {}, "blocks": [1]}})
+    modals.answered("UALICE", answer)
+    after = modals.shown("UALICE")
+    if shown is None:
+        assert after is None
+    elif shown == "update":
+        assert after is not None and after["blocks"] == [] and after["id"].startswith("V")
+    else:
+        assert after is not None and shown in after["errors"].values()

@@ -124,6 +124,11 @@ def test_the_log_shows_every_line_it_announces_whole() -> None:
     assert json.dumps(rendered).count("<!date^") == MAX_LOG_SIZE
 
 
+def test_a_log_of_one_retry_says_so_in_the_singular() -> None:
+    rendered = _limits_hold(log_messages.recent_log([_request(1, OutcomeKind.ACCEPTED)]))
+    assert section_texts(rendered["blocks"])[0] == "*The last retry*"
+
+
 def test_the_log_channel_gets_every_outcome_in_posts_within_limits() -> None:
     for count in (1, 40, 400):
         requests = [_long_line_request(n) for n in range(count)]

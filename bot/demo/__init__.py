@@ -4,7 +4,8 @@
     workspace.py     the demo's people and channels
     changes.py       a version number the page follows (server-sent events)
     slack_standin.py the Slack Web API and workspace the bot posts to
-    signed.py        what Slack sends the bot: signed commands, clicks and App Home events
+    signed.py        what Slack sends the bot: signed commands, clicks, shortcuts, modals and App Home events
+    modals.py        views.open and the modal each person sees; shortcuts.py: the page's ⋯ menu and modal
     partoo_sim.py    Partoo's API and its signed webhooks, with knobs for failures and outages
     customers.py     its made-up businesses, customers and messages, and the webhook body
     controls.py      those knobs, as the page's control panel shows them

@@ -1,8 +1,9 @@
 """The demo's web server: the page, the JSON it reads and posts, and the Slack and Partoo stand-ins beside it.
 
 What a visitor does on the page becomes what Slack would send the bot (a signed slash command, a signed
-click, an App Home event), so the bot answers exactly as it would in a workspace. The page follows changes
-through server-sent events and reads the whole state again after each one.
+click, a message shortcut and its modal (shortcuts.py), an App Home event), so the bot answers exactly as it
+would in a workspace. The page follows changes through server-sent events and reads the whole state again after
+each one.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from aiohttp.typedefs import Middleware
 from bot.demo import workspace
 from bot.demo.changes import Changes
 from bot.demo.controls import CONTROLS
+from bot.demo.modals import Modals
 from bot.demo.partoo_sim import SimulatedPartoo
+from bot.demo.shortcuts import SHORTCUTS, ShortcutRoutes
 from bot.demo.signed import SignedSlack
 from bot.demo.slack_standin import SlackStandIn
-from bot.demo.workspace import BOT_NAME, BOT_USER_ID, CHANNELS, COMMAND, PEOPLE, Channel, Person
+from bot.demo.workspace import BOT_NAME, BOT_USER_ID, CHANNELS, COMMAND, CUSTOMER, PEOPLE, Channel, Person
 
 STATIC = Path(__file__).parent / "static"
 # Server-sent events: during a flood, at most one change event per EVENTS_THROTTLE_SECONDS (the page reads
@@ -35,10 +38,16 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_page_app(
-    standin: SlackStandIn, partoo: SimulatedPartoo, slack: SignedSlack, changes: Changes, *, hosts: set[str]
+    standin: SlackStandIn,
+    partoo: SimulatedPartoo,
+    slack: SignedSlack,
+    changes: Changes,
+    *,
+    modals: Modals,
+    hosts: set[str],
 ) -> web.Application:
     """Everything the demo serves on its one port; requests must name one of `hosts` (127.0.0.1:port)."""
-    page = _Page(standin, partoo, slack, changes)
+    page = _Page(standin, partoo, slack, changes, modals)
     app = web.Application(middlewares=[_local_only(hosts)])
     app.add_routes(
         [
@@ -49,6 +58,7 @@ def build_page_app(
             web.post("/demo/click", page.click),
             web.post("/demo/home", page.home),
             web.post("/demo/partoo", page.control),
+            *ShortcutRoutes(standin, slack, modals).routes(),
             web.static("/static", STATIC),
             *standin.routes(),
             *partoo.routes(),
@@ -77,13 +87,17 @@ def _local_only(hosts: set[str]) -> Middleware:
 
 
 class _Page:
-    def __init__(self, standin: SlackStandIn, partoo: SimulatedPartoo, slack: SignedSlack, changes: Changes) -> None:
+    def __init__(
+        self, standin: SlackStandIn, partoo: SimulatedPartoo, slack: SignedSlack, changes: Changes, modals: Modals
+    ) -> None:
+        self.modals = modals
         self.standin = standin
         self.partoo = partoo
         self.slack = slack
         self.changes = changes
 
     async def index(self, request: web.Request) -> web.StreamResponse:
+        self.standin.forget_ephemeral()
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def state(self, request: web.Request) -> web.Response:
@@ -95,6 +109,10 @@ class _Page:
                 "bot": {"id": BOT_USER_ID, "name": BOT_NAME},
                 "command": COMMAND,
                 "people": [{"id": p.id, "name": p.name, "title": p.title, "may_retry": p.may_retry} for p in PEOPLE],
+                # Others who write in the channels; nobody acts as them.
+                "guests": [{"id": CUSTOMER.id, "name": CUSTOMER.name, "title": CUSTOMER.title}],
+                "shortcuts": SHORTCUTS,
+                "modal": self.modals.shown(person.id),
                 "channels": [
                     {
                         "id": c.id,

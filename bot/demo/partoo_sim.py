@@ -97,7 +97,8 @@ class SimulatedPartoo:
         self.check_answers: Counter[int] = Counter()
         self.webhooks_sent = 0
         self._rng = rng or random.Random()  # noqa: S311 - made-up customers, not secrets
-        self._next_id = self._rng.randint(48_000, 49_000)
+        # Above the customer's message in #support (workspace.CUSTOMER_MESSAGE_ID), so that no failure takes its id.
+        self._next_id = self._rng.randint(48_100, 49_000)
         self._rate_limited_until = 0.0
         self._key = webhook_key
         self._http = httpx.AsyncClient(base_url=bot_url, timeout=10.0, trust_env=False)
@@ -139,6 +140,12 @@ class SimulatedPartoo:
             if conversation.issues:
                 self.channel_issues[(message.business_id, message.partner)] = list(conversation.issues)
         self._background(self._report(message))
+        return message
+
+    def unreported_failure(self, message_id: int, partner: str = "Whatsapp") -> SimulatedMessage:
+        """A message that failed without a webhook reaching the bot: only a customer's complaint tells of it."""
+        message = made_up_message(self._rng, message_id, partner)
+        self.messages[message.id] = message
         return message
 
     def outage(self, count: int = OUTAGE_FAILURES, seconds: float = OUTAGE_SECONDS) -> None:

@@ -9,6 +9,7 @@ read from the environment or `.env`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import signal
@@ -30,11 +31,20 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from bot.app import Tuning, create_app
 from bot.config import Settings, load_settings
 from bot.demo.changes import Changes
+from bot.demo.modals import Modals
 from bot.demo.page import build_page_app
 from bot.demo.partoo_sim import SimulatedPartoo
 from bot.demo.signed import SignedSlack
 from bot.demo.slack_standin import SlackStandIn
-from bot.demo.workspace import ALERT_CHANNEL, ALLOWED_USERS, LOG_CHANNEL
+from bot.demo.workspace import (
+    ALERT_CHANNEL,
+    ALLOWED_USERS,
+    CUSTOMER,
+    CUSTOMER_MESSAGE,
+    CUSTOMER_MESSAGE_ID,
+    LOG_CHANNEL,
+    SUPPORT_CHANNEL,
+)
 from bot.logs import configure_logging
 
 HOST = "127.0.0.1"
@@ -102,12 +112,22 @@ async def _run(folder: Path, port: int, out: TextIO) -> int:
         bot_url=bot_url,
         changes=changes,
     )
-    configure_logging(settings.secrets(), log_format=settings.log_format)
+    # The terminal shows only the page's URL: the bot's lines (hundreds a minute in an outage) go to a file.
+    log_path = folder / "demo.log"
+    log_file = log_path.open("a", encoding="utf-8")
+    configure_logging(settings.secrets(), log_format=settings.log_format, stream=log_file)
+    # uvicorn's lines come from a logger named "uvicorn.error" and name the bot's own port, not the page's.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
     standin = SlackStandIn(bot_token=settings.slack_bot_token.value, base_url=page_url, changes=changes)
+    modals = Modals(changes)
+    standin.add_method("views.open", modals.views_open)
+    # A customer's complaint about a message no webhook reported: what the message shortcut is for.
+    partoo.unreported_failure(CUSTOMER_MESSAGE_ID)
+    standin.post(SUPPORT_CHANNEL.id, CUSTOMER.id, CUSTOMER_MESSAGE)
     slack = SignedSlack(bot_url, settings.slack_signing_secret.value)
     hosts = {f"{HOST}:{page_port}", f"localhost:{page_port}"}
-    page_app = build_page_app(standin, partoo, slack, changes, hosts=hosts)
+    page_app = build_page_app(standin, partoo, slack, changes, modals=modals, hosts=hosts)
     # A short shutdown: what is still open at exit (the page's event stream, a held Partoo answer) is cut.
     runner = web.AppRunner(page_app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
@@ -132,14 +152,20 @@ async def _run(folder: Path, port: int, out: TextIO) -> int:
         await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
         if server.started:
+            print(f"(Slack and Partoo are stand-ins on this machine; the bot logs to {log_path}.)", file=out)
+            print("Ctrl-C stops the demo and deletes its database and log.", file=out)
             print(f"partoo-retry demo: open {page_url}/", file=out, flush=True)
-            print("(Slack and Partoo are stand-ins on this machine; Ctrl-C stops the demo.)", file=out, flush=True)
         await serving
     finally:
         changes.close()
         await slack.aclose()
         await partoo.stop()
         await runner.cleanup()
+        logging.getLogger().handlers.clear()
+        log_file.close()
+    if server.started:
+        # Said again on the way out: the first one may have scrolled away.
+        print(f"partoo-retry demo stopped (it was at {page_url}/).", file=out, flush=True)
     return 0 if server.started else 1
 
 

@@ -34,7 +34,7 @@ def signature_headers(signing_secret: str, body: bytes, content_type: str = FORM
 
 
 class SignedSlack:
-    """Sends slash commands, button clicks and App Home events to the bot at `bot_url`."""
+    """Sends slash commands, button clicks, message shortcuts, modal submissions and App Home events to the bot."""
 
     def __init__(self, bot_url: str, signing_secret: str) -> None:
         self._secret = signing_secret
@@ -89,6 +89,43 @@ class SignedSlack:
             "state": {"values": {}},
             "response_url": response_url,
             "actions": [{**action, "type": "button", "action_ts": f"{time.time():.6f}"}],
+        }
+        return await self._send(urlencode({"payload": json.dumps(payload)}).encode(), FORM)
+
+    async def message_action(
+        self, person: Person, channel: Channel, message: dict[str, Any], callback_id: str, trigger_id: str, url: str
+    ) -> httpx.Response | None:
+        """A message shortcut chosen in `message`'s "More actions" menu."""
+        payload: dict[str, Any] = {
+            "type": "message_action",
+            "token": "demo-verification-token",
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+            "user": {"id": person.id, "username": person.handle, "name": person.handle, "team_id": TEAM_ID},
+            "channel": {"id": channel.id, "name": channel.name},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": trigger_id,
+            "response_url": url,
+            "message_ts": message["ts"],
+            "message": message,
+        }
+        return await self._send(urlencode({"payload": json.dumps(payload)}).encode(), FORM)
+
+    async def view_submission(self, person: Person, view: dict[str, Any], trigger_id: str) -> httpx.Response | None:
+        """A modal's submit button: the view as opened, with what the person chose in `view["state"]`."""
+        payload: dict[str, Any] = {
+            "type": "view_submission",
+            "token": "demo-verification-token",
+            "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+            "user": {"id": person.id, "username": person.handle, "name": person.handle, "team_id": TEAM_ID},
+            "api_app_id": APP_ID,
+            "trigger_id": trigger_id,
+            "view": {**view, "team_id": TEAM_ID, "app_id": APP_ID, "hash": secrets.token_hex(8)},
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
         }
         return await self._send(urlencode({"payload": json.dumps(payload)}).encode(), FORM)
 

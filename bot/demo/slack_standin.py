@@ -110,6 +110,10 @@ class SlackStandIn:
             web.post("/slack/response/{token}", self._response),
         ]
 
+    def add_method(self, name: str, handler: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Serve one more Web API method (checked for the bot's token like the others)."""
+        self._methods[name] = handler
+
     # -- what people do in the workspace -------------------------------------------------------------------
 
     def post(self, channel_id: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> Message:
@@ -146,6 +150,12 @@ class SlackStandIn:
             body = answer.json()
             if isinstance(body, dict) and (body.get("text") or body.get("blocks")):
                 self._respond(user, channel_id, None, body)
+
+    def forget_ephemeral(self) -> None:
+        """Slack keeps an ephemeral message only until the page is reloaded; the demo's page is one visitor's."""
+        for key in [key for key, message in self._messages.items() if message.visible_to is not None]:
+            del self._messages[key]
+        self.changes.bump()
 
     def message(self, channel_id: str, ts: str) -> Message | None:
         return self._messages.get((channel_id, ts))

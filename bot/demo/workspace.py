@@ -43,6 +43,17 @@ CHANNELS = (ALERT_CHANNEL, OPS_CHANNEL, SUPPORT_CHANNEL, LOG_CHANNEL)
 
 ALLOWED_USERS = frozenset(person.id for person in PEOPLE if person.may_retry)
 
+# Someone outside the team, writing in #support (a channel shared with a customer): the message the shortcut is for.
+CUSTOMER = Person("UCUSTOMER", "Dana Leroy", "dana", "Customer, in a shared channel", may_retry=False)
+CUSTOMER_MESSAGE_ID = 48024
+CUSTOMER_MESSAGE = (
+    f"Hello, our client says message {CUSTOMER_MESSAGE_ID} never arrived on WhatsApp. Could you look into it?"
+)
+
+# The message shortcut, as in app_manifest.yaml: what Slack lists in a message's "More actions" (⋯) menu.
+SHORTCUT_NAME = "Retry Partoo messages"
+SHORTCUT_CALLBACK_ID = "partoo_retry.retry_from_message"
+
 
 def person(user_id: str) -> Person | None:
     return next((p for p in PEOPLE if p.id == user_id), None)

@@ -63,6 +63,8 @@ RETENTION = "retention"
 RETENTION_CLAIM_SECONDS = 60.0
 # SQLite's PRAGMA auto_vacuum values.
 _INCREMENTAL = 2
+# Pages (4 KiB) above which switching a file to incremental auto-vacuum is logged: about 4 MiB.
+ANNOUNCED_VACUUM_PAGES = 1000
 
 
 def history_start(now: float, retention_seconds: float) -> float | None:
@@ -97,7 +99,12 @@ async def ensure_incremental_vacuum(engine: AsyncEngine) -> None:
         await connection.rollback()
         if mode == _INCREMENTAL:
             return
-        log.info("switching the SQLite database to incremental auto-vacuum (one VACUUM, once)")
+        pages = (await connection.exec_driver_sql("PRAGMA page_count")).scalar_one()
+        await connection.rollback()
+        # Worth a line only when the VACUUM may take a while: on a file just made (the demo's, a first start)
+        # it takes milliseconds, and an operator reading about it would look for a problem that is not there.
+        level = logging.INFO if pages > ANNOUNCED_VACUUM_PAGES else logging.DEBUG
+        log.log(level, "switching the SQLite database to incremental auto-vacuum (one VACUUM, once)")
         # The driver connection runs in autocommit (see database.py), and SQLAlchemy has no transaction open.
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection

@@ -94,7 +94,7 @@ def recent_log(requests: Sequence[RequestView]) -> SlackMessage:
         return SlackMessage(text=text, blocks=[_section(text)])
     sections, shown = _line_sections(log_lines(requests), MAX_BLOCKS - 1)
     # The heading counts the lines shown, so it stays true even if they ever outgrew one message.
-    text = f"The last {shown} retries, newest first"
+    text = "The last retry" if shown == 1 else f"The last {shown} retries, newest first"
     return SlackMessage(text=text, blocks=[_section(f"*{text}*"), *sections])
 
 

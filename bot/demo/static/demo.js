@@ -49,7 +49,7 @@ function channel(id) { return view.data.channels.find((c) => c.id === id); }
 
 function render() {
   const data = view.data;
-  const people = Object.fromEntries(data.people.map((p) => [p.id, p.name]));
+  const people = Object.fromEntries([...data.people, ...data.guests].map((p) => [p.id, p.name]));
   people[data.bot.id] = data.bot.name;
   BlockKit.setContext({
     people,
@@ -63,6 +63,7 @@ function render() {
   renderTitle();
   if (view.home) renderHome(); else renderConversation();
   renderPanel();
+  Modal.show(data.modal, (action, values) => post("/demo/modal", { user: view.user, action, values }));
 }
 
 function renderPeople() {
@@ -128,7 +129,7 @@ function renderMessage(message, channelId) {
   node.dataset.ts = message.ts;
   if (message.ephemeral) node.classList.add("ephemeral");
   const bot = message.user === view.data.bot.id;
-  const person = view.data.people.find((p) => p.id === message.user);
+  const person = [...view.data.people, ...view.data.guests].find((p) => p.id === message.user);
   const avatar = el("div", bot ? "avatar bot" : `avatar person-${message.user}`, bot ? "PR" : initials(person));
   const body = el("div", "message-body");
   const meta = el("div", "meta");
@@ -148,6 +149,12 @@ function renderMessage(message, channelId) {
     body.append(thread);
   }
   node.append(avatar, body);
+  // Slack offers shortcuts on every message anyone can see, the bot's own included.
+  if (!message.ephemeral) {
+    node.append(Modal.moreActions(view.data.shortcuts, (shortcut) => post("/demo/shortcut", {
+      user: view.user, channel: channelId, ts: message.ts, callback_id: shortcut.callback_id,
+    })));
+  }
   return node;
 }
 
