@@ -29,7 +29,7 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -108,7 +108,7 @@ class Promise(RuleBasedStateMachine):
         self._holder: asyncio.Task[None] | None = None
         self.bot = self._start()
 
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+    def run(self, coroutine: Awaitable[T]) -> T:
         return self.loop.run_until_complete(coroutine)
 
     # -- the bot, started and stopped by one task (its lifespan enters and exits in the same task) -----
@@ -128,7 +128,7 @@ class Promise(RuleBasedStateMachine):
                 raise
 
         self._stop, self._holder = stop, self.loop.create_task(hold())
-        return self.run(started)  # type: ignore[arg-type]
+        return self.run(started)
 
     def _stop_bot(self) -> None:
         assert self._stop is not None and self._holder is not None
@@ -275,7 +275,7 @@ class Promise(RuleBasedStateMachine):
                     " + (SELECT count(*) FROM webhook_events WHERE processed_at IS NULL)"
                 )
             )
-        return busy == 0
+        return bool(busy == 0)
 
     @rule()
     def restart(self) -> None:
