@@ -43,6 +43,10 @@ class BotExited(Exception):
     """The process ended while a test waited for it to serve (not an AssertionError: waiting stops)."""
 
 
+# The directory holding this checkout's bot/ and tests/.
+CHECKOUT = str(Path(__file__).resolve().parent.parent)
+
+
 def free_port() -> int:
     """A TCP port nothing listens on right now (bound to port 0, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -168,7 +172,9 @@ def start_bot(
     port = free_port() if port is None else port
     directory = tmp_path / f"{name}-{next(_runs)}"
     directory.mkdir(parents=True)
-    environment = {"PATH": search_path(), **env, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    # The bot of this checkout, not whichever one is installed: checking a test against an older commit's bot/
+    # (a scratch worktree) must run that bot, or the test "passes" against today's code.
+    environment = {"PATH": search_path(), "PYTHONPATH": CHECKOUT, **env, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
     argv = list(command) if command is not None else [sys.executable, "-m", "bot"]
     with (directory / "stdout.log").open("wb") as stdout, (directory / "stderr.log").open("wb") as stderr:
         process = subprocess.Popen(

@@ -1,510 +1,382 @@
-"""A stateful property test of the real stores: random interleavings of everything that happens to failures.
+"""The promise, per message, through the real app: a stateful property test of everything people and Partoo do.
 
-Hypothesis drives the real AlertStore and RetryQueue (and the real alerter and notifier rounds, with a
-fake Slack poster) on SQLite and PostgreSQL: Failed and Success webhooks (identical redeliveries included),
-Retry clicks, commands, "Retry all", workers claiming, calling Partoo and answering late, leases
-expiring and being taken over, and Slack failing in each of its three ways. The workers take the steps
-bot.retries.worker takes, one store call per rule, so that a call can outlive its lease.
+Hypothesis drives the real ASGI app (tests.harness.running_bot) with signed requests, against fake Slack and
+fake Partoo on loopback, on SQLite and PostgreSQL: Failed reports (new bodies and identical redeliveries) and
+Success reports for messages in every phase; Retry and Retry anyway clicks on the alert whether or not its
+button is still shown (stale buttons), double clicks; `/partoo-retry <id>`, `<id> anyway` and its
+confirmation; the message shortcut's submission (with or without "anyway"); a digest's Retry all; Partoo
+answering accepted, refused or 503 as drawn; and the bot restarting on the same database. The bot's
+background work (worker, alerter, notifier) runs on its own between and during the steps; a `settle` rule
+waits until it is done, so that both the settled phases and those in between are reached.
 
-After every step:
-- no request gets a Partoo call after one that may have reached Partoo (at most one per request);
-- a finished request has exactly one outcome, and keeps it;
-- every stored failure shows on its alert, and one reported after a retry shows as "failed again"
-  with its Retry button (within the limit);
-- no alert, result or log line is lost (or posted twice);
-- the retry count an alert shows equals the retries asked for since it exists.
+The model is what the test did and saw, never the bot's state: the webhooks it sent (with when each began
+and got its 200) and the calls fake Partoo recorded (with when each arrived and how it was answered). It
+checks, after every step:
+
+- **Never twice.** For one message, a Partoo retry call after one that may have sent it (answered 2xx, or
+  never answered) only if a Failed report for that message arrived after the earlier call was made. (A call
+  Partoo answered 4xx or 5xx sent nothing: a retry after it is no second send.)
+- **Accepted means wait.** A Retry click, command or submission for a message whose latest retry Partoo
+  accepted, with no report since, sends nothing until a Failed report arrives.
+
+A report counts as "after the call" if it got its 200 after the call arrived at Partoo: when a call and a
+report overlap, the bot is given the benefit of the doubt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import itertools
 import os
-from collections import defaultdict
-from collections.abc import Coroutine
+import time
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
-from sqlalchemy import select, text
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.alerts.alerter import Alerter
-from bot.alerts.messages import alert_message
-from bot.alerts.store import AlertStore
-from bot.domain import lifecycle
-from bot.domain.outcomes import OutcomeKind, PartooAnswer
-from bot.domain.retry_requests import NewBatch, RequestView
-from bot.failures.webhook_events import parse_event
+from bot.alerts.messages import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID
+from bot.failures.verdict_messages import RETRY_ANYWAY_ACTION_ID
 from bot.platform.database import create_engine, migrate
-from bot.platform.models import Request, RequestState
-from bot.platform.slack import CannotPostHere, SlackAuthError, SlackPermanent, SlackPostError, SlackUnavailable
-from bot.retries.notifier import Notifier
-from bot.retries.retry_log import RetryLog
-from bot.retries.service import RetryService
-from bot.retries.store import RetryQueue
-from bot.retries.worker import TAKEN_OVER_DETAIL
-from bot.slack.clicks import AlertClicks, Click
-from tests.signing import message_updated_event
+from bot.platform.models import Base
+from bot.retries.refusal_messages import CONFIRM_ANYWAY_ACTION_ID
+from tests.fakes import FakePartoo, FakeSlack
+from tests.fakes.partoo import PartooCall
+from tests.fakes.slack import EXPIRED_URL
+from tests.harness import CHANNEL, RunningBot, bot_environment, running_bot
+from tests.signing import PartooSigner, message_updated_event
+from tests.test_shortcut import colleague_message, submit, use_shortcut
+from tests.waiting import eventually_async
 
 T = TypeVar("T")
 
-MESSAGES = (101, 102, 103)
-USERS = ("U1", "U2")
-WORKERS = ("w1", "w2")
-LEASE = 30.0
-ALERT_CHANNEL = "CALERTS"
-COMMAND_CHANNEL = "COPS"
-LOG_CHANNEL = "CLOG"
-TRANSIENT = (OutcomeKind.RATE_LIMITED, OutcomeKind.UNAVAILABLE)
-# How long an accepted retry's report is awaited before admission lets another go (RetryQueue's default).
-AWAITING = 15 * 60.0
-# Calls to Partoo for one request before a transient answer is taken as final (as RetryPolicy bounds them).
-MAX_CALLS = 3
-EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "20"))
-STEPS = int(os.environ.get("LIFECYCLE_STEPS", "40"))
+MESSAGES = (101, 102, 103, 104)
+USERS = ("U123", "U999")
+# Two bodies per message: a redelivery repeats one byte for byte, a new failure may carry the other.
+CONTENTS = ("Hello", "Hello again")
+EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "50"))
+STEPS = int(os.environ.get("LIFECYCLE_STEPS", "30"))
 SHRINK = os.environ.get("LIFECYCLE_SHRINK", "") == "1"
+SETTLE_SECONDS = 20.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
+@dataclass(frozen=True)
+class Report:
+    """A webhook the test sent: which message, which status, when it began and when Partoo got its 200."""
 
-    def __call__(self) -> float:
-        return self.now
-
-
-class FakePace:
-    async def for_channel(self, channel_id: str) -> FakePace:
-        return self  # one pace for every channel: the machine checks the lifecycle, not Slack's pace
-
-    async def wait_for_slot(self) -> None:
-        return None
-
-    async def pause(self, seconds: float) -> None:
-        return None
-
-
-class FakePoster:
-    """Slack as the alerter and the notifier see it, failing on demand in one of the three ways."""
-
-    def __init__(self) -> None:
-        self.next_error: dict[str, SlackPostError] = {}  # channel → the error its next call gets
-        # (channel, thread_ts, fallback text) of every post Slack took.
-        self.posts: list[tuple[str, str | None, str]] = []
-        self.auth_problem: str | None = None
-        self._ts = 0
-
-    def _fail_maybe(self, channel: str) -> None:
-        if channel in self.next_error:
-            raise self.next_error.pop(channel)
-
-    async def post(self, channel: str, message: Any, *, thread_ts: str | None = None) -> str:
-        self._fail_maybe(channel)
-        self._ts += 1
-        self.posts.append((channel, thread_ts, str(message.as_kwargs().get("text", ""))))
-        return f"{self._ts}.000100"
-
-    async def update(self, channel: str, ts: str, message: Any) -> None:
-        self._fail_maybe(channel)
-
-    async def permalink(self, channel: str, ts: str) -> str | None:
-        return None
-
-    async def respond(self, response_url: str, message: Any, *, in_channel: bool) -> None:
-        raise CannotPostHere("no_response_url")
-
-
-@dataclass
-class Call:
-    """One Partoo call a worker made for a request; `answer` stays None while it is in flight."""
-
-    request_id: int
-    answer: OutcomeKind | None = None
+    message_id: int
+    status: str
+    began: float
+    answered: float
 
 
 @dataclass
 class Model:
-    requests: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # message → retries asked
-    alert_retries: dict[int, int] = field(default_factory=dict)  # message → retries asked since its alert
-    seen_bodies: set[tuple[int, str, int]] = field(default_factory=set)
-    pending: list[tuple[int, str]] = field(default_factory=list)  # stored events not processed yet
-    failures: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    failed_again: dict[int, bool] = field(default_factory=dict)
-    calls: dict[int, list[Call]] = field(default_factory=lambda: defaultdict(list))
-    outcomes: dict[int, str] = field(default_factory=dict)
-    held: dict[str, list[RequestView]] = field(default_factory=lambda: defaultdict(list))
-    in_flight: dict[str, list[tuple[RequestView, int]]] = field(default_factory=lambda: defaultdict(list))
-    # The promise, per message, from what the test did (not what the bot stored): retry calls made (a
-    # request's first call), whether a Failed report was sent after the latest one, and whether that call
-    # may have sent the message (accepted, or no answer; None while unanswered) and when it was answered.
-    calls_made: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    failed_after_call: dict[int, bool] = field(default_factory=dict)
-    may_have_sent: dict[int, bool | None] = field(default_factory=dict)
-    answered_at: dict[int, float] = field(default_factory=dict)
-    message_of: dict[int, int] = field(default_factory=dict)  # request → message
+    reports: list[Report] = field(default_factory=list)
+    # message → when a click, command or submission was sent while its latest retry was accepted, unreported.
+    awaiting_since: dict[int, list[float]] = field(default_factory=dict)
 
 
-class Lifecycle(RuleBasedStateMachine):
-    """One example: an empty database, three messages, two users, two workers, one Slack."""
+def _may_have_sent(call: PartooCall) -> bool:
+    return call.status is None or 200 <= call.status < 300
+
+
+class Promise(RuleBasedStateMachine):
+    """One example: an empty database, a fresh bot, four messages, two people."""
 
     loop: asyncio.AbstractEventLoop
     engine: AsyncEngine
+    slack: FakeSlack
+    partoo: FakePartoo
+    signer: PartooSigner
+    environment: dict[str, str]
 
     def __init__(self) -> None:
         super().__init__()
         self.run(_empty(self.engine))
-        self.clock = Clock()
-        self.alerts = AlertStore(self.engine, clock=self.clock)
-        self.queue = RetryQueue(self.engine, clock=self.clock)
-        self.slack = FakePoster()
-        poster: Any = self.slack
-        self.service = RetryService(self.queue, RetryLog(self.engine, clock=self.clock), self.alerts, poster)
-        self.clicks = AlertClicks(self.service, self.alerts)
-        pace: Any = FakePace()
-        self.alerter = Alerter(
-            self.alerts, poster, pace, alert_channel=ALERT_CHANNEL, digest_threshold=2, clock=self.clock
-        )
-        self.notifier = Notifier(self.queue, poster, log_channel=LOG_CHANNEL, log_interval=0.0, clock=self.clock)
+        self.partoo.reset()
+        self.slack.reset()
         self.model = Model()
+        self.shortcuts = 0
+        self.asks = 0
+        self._stop: asyncio.Event | None = None
+        self._holder: asyncio.Task[None] | None = None
+        self.bot = self._start()
 
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+    def run(self, coroutine: Awaitable[T]) -> T:
         return self.loop.run_until_complete(coroutine)
 
-    # -- Partoo's webhooks ------------------------------------------------------------------------
+    # -- the bot, started and stopped by one task (its lifespan enters and exits in the same task) -----
 
-    @rule(message_id=st.sampled_from(MESSAGES), status=st.sampled_from(["Failed", "Failed", "Success"]))
-    def webhook(self, message_id: int, status: str) -> None:
-        # Always the same bytes for one message and status: Partoo's bodies have no event id.
-        if status == "Failed":
-            self.model.failed_after_call[message_id] = True
-        body = json.dumps(message_updated_event(message_id, status=status)).encode()
-        stored = self.run(self.alerts.store_event(parse_event(body)))
-        key = (message_id, status, self.model.calls_made[message_id])
-        if key not in self.model.seen_bodies:
-            assert stored, "a new failure (or one after a retry) is never taken for a redelivery"
-        elif status == "Failed":
-            assert not stored, "a redelivered failure is a duplicate"
-        # A Success seen before may be stored again: one applied while its message had no alert and no retry
-        # was dropped (bot.alerts.store, retention), and applying a Success again changes nothing it should not.
-        self.model.seen_bodies.add(key)
-        if stored:
-            self.model.pending.append((message_id, status))
+    def _start(self) -> RunningBot:
+        started: asyncio.Future[RunningBot] = self.loop.create_future()
+        stop = asyncio.Event()
 
-    @rule()
-    def alerter_round(self) -> None:
-        before = set(self.run(self.alerts.alerts_for(MESSAGES)))
-        self.run(self.alerter.tick())
-        for message_id, status in self.model.pending:
-            if status == "Failed":
-                self.model.failures[message_id] += 1
-                retried = self.model.alert_retries.get(message_id, 0) > 0 and message_id in before
-                self.model.failed_again[message_id] = retried
-            else:
-                self.model.failed_again[message_id] = False
-        self.model.pending.clear()
-        for message_id in set(self.run(self.alerts.alerts_for(MESSAGES))) - before:
-            self.model.alert_retries[message_id] = 0
+        async def hold() -> None:
+            try:
+                async with running_bot(self.slack, self.environment) as bot:
+                    started.set_result(bot)
+                    await stop.wait()
+            except BaseException as error:
+                if not started.done():
+                    started.set_exception(error)
+                raise
 
-    # -- people asking --------------------------------------------------------------------------
+        self._stop, self._holder = stop, self.loop.create_task(hold())
+        return self.run(started)
 
-    @rule(message_id=st.sampled_from(MESSAGES), user=st.sampled_from(USERS))
-    def click(self, message_id: int, user: str) -> None:
-        alert = self.run(self.alerts.alert_for(message_id))
+    def _stop_bot(self) -> None:
+        assert self._stop is not None and self._holder is not None
+        self._stop.set()
+        self.run(self._holder)
+
+    # -- Partoo ---------------------------------------------------------------------------------------
+
+    @rule(message_id=st.sampled_from(MESSAGES), content=st.sampled_from(CONTENTS))
+    def failed(self, message_id: int, content: str) -> None:
+        self._report(message_id, "Failed", content)
+
+    @rule(message_id=st.sampled_from(MESSAGES))
+    def delivered(self, message_id: int) -> None:
+        self._report(message_id, "Success", CONTENTS[0])
+
+    def _report(self, message_id: int, status: str, content: str) -> None:
+        event = message_updated_event(message_id, status=status, content=content, conversation_id=message_id)
+        began = time.monotonic()
+        response = self.run(self.bot.webhook(event, self.signer))
+        assert response.status_code == 200, response.text
+        self.model.reports.append(Report(message_id, status, began, time.monotonic()))
+
+    @rule(message_id=st.sampled_from(MESSAGES), status=st.sampled_from([200, 200, 400, 503]))
+    def partoo_will_answer(self, message_id: int, status: int) -> None:
+        self.partoo.answer(message_id, status)
+
+    # -- people ---------------------------------------------------------------------------------------
+
+    @rule(
+        message_id=st.sampled_from(MESSAGES),
+        action_id=st.sampled_from([RETRY_ACTION_ID, RETRY_ACTION_ID, RETRY_ANYWAY_ACTION_ID]),
+        users=st.sampled_from([USERS[:1], USERS[1:], USERS, (USERS[0], USERS[0])]),
+    )
+    def click(self, message_id: int, action_id: str, users: tuple[str, ...]) -> None:
+        """A click (or two at once) on the alert's button, shown or not any more: admission decides."""
+        alert = self.run(self.bot.bot.alerts.alert_for(message_id))
         if alert is None or alert.ts is None:
             return
-        result = self.run(self.clicks.retry(Click(user, alert.channel_id, alert.ts, (message_id,), "click")))
-        self._asked(getattr(result, "queued", ()))
-
-    @rule(message_id=st.sampled_from(MESSAGES), user=st.sampled_from(USERS))
-    def command(self, message_id: int, user: str) -> None:
-        ask = NewBatch(source="command", requested_by=user, channel_id=COMMAND_CHANNEL, correlation_id="command")
-        self._asked(self.run(self.service.request(ask, [message_id])).queued)
-        self.run(self.notifier.tick())  # woken at once, as in the bot: the command's root message
+        self._asking(message_id)
+        clicks = [
+            self.bot.click(
+                action_id=action_id,
+                value=str(message_id),
+                user_id=user,
+                channel_id=alert.channel_id,
+                message_ts=alert.ts,
+                response_url=self._response_url(),
+            )
+            for user in users
+        ]
+        for answer in self.run(_gather(clicks)):
+            assert answer.status_code == 200, answer.text
 
     @rule(user=st.sampled_from(USERS))
     def retry_all(self, user: str) -> None:
-        for alert in self.run(self.alerts.alerts_for(MESSAGES)).values():
-            digest = self.run(self.alerts.digest(alert.digest_id)) if alert.digest_id else None
-            if digest is not None and digest.ts is not None:
-                result = self.run(self.clicks.retry_all(Click(user, digest.channel_id, digest.ts, (digest.id,), "all")))
-                self._asked(getattr(result, "queued", ()))
-                return
+        digest = self.run(self._a_posted_digest())
+        if digest is None:
+            return
+        for message_id in MESSAGES:
+            self._asking(message_id)
+        answer = self.run(
+            self.bot.click(
+                action_id=RETRY_ALL_ACTION_ID,
+                value=str(digest.id),
+                user_id=user,
+                channel_id=digest.channel_id,
+                message_ts=digest.ts,
+                response_url=self._response_url(),
+            )
+        )
+        assert answer.status_code == 200, answer.text
 
-    def _asked(self, queued: tuple[int, ...]) -> None:
-        for message_id in queued:
-            self.model.requests[message_id] += 1
-            if message_id in self.model.alert_retries:
-                self.model.alert_retries[message_id] += 1
-            self.model.failed_again[message_id] = False
+    async def _a_posted_digest(self) -> Any:
+        for alert in (await self.bot.bot.alerts.alerts_for(MESSAGES)).values():
+            if alert.digest_id is not None:
+                digest = await self.bot.bot.alerts.digest(alert.digest_id)
+                if digest is not None and digest.ts is not None:
+                    return digest
+        return None
+
+    @rule(message_id=st.sampled_from(MESSAGES), user=st.sampled_from(USERS), anyway=st.booleans())
+    def command(self, message_id: int, user: str, anyway: bool) -> None:
+        self._asking(message_id)
+        asked = f"{message_id} anyway" if anyway else str(message_id)
+        answer = self.run(self.bot.command(asked, user_id=user, response_url=self._response_url()))
+        assert answer.status_code == 200, answer.text
+        if not anyway:
+            return
+        # `anyway` asks to confirm first: the confirmation is the click that queues.
+        body = answer.json()
+        (confirm,) = [b for block in body["blocks"] if block["type"] == "actions" for b in block["elements"]]
+        assert confirm["action_id"] == CONFIRM_ANYWAY_ACTION_ID
+        self._asking(message_id)
+        clicked = self.run(
+            self.bot.click(
+                action_id=CONFIRM_ANYWAY_ACTION_ID,
+                value=confirm["value"],
+                user_id=user,
+                channel_id=CHANNEL,
+                message_ts="1700000000.000900",
+                response_url=self._response_url(),
+            )
+        )
+        assert clicked.status_code == 200, clicked.text
+
+    @rule(message_id=st.sampled_from(MESSAGES), user=st.sampled_from(USERS), anyway=st.booleans())
+    def shortcut(self, message_id: int, user: str, anyway: bool) -> None:
+        self.shortcuts += 1
+        message = colleague_message(f"message {message_id} bounced", ts=f"1732790000.{self.shortcuts:06d}")
+        view = self.run(use_shortcut(self.bot, message, user_id=user, response_url=self._response_url()))
+        self._asking(message_id)
+        answer = self.run(submit(self.bot, view, [str(message_id)], user_id=user, anyway=anyway))
+        assert answer.status_code == 200, answer.text
+
+    def _response_url(self) -> str:
+        # One per ask, as Slack gives: fake Slack refuses a sixth use of one, as Slack does.
+        self.asks += 1
+        return self.slack.response_url(f"ask-{self.asks}")
+
+    def _asking(self, message_id: int) -> None:
+        """Note the ask if the message's latest retry was accepted and nothing was reported since."""
+        calls = self._calls(message_id)
+        if not calls or calls[-1].status != 200:
+            return
+        if any(report.message_id == message_id and report.answered > calls[-1].at for report in self.model.reports):
+            return
+        self.model.awaiting_since.setdefault(message_id, []).append(time.monotonic())
+
+    # -- the bot's life ---------------------------------------------------------------------------------
 
     @rule()
-    def notifier_round(self) -> None:
-        self.run(self.notifier.tick())
+    def settle(self) -> None:
+        """Wait until the bot has done everything it was asked: events applied, retries sent and answered."""
+        self.run(eventually_async(self._settled, timeout=SETTLE_SECONDS, message="the bot never settled"))
 
-    # -- workers --------------------------------------------------------------------------------
-
-    @rule(worker=st.sampled_from(WORKERS))
-    def claim(self, worker: str) -> None:
-        request = self.run(self.queue.claim_next(worker, LEASE))
-        if request is None:
-            return
-        if request.in_flight_since is not None:
-            # What RetryWorker does with a request taken over mid-call: close it, never call again.
-            self.run(
-                self.queue.finish_without_call(request.id, request.lease_token, OutcomeKind.UNKNOWN, TAKEN_OVER_DETAIL)
+    async def _settled(self) -> bool:
+        if any(call.status is None for call in self.partoo.calls):
+            return False
+        async with self.engine.connect() as connection:
+            busy = await connection.scalar(
+                text(
+                    "SELECT (SELECT count(*) FROM retry_requests WHERE state <> 'done')"
+                    " + (SELECT count(*) FROM webhook_events WHERE processed_at IS NULL)"
+                )
             )
-            self._final(request.id, OutcomeKind.UNKNOWN)
-            return
-        self.model.held[worker].append(request)
+        return bool(busy == 0)
 
-    @rule(worker=st.sampled_from(WORKERS))
-    def lease_expires_and_a_worker_claims(self, worker: str) -> None:
-        self.clock.now += LEASE + 1
-        self.claim(worker)
+    @rule()
+    def restart(self) -> None:
+        """The bot stops (whatever it was doing) and a new one starts on the same database."""
+        self._stop_bot()
+        self.bot = self._start()
 
-    @precondition(lambda self: any(self.model.held.values()))
-    @rule(pick=st.integers(0, 1))
-    def call_partoo(self, pick: int) -> None:
-        self.call_partoo_as(_pick([w for w in WORKERS if self.model.held[w]], pick))
+    # -- the promise ------------------------------------------------------------------------------------
 
-    def call_partoo_as(self, worker: str) -> None:
-        request = self.model.held[worker].pop(0)
-        attempt = self.run(self.queue.begin_attempt(request.id, request.lease_token, worker))
-        if attempt is None:
-            return  # the lease was lost: not sent
-        earlier = self.model.calls[request.id]
-        assert all(call.answer in TRANSIENT for call in earlier), f"request {request.id} sent twice: {earlier}"
-        if not earlier:
-            self._a_retry_call_for(request.message_id)
-            self.model.message_of[request.id] = request.message_id
-        earlier.append(Call(request.id))
-        self.model.in_flight[worker].append((request, attempt))
+    def _calls(self, message_id: int) -> list[PartooCall]:
+        return sorted((c for c in self.partoo.calls if c.message_id == str(message_id)), key=lambda c: c.at)
 
-    def _a_retry_call_for(self, message_id: int) -> None:
-        """The promise: a second retry call for a message only after a Failed report for it arrived after the
-        earlier call was made, or once the earlier call is known not to have sent it (Partoo refused it...),
-        or once its report was awaited for the whole wait (NOT_CONFIRMED_MINUTES: admission lets it go)."""
-        model = self.model
-        if model.calls_made[message_id]:
-            waited = self.clock() >= model.answered_at.get(message_id, float("inf")) + AWAITING
-            assert model.failed_after_call.get(message_id) or model.may_have_sent.get(message_id) is False or waited, (
-                f"a second retry call for {message_id} with no Failed report after the first"
-            )
-        model.calls_made[message_id] += 1
-        model.failed_after_call[message_id] = False
-        model.may_have_sent[message_id] = None
-        model.answered_at.pop(message_id, None)
-
-    def _final(self, request_id: int, outcome: OutcomeKind) -> None:
-        message_id = self.model.message_of.get(request_id)
-        if message_id is not None:
-            self.model.may_have_sent[message_id] = outcome in (OutcomeKind.ACCEPTED, OutcomeKind.UNKNOWN)
-            self.model.answered_at[message_id] = self.clock()
-
-    @precondition(lambda self: any(self.model.in_flight.values()))
-    @rule(pick=st.integers(0, 1), outcome=st.sampled_from(list(OutcomeKind)))
-    def partoo_answers(self, pick: int, outcome: OutcomeKind) -> None:
-        self.partoo_answers_as(_pick([w for w in WORKERS if self.model.in_flight[w]], pick), outcome)
-
-    def partoo_answers_as(self, worker: str, outcome: OutcomeKind) -> None:
-        request, attempt = self.model.in_flight[worker].pop(0)
-        calls = self.model.calls[request.id]
-        retry_at = self.clock() + 1.0 if outcome in TRANSIENT and len(calls) < MAX_CALLS else None
-        answer = PartooAnswer(outcome, http_status=None, detail=f"answer to {worker}")
-        recorded = self.run(
-            self.queue.record_answer(request.id, attempt, request.lease_token, answer, retry_at=retry_at)
+    def _failed_between(self, message_id: int, after: float, before: float) -> bool:
+        return any(
+            report.message_id == message_id
+            and report.status == "Failed"
+            and report.answered > after
+            and report.began < before
+            for report in self.model.reports
         )
-        next(call for call in reversed(calls) if call.answer is None).answer = outcome
-        if retry_at is None and recorded is not False:
-            self._final(request.id, outcome)
-
-    @precondition(lambda self: any(self.model.held.values()) or any(self.model.in_flight.values()))
-    @rule(pick=st.integers(0, 1), give_back=st.booleans())
-    def renew_or_release(self, pick: int, give_back: bool) -> None:
-        worker = _pick([w for w in WORKERS if self.model.held[w] or self.model.in_flight[w]], pick)
-        if give_back and self.model.held[worker]:
-            request = self.model.held[worker].pop(0)
-            self.run(self.queue.release(request.id, request.lease_token))
-            return
-        for request in self.model.held[worker] + [held for held, _ in self.model.in_flight[worker]]:
-            self.run(self.queue.renew_lease(request.id, request.lease_token, LEASE))
-
-    # -- time and Slack -------------------------------------------------------------------------
-
-    @rule(seconds=st.sampled_from([1.0, 6.0, 61.0]))
-    def time_passes(self, seconds: float) -> None:
-        self.clock.now += seconds
-
-    @rule(
-        channel=st.sampled_from([ALERT_CHANNEL, COMMAND_CHANNEL, LOG_CHANNEL]),
-        error=st.sampled_from(
-            [
-                SlackUnavailable("ratelimited"),
-                SlackAuthError("token_revoked"),
-                CannotPostHere("channel_not_found"),
-                SlackPermanent("invalid_blocks"),
-            ]
-        ),
-    )
-    def slack_fails_next(self, channel: str, error: SlackPostError) -> None:
-        if channel == LOG_CHANNEL and isinstance(error, SlackPermanent):
-            # A log channel that does not exist loses its lines to the log file, by design: not checked here.
-            error = SlackUnavailable("ratelimited")
-        self.slack.next_error[channel] = error
-
-    # -- invariants ------------------------------------------------------------------------------
 
     @invariant()
-    def at_most_one_call_that_may_have_reached_partoo_per_request(self) -> None:
-        for request_id, calls in self.model.calls.items():
-            assert all(call.answer in TRANSIENT for call in calls[:-1]), f"request {request_id}: {calls}"
-
-    @invariant()
-    def every_finished_request_has_one_outcome_for_good(self) -> None:
-        rows = self.run(_requests(self.engine))
-        for row in rows:
-            assert row.attempts == len(self.model.calls.get(row.id, [])), f"attempts of request {row.id}"
-            if row.id in self.model.outcomes:
-                assert row.state == RequestState.DONE, f"request {row.id} reopened"
-                assert row.outcome == self.model.outcomes[row.id], f"request {row.id} changed its outcome"
-            elif row.state == RequestState.DONE:
-                assert row.outcome is not None and row.finished_at is not None
-                self.model.outcomes[row.id] = row.outcome
-        for message_id, asked in self.model.requests.items():
-            assert sum(1 for row in rows if row.message_id == message_id) == asked
-
-    @invariant()
-    def every_failure_shows_on_its_alert(self) -> None:
-        alerts = self.run(self.alerts.alerts_for(MESSAGES))
-        for message_id, failures in self.model.failures.items():
-            alert = alerts[message_id]
-            # A Failed while a retry is only requested is the failure it answers: not counted (lifecycle).
-            assert alert.state.failures <= failures
-            if self.model.failed_again.get(message_id) and alert.state.phase is lifecycle.Phase.FAILED_AGAIN:
-                assert alert.state.phase is lifecycle.Phase.FAILED_AGAIN
-                offered = "actions" in json.dumps(alert_message(alert.state).as_kwargs().get("blocks"))
-                assert offered == alert.state.can_retry
-
-    @invariant()
-    def no_alert_result_or_log_line_is_lost(self) -> None:
-        for alert in self.run(self.alerts.alerts_for(MESSAGES)).values():
-            waiting = alert.version > alert.posted_version or alert.ts is not None or alert.digest_id is not None
-            assert waiting or alert.post_error, f"alert {alert.message_id} neither posted, pending nor recorded"
-        roots = [post for channel, thread, post in self.slack.posts if channel == ALERT_CHANNEL and thread is None]
-        assert len(roots) == len(set(self.run(_posted_ts(self.engine)))), "an alert or digest posted twice"
-        log_text = " ".join(post for channel, _thread, post in self.slack.posts if channel == LOG_CHANNEL)
-        for row in self.run(_requests(self.engine)):
-            if row.state == RequestState.DONE and row.reported_at is None:
-                # Not reported yet: still claimable later (a claim only ever delays it).
-                assert row.report_lease_until is None or row.report_lease_until <= self.clock() + 60
+    def never_a_second_call_without_a_failure_after_the_first(self) -> None:
         for message_id in MESSAGES:
-            logged = sum(
-                1 for row in self.run(_requests(self.engine)) if row.message_id == message_id and row.logged_at
-            )
-            assert log_text.count(f"`{message_id}`") == logged, f"log lines of {message_id}"
+            calls = self._calls(message_id)
+            for earlier, later in itertools.pairwise(calls):
+                if _may_have_sent(earlier) and not self._failed_between(message_id, earlier.at, later.at):
+                    raise AssertionError(
+                        f"message {message_id}: a retry call at {later.at:.3f} after one at {earlier.at:.3f} "
+                        f"(answered {earlier.status}) with no Failed report in between; "
+                        f"calls {_timeline(calls)}, reports {self._reports_of(message_id)}"
+                    )
 
     @invariant()
-    def an_alert_counts_the_retries_asked_since_it_exists(self) -> None:
-        alerts = self.run(self.alerts.alerts_for(MESSAGES))
-        for message_id, retries in self.model.alert_retries.items():
-            assert alerts[message_id].state.retries == retries
+    def an_ask_while_partoo_accepted_sends_nothing(self) -> None:
+        for message_id, asks in self.model.awaiting_since.items():
+            for asked in asks:
+                after = [call for call in self._calls(message_id) if call.at > asked]
+                if after and not self._failed_between(message_id, asked, after[0].at):
+                    raise AssertionError(
+                        f"message {message_id}: asked at {asked:.3f} while Partoo's accepted retry awaited its "
+                        f"report, and a call followed at {after[0].at:.3f}; reports {self._reports_of(message_id)}"
+                    )
 
-    # -- the end of an example: Slack comes back, Partoo answers, and everything must reach the team ----
+    def _reports_of(self, message_id: int) -> list[tuple[str, float, float]]:
+        return [
+            (r.status, round(r.began, 3), round(r.answered, 3))
+            for r in self.model.reports
+            if r.message_id == message_id
+        ]
 
     def teardown(self) -> None:
-        self.slack.next_error.clear()
-        for worker in WORKERS:
-            while self.model.in_flight[worker]:
-                self.partoo_answers_as(worker, OutcomeKind.ACCEPTED)
-        for _ in range(12):
-            self.clock.now += LEASE + 1  # leases, backoffs and Slack retries all expire
-            while (request := self.run(self.queue.claim_next("drain", LEASE))) is not None:
-                if request.in_flight_since is not None:
-                    self.run(
-                        self.queue.finish_without_call(
-                            request.id, request.lease_token, OutcomeKind.UNKNOWN, TAKEN_OVER_DETAIL
-                        )
-                    )
-                    continue
-                self.model.held["drain"] = [request]
-                self.call_partoo_as("drain")
-                self.partoo_answers_as("drain", OutcomeKind.ACCEPTED)
-            self.alerter_round()
-            self.notifier_round()
-        rows = self.run(_requests(self.engine))
-        assert all(row.state == RequestState.DONE and row.outcome for row in rows), "a request never ended"
-        assert all(row.logged_at is not None for row in rows), "an outcome never reached the log channel"
-        unreported = self.run(_unreported(self.engine))
-        assert not unreported, f"outcomes never told: {unreported}"
-        for alert in self.run(self.alerts.alerts_for(MESSAGES)).values():
-            if alert.digest_id is None:
-                assert alert.ts is not None or alert.post_error, f"alert {alert.message_id} never posted"
-                assert alert.posted_version == alert.version or alert.post_error
-            else:
-                digest = self.run(self.alerts.digest(alert.digest_id))
-                assert digest is not None
-                assert digest.ts is not None or digest.post_error, f"digest {digest.id} never posted"
+        try:
+            self.settle()
+            self.never_a_second_call_without_a_failure_after_the_first()
+            self.an_ask_while_partoo_accepted_sends_nothing()
+        finally:
+            self._stop_bot()
+        # Checked here because the next example resets fake Slack (the fixture checks only the last one).
+        refused = [refusal for refusal in self.slack.refusals if refusal.error != EXPIRED_URL]
+        assert refused == [], f"Slack would have refused: {refused}"
 
 
-def _pick(workers: list[str], pick: int) -> str:
-    return workers[pick % len(workers)]
+def _timeline(calls: list[PartooCall]) -> list[tuple[float, int | None]]:
+    return [(round(call.at, 3), call.status) for call in calls]
+
+
+async def _gather(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
+    return list(await asyncio.gather(*coroutines))
+
+
+# What one example leaves behind; the pace rows (seeded by the migrations) and the rest stay.
+EXAMPLE_TABLES = ("retry_attempts", "retry_requests", "retry_batches", "alerts", "alert_digests", "webhook_events")
 
 
 async def _empty(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
-        for table in ("retry_attempts", "retry_requests", "retry_batches", "alerts", "alert_digests"):
-            await connection.execute(text(f"DELETE FROM {table}"))
-        await connection.execute(text("DELETE FROM webhook_events"))
-
-
-async def _requests(engine: AsyncEngine) -> list[Any]:
-    async with engine.connect() as connection:
-        return list(await connection.execute(select(Request).order_by(Request.id)))
-
-
-async def _unreported(engine: AsyncEngine) -> list[int]:
-    """Finished requests whose outcome was neither posted on its own nor in its batch's summary."""
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            text(
-                "SELECT r.id FROM retry_requests r JOIN retry_batches b ON b.id = r.batch_id "
-                "WHERE r.reported_at IS NULL AND (b.total = 1 OR b.summarized_at IS NULL)"
-            )
-        )
-        return [row[0] for row in rows]
-
-
-async def _posted_ts(engine: AsyncEngine) -> list[str]:
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            text(
-                "SELECT ts FROM alerts WHERE ts IS NOT NULL UNION ALL SELECT ts FROM alert_digests WHERE ts IS NOT NULL"
-            )
-        )
-        return [row[0] for row in rows]
+        for table in EXAMPLE_TABLES:
+            await connection.execute(Base.metadata.tables[table].delete())
 
 
 @pytest.mark.parametrize("backend", ["sqlite_url", pytest.param("postgres_url", marks=pytest.mark.postgres)])
-def test_the_lifecycle_holds_under_any_interleaving(backend: str, request: pytest.FixtureRequest) -> None:
+def test_the_promise_holds_through_the_app_under_any_interleaving(
+    backend: str, request: pytest.FixtureRequest, slack: FakeSlack, partoo: FakePartoo, signer: PartooSigner
+) -> None:
     url: str = request.getfixturevalue(backend)
     loop = asyncio.new_event_loop()
     engine = create_engine(url)
     try:
         loop.run_until_complete(migrate(engine))
-        Lifecycle.loop = loop
-        Lifecycle.engine = engine
+        Promise.loop, Promise.engine = loop, engine
+        Promise.slack, Promise.partoo, Promise.signer = slack, partoo, signer
+        Promise.environment = bot_environment(slack, partoo, url, signer)
         run_state_machine_as_test(
-            Lifecycle,
+            Promise,
             settings=settings(
                 max_examples=EXAMPLES,
                 stateful_step_count=STEPS,
                 deadline=None,
                 database=None,
-                # A failing interleaving is printed as found: shrinking a slow stateful run can take minutes.
+                # A failing interleaving is printed as found: shrinking a run of real requests takes minutes.
                 phases=[Phase.explicit, Phase.generate] if not SHRINK else list(Phase),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
             ),

@@ -11,12 +11,15 @@ from urllib.parse import urlencode
 import httpx
 
 from bot.retries.shortcut_messages import (
+    ANYWAY_ACTION_ID,
+    ANYWAY_BLOCK_ID,
     BLOCK_ID_PREFIX,
     CHECKBOXES_ACTION_ID,
     MODAL_CALLBACK_ID,
     SHORTCUT_CALLBACK_ID,
 )
 from tests.fakes import FakePartoo, FakeSlack
+from tests.fakes.partoo import CLOSED
 from tests.harness import (
     ALERT_CHANNEL,
     CHANNEL,
@@ -88,11 +91,20 @@ async def use_shortcut(
 
 
 async def submit(
-    bot: RunningBot, view: dict[str, Any], selected: list[str] | None = None, *, user_id: str = USER
+    bot: RunningBot,
+    view: dict[str, Any],
+    selected: list[str] | None = None,
+    *,
+    user_id: str = USER,
+    anyway: bool = False,
 ) -> httpx.Response:
-    """Submit the modal with `selected` ids ticked (default: what the bot pre-selected)."""
+    """Submit the modal with `selected` ids ticked (default: what the bot pre-selected), and "anyway" if asked."""
     values: dict[str, Any] = {}
     for block in view["blocks"]:
+        if block["type"] == "input" and block["block_id"] == ANYWAY_BLOCK_ID:
+            ticked_anyway = [option for option in block["element"]["options"] if anyway]
+            values[ANYWAY_BLOCK_ID] = {ANYWAY_ACTION_ID: {"type": "checkboxes", "selected_options": ticked_anyway}}
+            continue
         if block["type"] != "input":
             continue
         element = block["element"]
@@ -134,17 +146,16 @@ def colleague_message(text: str, ts: str = COLLEAGUE_TS, **extra: Any) -> dict[s
     return {"type": "message", "user": "U999", "ts": ts, "text": text, "team": "T0001", **extra}
 
 
+def _id_groups(view: dict[str, Any]) -> list[dict[str, Any]]:
+    return [block for block in view["blocks"] if block["type"] == "input" and block["block_id"] != ANYWAY_BLOCK_ID]
+
+
 def options(view: dict[str, Any]) -> list[dict[str, Any]]:
-    return [option for block in view["blocks"] if block["type"] == "input" for option in block["element"]["options"]]
+    return [option for block in _id_groups(view) for option in block["element"]["options"]]
 
 
 def preselected(view: dict[str, Any]) -> list[str]:
-    return [
-        option["value"]
-        for block in view["blocks"]
-        if block["type"] == "input"
-        for option in block["element"].get("initial_options", [])
-    ]
+    return [option["value"] for block in _id_groups(view) for option in block["element"].get("initial_options", [])]
 
 
 def acked_view(response: httpx.Response) -> dict[str, Any]:
@@ -189,7 +200,7 @@ async def test_more_than_ten_ids_are_split_into_groups_and_the_list_is_bounded(b
     ids = [100_000 + n for n in range(40)]
     view = await use_shortcut(bot, colleague_message("messages " + ", ".join(map(str, ids))))
 
-    groups = [block for block in view["blocks"] if block["type"] == "input"]
+    groups = _id_groups(view)
     assert [len(block["element"]["options"]) for block in groups] == [10, 10, 5]
     assert [option["value"] for option in options(view)] == [str(n) for n in ids[:25]]
     assert "first 25 of 40" in json.dumps(view)
@@ -314,6 +325,35 @@ async def test_ids_already_being_retried_are_not_selected_and_not_asked_again(
     assert "already being retried" in text and "4568" in text
     await eventually(lambda: partoo.count(4568) == 1, timeout=10)
     assert len(await bot.bot.retry_log.history(4567)) == 1
+
+
+async def test_anyway_ticked_skips_only_the_conversation_check(
+    slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str], signer: PartooSigner
+) -> None:
+    async with running_bot(slack, environment) as bot:
+        partoo.conversation(991, CLOSED)
+        assert (await bot.webhook(message_updated_event(4567, conversation_id=991), signer)).status_code == 200
+        assert (await bot.webhook(message_updated_event(4568, conversation_id=992), signer)).status_code == 200
+        partoo.conversation(992, CLOSED)
+        await eventually(lambda: len(slack.root_messages(ALERT_CHANNEL)) == 2, timeout=10)
+
+        # Not ticked: the worker's check finds the conversation closed and sends nothing.
+        view = await use_shortcut(bot, colleague_message("message 4568"))
+        await submit(bot, view, ["4568"])
+        await eventually(lambda: any("Not sent" in message_text(m) for m in slack.thread(CHANNEL, COLLEAGUE_TS)))
+        assert partoo.count(4568) == 0
+
+        # Ticked: sent although the check says it cannot work.
+        view = await use_shortcut(bot, colleague_message("message 4567", ts="1732790000.000400"))
+        assert (await submit(bot, view, ["4567"], anyway=True)).status_code == 200
+        await eventually(lambda: partoo.count(4567) == 1, timeout=10)
+
+        # And the same admission: asked anyway again while Partoo's report is awaited, nothing is sent.
+        view = await use_shortcut(bot, colleague_message("message 4567", ts="1732790000.000500"))
+        answer = acked_view(await submit(bot, view, ["4567"], anyway=True, user_id="U999"))
+        assert "accepted" in json.dumps(answer["view"])
+        assert partoo.count(4567) == 1
+        assert len(await bot.bot.retry_log.history(4567)) == 1
 
 
 async def test_submitting_nothing_is_an_error_on_the_form(bot: RunningBot, partoo: FakePartoo) -> None:

@@ -15,6 +15,7 @@ from bot.domain.outcomes import OutcomeKind
 from bot.domain.retry_requests import KnownMessage, MessageRefusal, RequestView
 from bot.rendering import limits
 from bot.retries.shortcut_messages import (
+    ANYWAY_BLOCK_ID,
     BLOCK_ID_PREFIX,
     CHECKBOXES_ACTION_ID,
     MAX_LISTED,
@@ -102,7 +103,8 @@ def every_state(message_id: int) -> list[KnownMessage]:
 
 def rendered_options(known: list[KnownMessage]) -> list[dict[str, object]]:
     view = retry_modal(known, CONTEXT, found=len(known)).to_dict()  # slack_sdk validates Slack's limits here
-    return [option for block in view["blocks"] if block["type"] == "input" for option in block["element"]["options"]]
+    groups = [block for block in view["blocks"] if block.get("block_id", "").startswith(BLOCK_ID_PREFIX)]
+    return [option for block in groups for option in block["element"]["options"]]
 
 
 def test_every_state_fits_an_option_even_with_the_longest_ids() -> None:
@@ -123,7 +125,7 @@ def test_only_messages_that_can_be_retried_are_preselected() -> None:
     initial = [
         option["value"]
         for block in view["blocks"]
-        if block["type"] == "input"
+        if block.get("block_id", "").startswith(BLOCK_ID_PREFIX)
         for option in block["element"].get("initial_options", [])
     ]
     # never retried, failed, retry refused, failed again; not: running, waiting for delivery, delivered, exhausted
@@ -136,10 +138,19 @@ def test_any_number_of_ids_makes_a_valid_modal(message_ids: list[int]) -> None:
     known = [KnownMessage(message_id) for message_id in message_ids]
     view = retry_modal(known[:MAX_LISTED], CONTEXT, found=len(known)).to_dict()
 
-    groups = [block for block in view["blocks"] if block["type"] == "input"]
+    groups = [block for block in view["blocks"] if block.get("block_id", "").startswith(BLOCK_ID_PREFIX)]
     assert all(len(block["element"]["options"]) <= limits.CHECKBOX_OPTIONS for block in groups)
     assert sum(len(block["element"]["options"]) for block in groups) == min(len(known), MAX_LISTED)
     assert len(view["private_metadata"]) <= limits.PRIVATE_METADATA
+
+
+def test_the_anyway_box_is_offered_and_never_ticked_by_the_bot() -> None:
+    view = retry_modal(every_state(4567), CONTEXT, found=9).to_dict()
+
+    (box,) = [block for block in view["blocks"] if block.get("block_id") == ANYWAY_BLOCK_ID]
+    assert box["optional"] is True
+    assert "cannot work" in box["element"]["options"][0]["text"]["text"]
+    assert "initial_options" not in box["element"]  # an override is asked for, never pre-selected
 
 
 def test_the_modal_context_survives_the_round_trip_and_garbage_is_refused() -> None:

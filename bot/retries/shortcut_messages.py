@@ -33,6 +33,11 @@ SHORTCUT_CALLBACK_ID = "partoo_retry.retry_from_message"
 MODAL_CALLBACK_ID = "partoo_retry.retry_modal"
 CHECKBOXES_ACTION_ID = "message_ids"
 BLOCK_ID_PREFIX = "message_ids_"
+# The "Retry anyway" box: its own input block, so that only a person who ticks it asks for the override.
+ANYWAY_BLOCK_ID = "retry_anyway"
+ANYWAY_ACTION_ID = "retry_anyway"
+ANYWAY_VALUE = "anyway"
+ANYWAY_LABEL = "Retry even if the check says it cannot work"
 
 TITLE = "Retry Partoo messages"
 OPTIONS_PER_GROUP = limits.CHECKBOX_OPTIONS
@@ -105,6 +110,7 @@ def retry_modal(known: Sequence[KnownMessage], context: ModalContext, *, found: 
                 ),
             )
         )
+    blocks.append(_anyway_box())
     return View(
         type="modal",
         callback_id=MODAL_CALLBACK_ID,
@@ -113,6 +119,24 @@ def retry_modal(known: Sequence[KnownMessage], context: ModalContext, *, found: 
         close=PlainTextObject(text="Cancel"),
         private_metadata=context.encode(),
         blocks=blocks,
+    )
+
+
+def _anyway_box() -> InputBlock:
+    """The explicit override, never ticked by the bot: it skips the conversation check made just before the
+    call, and nothing else (a retry under way, awaiting Partoo's report, delivered or capped stays refused)."""
+    option = Option(
+        value=ANYWAY_VALUE,
+        text=PlainTextObject(text=ANYWAY_LABEL),
+        description=PlainTextObject(
+            text="Skips the conversation check (closed, expired, not linked). Never sends a message twice."
+        ),
+    )
+    return InputBlock(
+        block_id=ANYWAY_BLOCK_ID,
+        label=PlainTextObject(text="Anyway"),
+        optional=True,
+        element=CheckboxesElement(action_id=ANYWAY_ACTION_ID, options=[option]),
     )
 
 

@@ -29,6 +29,9 @@ from bot.rendering.message import SlackMessage
 from bot.retries import messages
 from bot.retries.service import RetryService
 from bot.retries.shortcut_messages import (
+    ANYWAY_ACTION_ID,
+    ANYWAY_BLOCK_ID,
+    ANYWAY_VALUE,
     BLOCK_ID_PREFIX,
     MAX_LISTED,
     MODAL_CALLBACK_ID,
@@ -117,6 +120,8 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
             correlation_id=correlation.current() or correlation.new_id(),
             response_url=context.response_url,
             thread_ts=context.thread_ts,
+            # Ticked by the person, never by the bot; admission applies all the same (bot.domain.admission).
+            retry_anyway=anyway_ticked(view),
         )
         try:
             result = await service.request(ask, message_ids)
@@ -125,9 +130,10 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
             await ack(response_action="update", view=notice_modal(messages.queue_unavailable()).to_dict())
             return
         log.info(
-            "user %s asked to retry %d message(s) from a message in %s: queued %d, refused %d",
+            "user %s asked to retry %d message(s)%s from a message in %s: queued %d, refused %d",
             user_id,
             len(message_ids),
+            " anyway" if ask.retry_anyway else "",
             context.channel_id,
             len(result.queued),
             len(result.refused),
@@ -204,3 +210,14 @@ def selected_ids(view: dict[str, Any]) -> tuple[int, ...]:
                 if message_id:  # neither None (not an id) nor 0
                     chosen[message_id] = None
     return tuple(chosen)[:MAX_LISTED]
+
+
+def anyway_ticked(view: dict[str, Any]) -> bool:
+    """Whether the person ticked "Retry even if the check says it cannot work" in the submitted modal."""
+    values = (view.get("state") or {}).get("values") or {}
+    block = values.get(ANYWAY_BLOCK_ID) if isinstance(values, dict) else None
+    action = block.get(ANYWAY_ACTION_ID) if isinstance(block, dict) else None
+    if not isinstance(action, dict):
+        return False
+    chosen = action.get("selected_options") or []
+    return any(isinstance(option, dict) and option.get("value") == ANYWAY_VALUE for option in chosen)
