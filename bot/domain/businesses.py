@@ -52,7 +52,7 @@ def clean_name(value: object) -> str | None:
 
 
 def business_label(business_id: object, name: str | None, city: str | None) -> str:
-    """"Name · City", the name alone, or the id when Partoo gave no name (plain text: builders escape it)."""
+    """ "Name · City", the name alone, or the id when Partoo gave no name (plain text: builders escape it)."""
     if not name or not name.strip():
         return str(business_id)
     if city and city.strip():
