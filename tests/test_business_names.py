@@ -165,5 +165,6 @@ async def test_status_and_app_home_show_the_business_name(
         }
     )
     view = await eventually(lambda: slack.published_view(USER))
+    assert view is not None
     lines = "\n".join(section_texts(view["blocks"]))
     assert "`4567` · Le Bistrot · Paris · " in lines
