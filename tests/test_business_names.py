@@ -168,3 +168,16 @@ async def test_status_and_app_home_show_the_business_name(
     assert view is not None
     lines = "\n".join(section_texts(view["blocks"]))
     assert "`4567` · Le Bistrot · Paris · " in lines
+
+
+def test_partoo_names_are_kept_as_text_on_one_line_and_a_label_falls_back_to_the_id() -> None:
+    from bot.domain.businesses import business_label
+    from bot.platform.conversations import parse_conversation
+
+    body = b'{"status": "Open", "business": {"id": 1187, "name": "Le\\n Bistrot\\u0000", "city": 75}}'
+    snapshot = parse_conversation(body, 991)
+    assert snapshot is not None
+    assert (snapshot.business_id, snapshot.business_name, snapshot.business_city) == ("1187", "Le Bistrot\ufffd", None)
+    assert business_label("1187", "Le Bistrot", "Paris") == "Le Bistrot · Paris"
+    assert business_label("1187", "Le Bistrot", None) == "Le Bistrot"
+    assert business_label("1187", "  ", "Paris") == "1187"
