@@ -45,6 +45,7 @@ from bot.defaults import (
     RETENTION_PAUSE,
     WORKER_CONCURRENCY,
 )
+from bot.failures.businesses import BusinessNames
 from bot.failures.diagnosis import ConversationChecker
 from bot.failures.diagnosis_store import DiagnosisStore
 from bot.platform.authz import Authorizer
@@ -159,6 +160,8 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
     )
     partoo_pace = SharedPace(engine, settings.partoo_rate_limit_per_minute)
     diagnosis_store = DiagnosisStore(engine)
+    # Learned by the checks, shown by alerts, digests, `status`, App Home and the weekly report.
+    names = BusinessNames(engine)
     # One pace for retries and checks alike: Partoo counts every call against the same limit.
     checker = (
         ConversationChecker(
@@ -168,6 +171,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
             cache_seconds=settings.conversation_check_cache_seconds,
             poll_interval=tuning.poll_interval,
             on_checked=metrics.conversation_checked,
+            names=names,
         )
         if settings.conversation_check
         else None
@@ -204,6 +208,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         on_posted=metrics.alert_posted,
         checks_enabled=checker is not None,
         not_confirmed_minutes=settings.not_confirmed_minutes,
+        names=names,
     )
     diagnosis = DiagnosisLoop(
         diagnosis_store,
@@ -239,6 +244,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         on_queued=_both(notifier.wake, alerter.wake),
         diagnosis=diagnosis_store,
         retention_seconds=pruner.retention_seconds,
+        names=names,
     )
     bolt = AsyncApp(
         client=slack,
@@ -248,7 +254,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         # which takes milliseconds; the other mode makes Bolt poll for ack() every 10 ms per request.
         process_before_response=True,
     )
-    reports = ReportReads(engine)
+    reports = ReportReads(engine, names)
     listeners.register(
         bolt,
         service,
@@ -260,6 +266,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
             retention_seconds=pruner.retention_seconds,
             reports=reports,
             report_schedule=settings.report_schedule,
+            names=names,
         ),
         Authorizer(settings.access, slack),
         settings.access,

@@ -181,6 +181,26 @@ async def test_the_figures_of_a_known_week(database_url: str) -> None:
     assert dict(report.top_causes) == {"not checked": 2, "conversation closed": 1, "channel setup problem": 1}
 
 
+async def test_businesses_are_ranked_by_name_where_a_check_learned_it(database_url: str) -> None:
+    from bot.failures.businesses import BusinessNames
+    from bot.reports.messages import report_message
+
+    await _write_history(database_url)
+    engine = create_engine(database_url)
+    try:
+        await BusinessNames(engine).remember([1187], "Le Bistrot <!here>", "Paris")
+        report = await ReportReads(engine).report(WEEK_START, WEEK_END)
+    finally:
+        await engine.dispose()
+    # 2210 was never named: "business <id>", as before names were known.
+    assert dict(report.top_businesses) == {"Le Bistrot <!here> · Paris": 2, "business 2210": 2}
+    fields = [
+        field["text"] for block in report_message(report).as_kwargs()["blocks"] for field in block.get("fields", [])
+    ]
+    ranking = next(text for text in fields if text.startswith("*Most failures*"))
+    assert "Le Bistrot &lt;!here&gt; · Paris: 2" in ranking
+
+
 async def test_a_week_with_no_failure_reports_zeros_and_says_so(database_url: str) -> None:
     from bot.reports.messages import report_message
 

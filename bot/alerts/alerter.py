@@ -35,6 +35,8 @@ from bot.defaults import (
     SLACK_RETRY_SECONDS,
 )
 from bot.domain.alert_routes import AlertRoutes
+from bot.domain.businesses import Business, business_key
+from bot.failures.businesses import BusinessNames
 from bot.failures.store import AlertView, DigestView
 from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.loop import PollingLoop
@@ -66,6 +68,7 @@ class Alerter(PollingLoop):
         retry_seconds: float = SLACK_RETRY_SECONDS,
         checks_enabled: bool = False,
         not_confirmed_minutes: int | None = None,
+        names: BusinessNames | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(poll_interval)
@@ -81,6 +84,8 @@ class Alerter(PollingLoop):
         self.retry_seconds = retry_seconds
         self.checks_enabled = checks_enabled
         self.not_confirmed_minutes = not_confirmed_minutes
+        # Businesses are shown by name where a conversation check learned it (bot.failures.businesses).
+        self.names = names
         self.clock = clock
 
     async def tick(self) -> bool:
@@ -146,7 +151,8 @@ class Alerter(PollingLoop):
             check_pending=self._check_expected(alert),
             not_confirmed_minutes=self.not_confirmed_minutes,
         )
-        message = alert_messages.alert_message(state)
+        businesses = await self._businesses([state.failure.business_id])
+        message = alert_messages.alert_message(state, businesses.get(business_key(state.failure.business_id) or ""))
         what = f"alert for Partoo message {alert.message_id}"
 
         async def renew() -> bool:
@@ -186,7 +192,9 @@ class Alerter(PollingLoop):
         claim = await self.store.claim_digest(digest.id, self.claim_seconds)
         if claim is None:
             return
-        message = digest_messages.digest_message(await self.store.digest_state(digest))
+        state = await self.store.digest_state(digest)
+        businesses = await self._businesses([failure.business_id for failure in state.failures])
+        message = digest_messages.digest_message(state, businesses)
 
         async def renew() -> bool:
             return await self.store.renew_digest_claim(digest.id, claim, self.claim_seconds)
@@ -215,6 +223,9 @@ class Alerter(PollingLoop):
             return
         if await self.store.mark_digest_posted(digest.id, digest.version, ts, claim):
             self.on_posted("digest" if ts else "update")
+
+    async def _businesses(self, business_ids: list[int | None]) -> dict[str, Business]:
+        return await self.names.lookup(business_ids) if self.names else {}
 
     async def _back_off(self, error: SlackPostError, channel_id: str) -> None:
         """After slack_sdk's own retries gave up, pause this channel's posts for every replica."""

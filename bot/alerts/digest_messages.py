@@ -7,7 +7,7 @@ everything Partoo sent escaped here.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -20,7 +20,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.alerts.messages import FIELD_LIMIT, RETRY_ALL_ACTION_ID, SECTION_LIMIT, partner_name
+from bot.alerts.messages import FIELD_LIMIT, GROUP_NAME_CHARS, RETRY_ALL_ACTION_ID, SECTION_LIMIT, partner_name
+from bot.domain.businesses import Business, business_key
 from bot.domain.lifecycle import DigestState
 from bot.domain.message import MessageUpdate
 from bot.failures import verdict_messages
@@ -34,8 +35,12 @@ TOP_GROUPS = 10
 INLINE_IDS = 20
 
 
-def digest_message(state: DigestState) -> SlackMessage:
-    """Many failures in one message: counts by channel and business, their ids, and "Retry all"."""
+def digest_message(state: DigestState, businesses: Mapping[str, Business] | None = None) -> SlackMessage:
+    """Many failures in one message: counts by channel and business, their ids, and "Retry all".
+
+    `businesses` holds the names the bot knows, by business id as text; the others are shown by id.
+    """
+    names = businesses or {}
     failures = _unique(state.failures)
     count = len(failures)
     noun = "message" if count == 1 else "messages"
@@ -46,7 +51,10 @@ def digest_message(state: DigestState) -> SlackMessage:
     ]
     if failures:
         by_partner = _top(failures, _partner_key, "unknown channel", "channels")
-        by_business = _top(failures, lambda f: f.business_id, "unknown business", "businesses")
+        # Counted by id (two businesses may share a name), shown by name.
+        by_business = _top(
+            failures, lambda f: business_key(f.business_id), "unknown business", "businesses", _business(names)
+        )
         blocks.append(
             SectionBlock(
                 fields=[
@@ -56,7 +64,8 @@ def digest_message(state: DigestState) -> SlackMessage:
             )
         )
         if state.verdicts:
-            blocks.append(_section(f"*By cause*\n{verdict_messages.causes_text(failures, state.verdicts)}"))
+            causes = verdict_messages.causes_text(failures, state.verdicts, names)
+            blocks.append(_section(f"*By cause*\n{causes}"))
         blocks.append(_section(f"*Messages*\n{_ids([f.message_id for f in failures])}"))
     text = f"{count} Partoo {noun} failed in the last minutes"
     if state.retry_requested_by:
@@ -114,11 +123,12 @@ def _top(
     key: Callable[[MessageUpdate], Hashable | None],
     unknown: str,
     plural: str,
+    shown: Callable[[Hashable], str] = str,
 ) -> str:
     """`• name: count` lines for the largest groups, biggest first, then how many were left out."""
     counts = Counter(key(failure) for failure in failures)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, str(item[0])))
-    lines = [f"• {_group_name(name, unknown)}: {n}" for name, n in ranked[:TOP_GROUPS]]
+    lines = [f"• {_group_name(name, unknown, shown)}: {n}" for name, n in ranked[:TOP_GROUPS]]
     rest = ranked[TOP_GROUPS:]
     if rest:
         lines.append(f"• {len(rest)} other {plural}: {sum(n for _, n in rest)}")
@@ -129,11 +139,16 @@ def _partner_key(failure: MessageUpdate) -> str | None:
     return partner_name(failure.messaging_partner)
 
 
-def _group_name(name: Hashable | None, unknown: str) -> str:
-    if name is None:
-        return f"_{unknown}_"
-    # Partner names arrive already escaped from `partner_name`; business ids are integers.
-    return f"`{name}`" if isinstance(name, int) else str(name)
+def _group_name(name: Hashable | None, unknown: str, shown: Callable[[Hashable], str]) -> str:
+    # Partner names arrive already escaped from `partner_name`; businesses are escaped by `_business`.
+    return f"_{unknown}_" if name is None else shown(name)
+
+
+def _business(names: Mapping[str, Business]) -> Callable[[Hashable], str]:
+    def shown(key: Hashable) -> str:
+        return mrkdwn.business(names.get(str(key)) or Business(str(key)), GROUP_NAME_CHARS)
+
+    return shown
 
 
 def _section(text: str) -> SectionBlock:

@@ -20,6 +20,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.defaults import PREVIEW_CHARS
+from bot.domain.businesses import Business
 from bot.domain.lifecycle import AlertState
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
@@ -66,15 +67,18 @@ _GAVE_UP = {
 # -- one alert per failure ----------------------------------------------------------------------
 
 
-def alert_message(state: AlertState) -> SlackMessage:
-    """The alert for one failed message: what failed, a preview, and the retry state with its button."""
+def alert_message(state: AlertState, business: Business | None = None) -> SlackMessage:
+    """The alert for one failed message: what failed, a preview, and the retry state with its button.
+
+    `business` is the failure's business with its name when the bot knows it (else it is shown by id).
+    """
     failure = state.failure
     partner = partner_name(failure.messaging_partner)
     consumer = _consumer(failure)
     title = f":rotating_light: *Message to {consumer} failed on {partner or 'an unknown channel'}*"
     blocks: list[Block] = [
         _section(title),
-        SectionBlock(fields=[MarkdownTextObject(text=shorten(f, FIELD_LIMIT)) for f in _fields(state)]),
+        SectionBlock(fields=[MarkdownTextObject(text=shorten(f, FIELD_LIMIT)) for f in _fields(state, business)]),
         _section(content_preview(failure)),
     ]
     line, button, summary = _retry_state(state)
@@ -119,10 +123,10 @@ def content_preview(failure: MessageUpdate) -> str:
     return f"_(content not shown: {shown})_"
 
 
-def _fields(state: AlertState) -> list[str]:
+def _fields(state: AlertState, business: Business | None) -> list[str]:
     failure = state.failure
     fields = [
-        f"*Business*\n{_id(failure.business_id)}",
+        f"*Business*\n{mrkdwn.business(business, NAME_CHARS) if business else _id(failure.business_id)}",
         f"*Conversation*\n{_id(failure.conversation_id)}",
         f"*Message*\n{_id(failure.message_id)}",
         f"*Sent by*\n{_known(failure.sender_label)}",

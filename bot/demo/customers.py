@@ -8,7 +8,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 PARTNERS = ("Whatsapp", "Facebook", "Instagram", "Google", "SMS")
-BUSINESSES = (1042, 1187, 2210, 3305, 4471, 5120)
+# What the simulated "Conversation information" calls each business (the alerts show "Le Bistrot · Paris").
+BUSINESS_NAMES = {
+    1042: ("Le Bistrot", "Paris"),
+    1187: ("Boulangerie Saint-Michel", "Lyon"),
+    2210: ("Garage du Port", "Marseille"),
+    3305: ("Chez Léon & Fils", "Bordeaux"),  # shows that a business name is escaped too
+    4471: ("Optique Lumière", "Lille"),
+    5120: ("Salon Belle Époque", "Nantes"),
+}
+BUSINESSES = tuple(BUSINESS_NAMES)
 CUSTOMERS = (
     "John Doe", "Camille Laurent", "Hugo Bernard", "Chloé Petit", "Lucas Moreau", "Inès Dubois", "Nathan Roux",
     "Léa Fournier", "Mohamed Haddad", "Emma Girard", "Jules Lambert", "Sofia Rossi", "Noah Fontaine",

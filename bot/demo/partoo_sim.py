@@ -31,7 +31,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bot.demo.changes import Changes
-from bot.demo.customers import PARTNERS, SimulatedMessage, made_up_message, message_updated
+from bot.demo.customers import BUSINESS_NAMES, PARTNERS, SimulatedMessage, made_up_message, message_updated
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class SimulatedPartoo:
             "is_expired": state.status == "Closed",
             "is_solved": False,
             "messaging_partner": known.partner,
-            "business": {"id": known.business_id},
+            "business": _business(known.business_id),
         }
         return self._answer(200, body, counter=self.check_answers)
 
@@ -293,3 +293,9 @@ class SimulatedPartoo:
         task = asyncio.create_task(work)
         self._tasks.add(task)  # a reference until done, or the task may be collected mid-way
         task.add_done_callback(self._tasks.discard)
+
+
+def _business(business_id: int) -> dict[str, Any]:
+    """The `business` object of a conversation, as Partoo documents it (a made-up business has no name)."""
+    name, city = BUSINESS_NAMES.get(business_id, (None, None))
+    return {"id": business_id, "name": name, "city": city, "country": "FR"}

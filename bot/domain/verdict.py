@@ -49,6 +49,9 @@ class ConversationSnapshot:
     messaging_partner: str | None
     business_id: str | None
     issues: tuple[str, ...] = ()
+    # What Partoo calls the business (kept apart from verdicts, by bot.failures.businesses).
+    business_name: str | None = None
+    business_city: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ Cheap in a flood: verdicts are cached in the database for CONVERSATION_CHECK_CAC
 replicas), setup problems also under the business's channel (they concern every conversation of that
 channel), and concurrent checks of one conversation in one process share a single call.
 
+Each answer also names the conversation's business: the name and city are kept (bot.failures.businesses),
+so alerts and the rest show "Le Bistrot · Paris" without a call of their own.
+
 A check that fails (timeout, 5xx, 404, an unreadable answer) never blocks a retry: it is "could not check".
 """
 
@@ -24,7 +27,8 @@ from collections.abc import Callable, Iterable
 from enum import Enum
 
 from bot.domain.retry_requests import RequestView
-from bot.domain.verdict import Verdict, VerdictKind, could_not_check, verdict_for
+from bot.domain.verdict import ConversationSnapshot, Verdict, VerdictKind, could_not_check, verdict_for
+from bot.failures.businesses import BusinessNames
 from bot.failures.diagnosis_store import (
     AlertToCheck,
     ConversationRef,
@@ -66,6 +70,7 @@ class ConversationChecker:
         cache_seconds: float,
         poll_interval: float,
         on_checked: Callable[[str], None] = lambda verdict: None,
+        names: BusinessNames | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -74,6 +79,7 @@ class ConversationChecker:
         self.cache_seconds = cache_seconds
         self.poll_interval = poll_interval
         self.on_checked = on_checked
+        self.names = names
         self.clock = clock
         # Partoo calls this process made for checks (the bench reports what the checks cost).
         self.calls = 0
@@ -171,6 +177,8 @@ class ConversationChecker:
         now = self.clock()
         if answer.outcome is CheckOutcome.FOUND and answer.snapshot is not None:
             verdict = verdict_for(answer.snapshot, now)
+            # Before the verdict is stored: storing it re-renders the alert, which should show the name.
+            await self._remember_business(ref, answer.snapshot)
         else:
             verdict = could_not_check(answer.reason, now)
         self.on_checked(verdict.kind.value)
@@ -179,6 +187,15 @@ class ConversationChecker:
         self._remember_here(scopes, verdict)
         log.info("conversation %s checked: %s", ref.conversation_id, verdict.kind.value)
         return verdict
+
+    async def _remember_business(self, ref: ConversationRef, snapshot: ConversationSnapshot) -> None:
+        if self.names is None:
+            return
+        # Under the webhook's spelling of the id (alerts look it up with it) and under Partoo's, which
+        # its other endpoints use (a 24-hex string where webhooks show an integer).
+        await self.names.remember(
+            [ref.business_id, snapshot.business_id], snapshot.business_name, snapshot.business_city
+        )
 
     async def _idle_slot(self, deadline: float | None) -> None:
         """Take an idle slot (see SharedPace.reserve_if_idle), or raise NoIdleSlot past `deadline`.

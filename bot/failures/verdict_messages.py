@@ -18,6 +18,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.domain.businesses import Business, business_key
 from bot.domain.lifecycle import AlertState, DigestState
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
@@ -144,12 +145,14 @@ def not_confirmed_reply(message_ids: Sequence[int], minutes: int) -> SlackMessag
 # -- a digest -----------------------------------------------------------------------------------
 
 
-def causes_text(failures: Sequence[MessageUpdate], verdicts: Mapping[int, Verdict]) -> str:
+def causes_text(
+    failures: Sequence[MessageUpdate], verdicts: Mapping[int, Verdict], businesses: Mapping[str, Business] | None = None
+) -> str:
     """`• N failures: cause, business B` lines, biggest first (setup problems belong to a business)."""
     counts: Counter[str] = Counter()
     for failure in failures:
         verdict = verdicts.get(failure.message_id)
-        counts[_cause(failure, verdict)] += 1
+        counts[_cause(failure, verdict, businesses or {})] += 1
     ranked = counts.most_common()
     lines = [f"• {n} {'failure' if n == 1 else 'failures'}: {cause}" for cause, n in ranked[:TOP_CAUSES]]
     if len(ranked) > TOP_CAUSES:
@@ -187,12 +190,13 @@ def skipped_text(state: DigestState) -> str | None:
     return f"{state.skipped} not sent, since the check says they cannot succeed (see the causes above)"
 
 
-def _cause(failure: MessageUpdate, verdict: Verdict | None) -> str:
+def _cause(failure: MessageUpdate, verdict: Verdict | None, businesses: Mapping[str, Business]) -> str:
     if verdict is None:
         return "_not checked yet_"
     cause = escape(shorten(verdict.cause, 120))
-    if verdict.kind is VerdictKind.SETUP_PROBLEM and failure.business_id is not None:
-        return f"{cause}, business `{failure.business_id}`"
+    key = business_key(failure.business_id)
+    if verdict.kind is VerdictKind.SETUP_PROBLEM and key is not None:
+        return f"{cause}, business {mrkdwn.business(businesses.get(key) or Business(key))}"
     return cause
 
 

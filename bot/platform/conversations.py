@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from bot.domain.businesses import ID_CHARS, clean_name
 from bot.domain.verdict import ConversationSnapshot
 
 MAX_ISSUES = 20
@@ -88,7 +89,8 @@ def parse_conversation(body: bytes | None, conversation_id: int) -> Conversation
     if not isinstance(issues, list):
         return None
     business = data.get("business")
-    business_id = business.get("id") if isinstance(business, dict) else None
+    if not isinstance(business, dict):
+        business = {}
     partner = data.get("messaging_partner")
     return ConversationSnapshot(
         conversation_id=conversation_id,
@@ -97,8 +99,10 @@ def parse_conversation(body: bytes | None, conversation_id: int) -> Conversation
         is_solved=data.get("is_solved") is True,
         messaging_partner=partner[:40] if isinstance(partner, str) else None,
         # Partoo's reference shows business ids as strings here and as integers in webhooks.
-        business_id=_text(business_id, 64),
+        business_id=_text(business.get("id"), ID_CHARS),
         issues=tuple(_issues(issues)),
+        business_name=clean_name(business.get("name")),
+        business_city=clean_name(business.get("city")),
     )
 
 

@@ -318,3 +318,18 @@ class WeeklyReport(Base):
     posted_at: Mapped[float | None] = mapped_column(Double)
     ts: Mapped[str | None] = mapped_column(String(32))
     skipped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class BusinessName(Base):
+    """What Partoo last called a business, learned from conversation checks and shared by every replica.
+
+    Apart from the verdict cache, whose rows last a day: names are shown for as long as failures are
+    (a week's report, App Home), and there is one row a business however many conversations it has.
+    """
+
+    __tablename__ = "businesses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # Partoo's id as text (int or 24 hex)
+    name: Mapped[str | None] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(Text)
+    seen_at: Mapped[float] = mapped_column(Double)

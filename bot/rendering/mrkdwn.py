@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from bot.domain.businesses import Business
+
 # The escapes `escape` writes; cutting one in half leaves text Slack shows as is ("&am").
 _ENTITY = re.compile(r"&(?:amp|lt|gt);")
 
@@ -38,6 +40,15 @@ def _safe_cut(text: str, cut: int) -> int:
     if entity is not None and entity.end() > cut:
         cut = ampersand
     return cut
+
+
+def business(shown: Business | None, limit: int = 80) -> str:
+    """A business by its name ("Le Bistrot · Paris", escaped: Partoo's text) or, unnamed, by its id in code."""
+    if shown is None:
+        return "_unknown_"
+    if shown.named:
+        return escape(shorten(shown.label, limit))
+    return f"`{quote_code(shown.id, limit)}`"
 
 
 def user(user_id: str) -> str:

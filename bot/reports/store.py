@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.domain.businesses import Business, business_key
 from bot.domain.lifecycle import DELIVERED
 from bot.domain.verdict import verdict_from_json
 from bot.domain.weekly_report import FailureFact, Report, RetryFact, build_report
+from bot.failures.businesses import BusinessNames
 from bot.failures.state import failure_from_json
 from bot.platform.models import Alert, Request
 
@@ -22,8 +24,10 @@ from bot.platform.models import Alert, Request
 class ReportReads:
     """Builds the report of a window from what the database holds."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, names: BusinessNames | None = None) -> None:
         self.engine = engine
+        # Businesses are ranked by id and shown by name where a conversation check learned it.
+        self.names = names or BusinessNames(engine)
 
     async def report(self, start: float, end: float, *, silences: Sequence[str] = ()) -> Report:
         before = start - (end - start)
@@ -47,21 +51,24 @@ class ReportReads:
                     )
                 )
             )
-            facts: list[FailureFact] = []
-            for row in rows:
-                failure = failure_from_json(row.failure)
-                verdict = verdict_from_json(row.verdict)
-                for at in {row.failed_at, row.failed_again_at} - {None}:
-                    facts.append(
-                        FailureFact(
-                            message_id=row.message_id,
-                            failed_at=at,
-                            business=f"business {failure.business_id}" if failure.business_id is not None else None,
-                            partner=failure.messaging_partner,
-                            cause=verdict.kind.value if verdict else None,
-                        )
+            found = [(row, failure_from_json(row.failure)) for row in rows]
+        businesses = await self.names.lookup(failure.business_id for _row, failure in found)
+        facts: list[FailureFact] = []
+        for row, failure in found:
+            verdict = verdict_from_json(row.verdict)
+            key = business_key(failure.business_id)
+            business = _shown(businesses[key]) if key is not None else None
+            for at in {row.failed_at, row.failed_again_at} - {None}:
+                facts.append(
+                    FailureFact(
+                        message_id=row.message_id,
+                        failed_at=at,
+                        business=business,
+                        partner=failure.messaging_partner,
+                        cause=verdict.kind.value if verdict else None,
                     )
-            return facts
+                )
+        return facts
 
     async def _retries(self, since: float, until: float) -> list[RetryFact]:
         async with self.engine.connect() as connection:
@@ -86,6 +93,11 @@ class ReportReads:
                 )
                 for row in rows
             ]
+
+
+def _shown(business: Business) -> str:
+    # An id alone would read like a count in "Most failures: 1187: 12": an unnamed business says "business".
+    return business.label if business.named else f"business {business.id}"
 
 
 def _answered_failure(requested_at: float, failed_at: float | None, failed_again_at: float | None) -> float | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
+from bot.domain.businesses import Business
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.retry_requests import RequestView
 from bot.domain.webhook_activity import WebhookActivity
@@ -33,8 +34,10 @@ def home(
     history_start: float | None = None,
     now: float | None = None,
     report: Sequence[Block] = (),
+    businesses: Mapping[int, Business] | None = None,
 ) -> View:
-    """The App Home tab: counts for today and this week, the weekly report's blocks when given, the recent log."""
+    """The App Home tab: counts for today and this week, the weekly report's blocks when given, the recent log
+    (with each message's business, by message id, where known)."""
 
     def counts_line(counts: dict[str, int]) -> str:
         return " · ".join(f"*{counts.get(key, 0)}* {label}" for key, label in _COUNT_LABELS)
@@ -48,7 +51,7 @@ def home(
         _section("*Recent retries*"),
     ]
     if recent:
-        sections, _shown = _line_sections(log_lines(recent), limits.MAX_VIEW_BLOCKS - len(blocks))
+        sections, _shown = _line_sections(log_lines(recent, businesses), limits.MAX_VIEW_BLOCKS - len(blocks))
         blocks.extend(sections)
     else:
         text = f"No retries yet. Use `{escape('/partoo-retry <message id>')}` or a Retry button."

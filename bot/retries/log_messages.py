@@ -6,10 +6,11 @@ packed into sections (a cut line could end inside an entity), and outside text i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from slack_sdk.models.blocks import Block, HeaderBlock
 
+from bot.domain.businesses import Business
 from bot.domain.retry_requests import AttemptView, BatchView, RequestView
 from bot.rendering import mrkdwn
 from bot.rendering.message import SlackMessage
@@ -36,11 +37,14 @@ def status(
     alert_post_error: str | None = None,
     *,
     history_start: float | None = None,
+    business: Business | None = None,
 ) -> SlackMessage:
     """The whole retry history of one Partoo message, as far back as the log keeps it (and why its alert
-    could not be posted, if so)."""
+    could not be posted, if so). `business`: the message's business, when a webhook named it."""
     kept = history_kept(history_start)
-    notes: list[Block] = [_context(kept)] if kept else []
+    notes: list[Block] = [_context(f"*Business*: {mrkdwn.business(business)}")] if business else []
+    if kept:
+        notes.append(_context(kept))
     if alert_post_error:
         notes.append(
             _section(
@@ -80,11 +84,18 @@ def status(
     return SlackMessage(text=text, blocks=blocks)
 
 
-def log_lines(requests: Sequence[RequestView]) -> list[str]:
+def log_lines(requests: Sequence[RequestView], businesses: Mapping[int, Business] | None = None) -> list[str]:
+    """One line a retry; with its message's business (by message id) when known."""
+    known = businesses or {}
     return [
-        f"{outcome_label(r.outcome)} · `{r.message_id}` · {mrkdwn.user(r.requested_by)} · {mrkdwn.when(r.requested_at)}"
+        f"{outcome_label(r.outcome)} · `{r.message_id}`{_business(known.get(r.message_id))} · "
+        f"{mrkdwn.user(r.requested_by)} · {mrkdwn.when(r.requested_at)}"
         for r in requests
     ]
+
+
+def _business(business: Business | None) -> str:
+    return f" · {mrkdwn.business(business, 60)}" if business else ""
 
 
 def recent_log(requests: Sequence[RequestView]) -> SlackMessage:

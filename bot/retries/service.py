@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from bot.domain.retry_requests import EnqueueResult, NewBatch
 from bot.failures import verdict_messages
+from bot.failures.businesses import BusinessNames
 from bot.failures.diagnosis_store import DiagnosisStore
 from bot.failures.store import FailureStore
 from bot.platform.retention import history_start
@@ -34,6 +35,7 @@ class RetryService:
         on_queued: Callable[[], None] = lambda: None,
         diagnosis: DiagnosisStore | None = None,
         retention_seconds: float = 0.0,
+        names: BusinessNames | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.queue = queue
@@ -43,6 +45,7 @@ class RetryService:
         self.on_queued = on_queued
         self.diagnosis = diagnosis
         self.retention_seconds = retention_seconds
+        self.names = names
         self.clock = clock
 
     def history_start(self) -> float | None:
@@ -81,6 +84,7 @@ class RetryService:
             permalinks,
             await self._alert_post_error(message_id),
             history_start=self.history_start(),
+            business=(await self.names.of_messages([message_id])).get(message_id) if self.names else None,
         )
         if self.diagnosis is None:
             return answer

@@ -20,6 +20,7 @@ from bot.alerts.store import AlertStore
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
 from bot.domain.webhook_activity import WebhookActivity
 from bot.domain.weekly_report import WEEK_SECONDS, Schedule
+from bot.failures.businesses import BusinessNames
 from bot.platform.retention import history_start
 from bot.reports.messages import weekly_report_section
 from bot.reports.store import ReportReads
@@ -43,6 +44,7 @@ class AppHome:
         retention_seconds: float = 0.0,
         reports: ReportReads | None = None,
         report_schedule: Schedule | None = None,
+        names: BusinessNames | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.retry_log = retry_log
@@ -53,6 +55,7 @@ class AppHome:
         # The weekly report of the latest week the schedule closed: what the channel was (or will be) sent.
         self.reports = reports
         self.report_schedule = report_schedule
+        self.names = names
         self.clock = clock
 
     async def view(self) -> View:
@@ -61,14 +64,17 @@ class AppHome:
         today = await self._summary(midnight.timestamp())
         week = await self._summary(now - WEEK)
         activity = await self.webhook_activity() if self.webhook_activity else None
+        recent = await self.retry_log.recent(RECENT_REQUESTS)
+        businesses = await self.names.of_messages([r.message_id for r in recent]) if self.names else {}
         return home(
-            await self.retry_log.recent(RECENT_REQUESTS),
+            recent,
             today,
             week,
             webhooks=activity,
             history_start=history_start(now, self.retention_seconds),
             now=now,
             report=await self._report(now),
+            businesses=businesses,
         )
 
     async def _report(self, now: float) -> list[Block]:

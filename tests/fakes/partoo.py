@@ -58,7 +58,10 @@ class Conversation:
     is_expired: bool = False
     issues: tuple[str, ...] = ()
     messaging_partner: str = "Whatsapp"
-    business_id: str = "42"
+    business_id: str | int = "42"
+    # Partoo's `business.name` and `city`; None leaves the field out, as an answer without them would.
+    business_name: str | None = "Shop"
+    business_city: str | None = "Paris"
 
     def body(self, conversation_id: int) -> dict[str, Any]:
         return {
@@ -71,7 +74,7 @@ class Conversation:
             "status": self.status,
             "created_at": "2023-01-31 16:22:17.327878+00:00",
             "has_one_user_message": True,
-            "business": {"id": self.business_id, "name": "Shop", "city": "Paris", "zipcode": "75001", "country": "FR"},
+            "business": self._business(),
             "messaging_partner": self.messaging_partner,
             "issues": list(self.issues),
             "first_message_date": "2023-01-31 16:22:17.327878+00:00",
@@ -80,6 +83,14 @@ class Conversation:
             "assigned_user_id": None,
             "custom_channel": None,
         }
+
+    def _business(self) -> dict[str, Any]:
+        business: dict[str, Any] = {"id": self.business_id, "zipcode": "75001", "country": "FR"}
+        if self.business_name is not None:
+            business["name"] = self.business_name
+        if self.business_city is not None:
+            business["city"] = self.business_city
+        return business
 
 
 OPEN = Conversation()

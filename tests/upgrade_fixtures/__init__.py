@@ -32,6 +32,7 @@ NATURAL_KEYS = {
     "webhook_intake": "minute",
     "webhook_watch": "name",
     "weekly_reports": "due_at",
+    "businesses": "id",
 }
 
 
