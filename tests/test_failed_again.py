@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bot.alerts.messages import RETRY_ACTION_ID
+from bot.domain.phases import Phase
 from tests.fakes import FakePartoo, FakeSlack, SlackMessage
-from tests.harness import ALERT_CHANNEL, USER, RunningBot, buttons, message_text
+from tests.harness import ALERT_CHANNEL, USER, RunningBot, buttons, ephemeral_text, message_text
 from tests.signing import PartooSigner, message_updated_event
 from tests.waiting import eventually
 
@@ -52,3 +53,28 @@ async def test_an_identical_failure_after_a_retry_shows_failed_again_and_its_red
     assert stored.state.failures == 2
     assert stored.state.retries == 1
     assert len(slack.root_messages(ALERT_CHANNEL)) == 1
+
+
+async def test_a_failure_reported_before_the_retry_call_but_applied_after_it_is_not_failed_again(
+    bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, signer: PartooSigner
+) -> None:
+    """Partoo reported the message failed again *before* anyone retried it; the alerter, busy, applied that
+    report only after the retry's call. It is the failure the retry answers: the accepted retry still awaits
+    Partoo's report, and a second ask sends nothing (found by tests/test_lifecycle_stateful.py under load)."""
+    assert (await bot.webhook(message_updated_event(4567), signer)).json()["status"] == "stored"
+    alert = (await eventually(lambda: slack.root_messages(ALERT_CHANNEL)))[0]
+    await bot.alert_recorded(4567, alert.ts)
+
+    await bot.bot.alerter.stop()  # a busy alerter: what arrives now is stored, applied later
+    second_report = message_updated_event(4567, content="Hello again")
+    assert (await bot.webhook(second_report, signer)).json()["status"] == "stored"
+    await bot.command("4567")
+    await eventually(lambda: partoo.count(4567) == 1)
+    await eventually(lambda: "accepted" in " ".join(message_text(m) for m in slack.thread(ALERT_CHANNEL, alert.ts)))
+
+    await bot.bot.alerter.tick()  # the report that came before the call, applied after it
+
+    answer = ephemeral_text(await bot.command("4567", user_id="U999"))
+    assert "accepted" in answer and "delivery report" in answer, answer
+    assert partoo.count(4567) == 1
+    assert (await bot.bot.alerts.alert_for(4567)).state.phase is not Phase.FAILED_AGAIN

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import lifecycle
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
-from bot.domain.message import SUCCESS, is_failure_alert
+from bot.domain.message import SUCCESS, MessageUpdate, is_failure_alert
 from bot.domain.outcomes import OutcomeKind
 from bot.failures.state import apply_to_alert_of, state_columns
 from bot.failures.webhook_events import WebhookEvent
@@ -43,6 +43,8 @@ _latest_unreported_retry = (
         # A call that got no answer may have reached Partoo: its report is awaited like an accepted one's.
         _requests.c.outcome.in_([OutcomeKind.ACCEPTED.value, OutcomeKind.UNKNOWN.value]),
         _requests.c.delivery.is_(None),
+        # Only a report that arrived after the call can say what became of it (bot.domain.lifecycle).
+        _requests.c.first_attempt_at <= bindparam("at"),
     )
     .order_by(_requests.c.finished_at.desc())
     .limit(1)
@@ -53,6 +55,13 @@ _MARK_DELIVERY = (
     update(_requests)
     .where(_requests.c.id == _latest_unreported_retry)
     .values(delivery=bindparam("what_became"), delivery_at=bindparam("at"))
+)
+# The message's latest retry request, and when its call was made (NULL: not made yet).
+_LATEST_CALL = (
+    select(_requests.c.first_attempt_at)
+    .where(_requests.c.message_id == bindparam("of_message"))
+    .order_by(_requests.c.id.desc())
+    .limit(1)
 )
 _INSERT_ALERT = insert(_alerts)
 _IS_RELATED = select(
@@ -141,7 +150,7 @@ async def _apply_event(connection: AsyncConnection, stored: StoredEvent, alert_c
     at = stored.received_at
     if is_failure_alert(message):
         await _mark_delivery(connection, message.message_id, FAILED_AGAIN, at)
-        failed = lifecycle.Failed(message, at)
+        failed = lifecycle.Failed(message, at, before_latest_call=await _before_latest_call(connection, message, at))
         if await apply_to_alert_of(connection, message.message_id, failed):
             return True
         if alert_channel is None:
@@ -161,6 +170,15 @@ async def _apply_event(connection: AsyncConnection, stored: StoredEvent, alert_c
         await _mark_delivery(connection, message.message_id, DELIVERED, at)
         return await apply_to_alert_of(connection, message.message_id, lifecycle.Delivered(at))
     return False
+
+
+async def _before_latest_call(connection: AsyncConnection, message: MessageUpdate, at: float) -> bool:
+    """Whether a report that arrived at `at` came before the message's latest retry call (or none was made yet)."""
+    latest = (await connection.execute(_LATEST_CALL, {"of_message": message.message_id})).first()
+    if latest is None:
+        return False  # never retried: a first failure, or one the bot had nothing to do with
+    called_at = latest.first_attempt_at
+    return called_at is None or at < called_at
 
 
 async def _mark_delivery(connection: AsyncConnection, message_id: int, what_became: str, at: float) -> None:

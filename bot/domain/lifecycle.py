@@ -29,6 +29,9 @@ byte the same. Only a retry *call* can make the message fail again, so:
   arriving again: not news, nothing changes, and no Retry button comes back (the queued retry is the answer);
 - a Failed once the call was made (SENDING, ANSWERED, NOT_CONFIRMED) is "failed again", and the Retry button
   comes back within the limit. The webhook intake's dedupe key counts the calls made for the same reason.
+"Once the call was made" is decided by when the report *arrived*, not when the alerter applies it: a report
+stored before the latest retry's call and applied after it (the alerter was busy, another replica held the
+event) says `before_latest_call`, and is the failure that retry answers, in whatever phase it is applied.
 """
 
 from __future__ import annotations
@@ -109,6 +112,8 @@ class Failed:
 
     update: MessageUpdate
     at: float
+    # The report arrived before the message's latest retry call was made (or while that retry was only queued).
+    before_latest_call: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,9 +190,9 @@ def apply(state: AlertState, event: Event) -> AlertState:
     """The state after `event`; the same state when the event changes nothing."""
     current = phase(state)
     match event:
-        case Failed(update=update, at=at):
-            if current is Phase.RETRY_REQUESTED:
-                return state  # the failure the queued retry answers, reported again: see the docstring
+        case Failed(update=update, at=at, before_latest_call=before_latest_call):
+            if current is Phase.RETRY_REQUESTED or (before_latest_call and state.retries > 0):
+                return state  # the failure the latest retry answers, reported again: see the docstring
             # A failure after a retry call is "failed again"; the Retry button comes back (within the limit).
             return replace(
                 state,
