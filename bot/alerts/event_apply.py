@@ -27,7 +27,7 @@ from bot.domain import lifecycle
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN
 from bot.domain.message import SUCCESS, MessageUpdate, is_failure_alert
 from bot.domain.outcomes import OutcomeKind
-from bot.failures.state import apply_to_alert_of, state_columns
+from bot.failures.state import apply_to_alert_of, lock_alerts, state_columns
 from bot.failures.webhook_events import WebhookEvent
 from bot.platform.models import Alert, Request, core_table
 from bot.platform.models import WebhookEvent as EventRow
@@ -148,6 +148,7 @@ async def _apply_event(connection: AsyncConnection, stored: StoredEvent, alert_c
     if message is None or stored.event.type != "message_updated":
         return False
     at = stored.received_at
+    await lock_alerts(connection, [message.message_id])  # before the retry request's row: see lock_alerts
     if is_failure_alert(message):
         await _mark_delivery(connection, message.message_id, FAILED_AGAIN, at)
         failed = lifecycle.Failed(message, at, before_latest_call=await _before_latest_call(connection, message, at))

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.domain import lifecycle
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.verdict import Verdict, verdict_from_json, verdict_to_json
-from bot.failures.state import apply_to_alerts, bump_alerts, failure_from_json
+from bot.failures.state import apply_to_alerts, bump_alerts, failure_from_json, lock_alerts
 from bot.failures.webhook_events import parse_event
 from bot.platform.leases import Held, Leases
 from bot.platform.models import Alert, Batch, ConversationCheck, Request, RequestState, core_table
@@ -274,6 +274,7 @@ class DiagnosisStore:
                     .limit(limit)
                 )
             )
+            await lock_alerts(connection, [row.message_id for row in rows])  # alerts first: see lock_alerts
             marked: list[NotConfirmed] = []
             for row in rows:
                 # The same condition again: the UPDATE is the claim, so one replica tells each thread once.

@@ -21,12 +21,13 @@ from bot.domain.lifecycle import AlertState, Phase
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.verdict import verdict_from_json
-from bot.platform.models import Alert, Digest, core_table
+from bot.platform.models import Alert, Digest, Request, core_table
 
 ALERT_COLUMNS = list(Alert.__table__.columns)
 
 _alerts = core_table(Alert)
 _digests = core_table(Digest)
+_requests = core_table(Request)
 # Built once: SQLAlchemy then reuses their compiled form instead of building and keying them on every call.
 _ALERTS_OF_MESSAGES = (
     select(*ALERT_COLUMNS)
@@ -42,6 +43,16 @@ _LOCK_ALERTS_IN_ORDER = (
     .where(_alerts.c.message_id.in_(bindparam("message_ids", expanding=True)))
     .order_by(_alerts.c.id)
     .with_for_update()
+)
+_LOCK_ALERTS_OF_REQUESTS = (
+    select(_alerts.c.id)
+    .where(
+        _alerts.c.message_id.in_(
+            select(_requests.c.message_id).where(_requests.c.id.in_(bindparam("request_ids", expanding=True)))
+        )
+    )
+    .order_by(_alerts.c.id)
+    .with_for_update(of=_alerts)
 )
 _BUMP_DIGEST = update(_digests).where(_digests.c.id == bindparam("digest_id")).values(version=_digests.c.version + 1)
 
@@ -150,15 +161,33 @@ async def _apply_to_rows(connection: AsyncConnection, rows: Sequence[Row[Any]], 
     return changed
 
 
+async def lock_alerts(connection: AsyncConnection, message_ids: Sequence[int]) -> None:
+    """Lock these messages' alerts first, in id order: the lock order of every transaction that writes alerts.
+
+    On PostgreSQL two transactions that lock the same alert and retry request in opposite orders deadlock,
+    and one of them (a click, a worker's answer, an applied webhook) is aborted. So every transaction that
+    writes a retry request and an alert takes the alert's lock before the request's: alerts (by id), then
+    retry requests, then digests. SQLite has one writer at a time and ignores FOR UPDATE.
+    """
+    if message_ids:
+        await connection.execute(_LOCK_ALERTS_IN_ORDER, {"message_ids": list(message_ids)})
+
+
+async def lock_alerts_of_requests(connection: AsyncConnection, request_ids: Sequence[int]) -> None:
+    """`lock_alerts` for the messages of these retry requests (the worker knows requests, not messages)."""
+    if request_ids:
+        await connection.execute(_LOCK_ALERTS_OF_REQUESTS, {"request_ids": list(request_ids)})
+
+
 async def bump_alerts(connection: AsyncConnection, message_ids: Sequence[int], **values: Any) -> None:
     """Change columns of the alerts of these messages that are not lifecycle state, and re-render them.
 
-    The lock order of every transaction that writes alerts and digests: the alerts, by id, then their digests.
-    An UPDATE … WHERE message_id IN (…) alone would lock the alerts in whatever order the scan finds them.
+    The alerts are locked first, by id (see `lock_alerts`): an UPDATE … WHERE message_id IN (…) alone would
+    lock them in whatever order the scan finds them.
     """
     if not message_ids:
         return
-    await connection.execute(_LOCK_ALERTS_IN_ORDER, {"message_ids": list(message_ids)})
+    await lock_alerts(connection, message_ids)
     changed = await connection.execute(
         update(Alert).where(Alert.message_id.in_(list(message_ids))).values(version=Alert.version + 1, **values)
     )

@@ -18,7 +18,7 @@ from bot.defaults import DEFAULT_NOT_CONFIRMED_MINUTES as NOT_CONFIRMED_MINUTES
 from bot.domain.lifecycle import Answered, SendingStarted, TakenOver
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
 from bot.domain.retry_requests import EnqueueResult, NewBatch, RequestView
-from bot.failures.state import apply_to_alerts
+from bot.failures.state import apply_to_alerts, lock_alerts_of_requests
 from bot.platform.group_commit import GroupCommit, each, together_on
 from bot.platform.models import Attempt, Request
 from bot.retries import queue_statements as sql
@@ -93,6 +93,7 @@ class RetryQueue(ReportClaims):
         """Open an attempt, or None if the lease was lost. After this, the request is never sent again."""
         now = self.clock()
         async with self.engine.begin() as connection:
+            await lock_alerts_of_requests(connection, [request_id])  # alerts first: see lock_alerts
             message_id = (
                 await connection.execute(sql.BEGIN_ATTEMPT, {"request_id": request_id, "token": token, "now": now})
             ).scalar_one_or_none()
@@ -118,6 +119,7 @@ class RetryQueue(ReportClaims):
         now = self.clock()
         said = {"answer": answer.kind.value, "status": answer.http_status, "now": now}
         async with self.engine.begin() as connection:
+            await lock_alerts_of_requests(connection, [request_id])  # alerts first: see lock_alerts
             message_id = (
                 await connection.execute(
                     sql.RECORD_FINAL_ANSWER if retry_at is None else sql.RECORD_ANSWER_AND_REQUEUE,
@@ -142,6 +144,7 @@ class RetryQueue(ReportClaims):
         """
         now = self.clock()
         async with self.engine.begin() as connection:
+            await lock_alerts_of_requests(connection, [request_id])  # alerts first: see lock_alerts
             if not await _close_leased(connection, request_id, token, outcome, detail, now, in_flight=True):
                 return False
             await connection.execute(
@@ -160,6 +163,7 @@ class RetryQueue(ReportClaims):
         """
         now = self.clock()
         async with self.engine.begin() as connection:
+            await lock_alerts_of_requests(connection, [request_id])  # alerts first: see lock_alerts
             if not await _close_leased(connection, request_id, token, outcome, detail, now, in_flight=False):
                 return False
             event = Answered(outcome, detail, now)
