@@ -9,7 +9,10 @@ from collections import Counter
 from collections.abc import Sequence
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     Block,
+    ButtonElement,
+    ConfirmObject,
     ContextBlock,
     MarkdownTextObject,
     SectionBlock,
@@ -29,6 +32,8 @@ MAX_BLOCKS = limits.MAX_BLOCKS
 TEXT_BUDGET = 3900
 # Ids listed inline before "and N more", so that one section stays far below Slack's 3,000 characters.
 INLINE_IDS = 20
+# Stop on a many-message batch's root message (its value: the batch id). Stable: posted messages carry it.
+STOP_ACTION_ID = "partoo_retry.stop"
 
 USAGE = (
     f"`{COMMAND} <message id> [<message id> …]` retries Partoo messages (up to {MAX_IDS}, "
@@ -54,6 +59,7 @@ _SHORT: dict[OutcomeKind, str] = {
     OutcomeKind.UNAVAILABLE: "Partoo unavailable, gave up",
     OutcomeKind.UNKNOWN: "no answer, not resent",
     OutcomeKind.SKIPPED: "not sent, cannot succeed",
+    OutcomeKind.STOPPED: "stopped, not sent",
 }
 
 
@@ -193,7 +199,32 @@ def batch_root(batch: BatchView, message_ids: Sequence[int], done: int = 0) -> S
     blocks: list[Block] = [_section(text), _context(status)]
     if batch.skipped:
         blocks.append(_context(f"Not asked again, already being retried: {_ids(list(batch.skipped))}."))
+    if batch.total > 1 and done < batch.total:
+        blocks.append(ActionsBlock(elements=[_stop_button(batch)]))
     return SlackMessage(text=text, blocks=blocks)
+
+
+def _stop_button(batch: BatchView) -> ButtonElement:
+    return ButtonElement(
+        text="Stop",
+        action_id=STOP_ACTION_ID,
+        value=str(batch.id),
+        style="danger",
+        confirm=ConfirmObject(
+            title="Stop these retries?",
+            text="The retries not yet sent are removed; those already on their way to Partoo finish.",
+            confirm="Stop",
+            deny="Keep going",
+        ),
+    )
+
+
+def stopped(count: int, still_going: int) -> SlackMessage:
+    """Told to whoever clicked Stop."""
+    text = f":octagonal_sign: Stopped {count} retr{'y' if count == 1 else 'ies'} not yet sent."
+    if still_going:
+        text += f" {still_going} already on its way to Partoo finish{'es' if still_going == 1 else ''} as sent."
+    return SlackMessage(text=text, blocks=[_section(text)])
 
 
 def single_finished(batch: BatchView, request: RequestView) -> SlackMessage:

@@ -15,9 +15,10 @@ from bot.failures.store import FailureStore
 from bot.platform.retention import history_start
 from bot.platform.slack import SlackPoster
 from bot.rendering.message import SlackMessage
-from bot.retries import log_messages, plan_messages
+from bot.retries import log_messages, messages, plan_messages
 from bot.retries.plan_store import PlanStatus, PlanStore, TooLarge
 from bot.retries.retry_log import RetryLog
+from bot.retries.stopping import stop_batch
 from bot.retries.store import RetryQueue
 
 # `status` links to the threads of this many of a message's latest requests (one chat.getPermalink each).
@@ -90,6 +91,15 @@ class RetryService:
 
     async def plan_status(self, plan_id: int) -> PlanStatus | None:
         return await self.plan_store().status(plan_id)
+
+    async def stop(self, batch_id: int, user_id: str, channel_id: str, ts: str) -> SlackMessage:
+        """Stop on a batch's root message: remove its requests not yet sent (bot.retries.stopping)."""
+        done = await stop_batch(self.queue.engine, batch_id, user_id, channel_id, ts, self.clock())
+        if done is None:
+            return messages.click_refused("This button does not belong to a retry the bot posted; nothing stopped.")
+        if done.stopped:
+            self.on_queued()  # wake the notifier: the progress message and the thread show them stopped
+        return messages.stopped(len(done.stopped), done.still_going)
 
     async def status(self, message_id: int) -> SlackMessage:
         history = await self.retry_log.history(message_id)
