@@ -31,6 +31,7 @@ from bot.alerts.store import AlertStore
 from bot.config import Settings
 from bot.defaults import (
     ALERT_POSTS_PER_MINUTE,
+    BULK_PLAN_TTL_SECONDS,
     CHECK_TIMEOUT,
     DEFAULT_TIMEOUT,
     DIGEST_WINDOW,
@@ -63,6 +64,7 @@ from bot.reports.poster import ReportPoster
 from bot.reports.schedule_store import ReportSchedule
 from bot.reports.store import ReportReads
 from bot.retries.notifier import Notifier
+from bot.retries.plan_store import PlanStore
 from bot.retries.policy import RetryPolicy
 from bot.retries.retry_log import RetryLog
 from bot.retries.service import RetryService
@@ -93,6 +95,8 @@ class Tuning:
     check_timeout: httpx.Timeout = field(default_factory=lambda: CHECK_TIMEOUT)
     # None: NOT_CONFIRMED_MINUTES from the settings; tests wait seconds instead.
     not_confirmed_seconds: float | None = None
+    # How long a `/partoo-retry failed …` plan's buttons work; tests shorten it to see one expire.
+    plan_ttl_seconds: float = BULK_PLAN_TTL_SECONDS
     # Retention and webhook health. retention_seconds overrides RETENTION_DAYS (the soak benchmark uses seconds).
     retention_seconds: float | None = None
     retention_interval: float = RETENTION_INTERVAL
@@ -245,6 +249,12 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         diagnosis=diagnosis_store,
         retention_seconds=pruner.retention_seconds,
         names=names,
+        plans=PlanStore(
+            engine,
+            cap=settings.bulk_plan_max,
+            ttl_seconds=tuning.plan_ttl_seconds,
+            awaiting_seconds=not_confirmed_seconds,
+        ),
     )
     bolt = AsyncApp(
         client=slack,

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from dotenv import find_dotenv, load_dotenv
 
 from bot.defaults import (
+    DEFAULT_BULK_PLAN_MAX,
     DEFAULT_CONVERSATION_CHECK,
     DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS,
     DEFAULT_DATABASE_URL,
@@ -111,6 +112,7 @@ class Settings:
     conversation_check: bool = DEFAULT_CONVERSATION_CHECK
     conversation_check_cache_seconds: int = DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS
     not_confirmed_minutes: int = DEFAULT_NOT_CONFIRMED_MINUTES
+    bulk_plan_max: int = DEFAULT_BULK_PLAN_MAX
     # Retention and webhook health: 0 days keeps everything; None minutes never warns; None URL compares nothing.
     retention_days: int = DEFAULT_RETENTION_DAYS
     webhook_silence_alert_minutes: int | None = None
@@ -232,6 +234,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         low=1,
         high=24 * 60,
     )
+    bulk_plan_max = _integer(
+        text("BULK_PLAN_MAX"), "BULK_PLAN_MAX", problems, default=DEFAULT_BULK_PLAN_MAX, low=1, high=100_000
+    )
     retention_days = _integer(
         text("RETENTION_DAYS"),
         "RETENTION_DAYS",
@@ -276,6 +281,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         conversation_check=conversation_check,
         conversation_check_cache_seconds=check_cache_seconds,
         not_confirmed_minutes=not_confirmed_minutes,
+        bulk_plan_max=bulk_plan_max,
         retention_days=retention_days,
         webhook_silence_alert_minutes=silence_minutes,
         public_url=public_url,

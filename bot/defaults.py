@@ -74,6 +74,12 @@ DEFAULT_CONVERSATION_CHECK = True
 DEFAULT_CONVERSATION_CHECK_CACHE_SECONDS = 60
 # An accepted retry with neither Success nor Failed after this long is shown as "not confirmed".
 DEFAULT_NOT_CONFIRMED_MINUTES = 15
+
+# -- bulk retries (`/partoo-retry failed …`, README: "Retrying many at once") ----------------------
+# A plan matching more failed messages than this says so and asks to narrow the filter.
+DEFAULT_BULK_PLAN_MAX = 1000
+# A plan's buttons work for this long: after that the state it showed is too old to act on.
+BULK_PLAN_TTL_SECONDS = 10 * 60.0
 # How long a new alert waits for its conversation's verdict before it is posted without one.
 ALERT_CHECK_WAIT = 2.0
 # Alerts older than this are not checked in the background (e.g. those posted before an upgrade turned checks

@@ -32,6 +32,8 @@ class OutcomeKind(StrEnum):
     UNAVAILABLE = "unavailable"
     UNKNOWN = "unknown"
     SKIPPED = "skipped"
+    # Stop on a bulk's progress message: the request was removed before it was sent (never one in flight).
+    STOPPED = "stopped"
 
     @property
     def is_final(self) -> bool:
@@ -65,6 +67,7 @@ _SENTENCES: dict[OutcomeKind, str] = {
         "before retrying again."
     ),
     OutcomeKind.SKIPPED: "Not sent: the bot checked the conversation first, and a retry cannot reach the customer.",
+    OutcomeKind.STOPPED: "Not sent: the retry was stopped before its turn came.",
 }
 
 

@@ -33,6 +33,9 @@ class NewBatch:
     # One message asked for outside any thread: report into its alert's thread if the bot posted one (looked up
     # in the transaction that queues the request, bot.retries.store).
     report_into_alert: bool = False
+    # Retry from a plan (`/partoo-retry failed …`): its ids are read, and the plan taken, in the transaction
+    # that queues them (bot.retries.plan_store).
+    plan_id: int | None = None
 
     @property
     def surface(self) -> Surface:
@@ -64,6 +67,8 @@ class EnqueueResult:
     refused: tuple[MessageRefusal, ...]
     # A digest's Retry all that someone already clicked: who (nothing was queued).
     digest_retried_by: str | None = None
+    # A plan's button on a plan that expired, was cancelled, or was already used (nothing was queued).
+    plan_gone: bool = False
 
 
 @dataclass(frozen=True)

@@ -333,3 +333,34 @@ class BusinessName(Base):
     name: Mapped[str | None] = mapped_column(Text)
     city: Mapped[str | None] = mapped_column(Text)
     seen_at: Mapped[float] = mapped_column(Double)
+
+
+class PlanState:
+    OPEN = "open"
+    RETRIED = "retried"
+    CANCELLED = "cancelled"
+
+
+class BulkPlan(Base):
+    """What `/partoo-retry failed …` showed one person: its buttons carry only this row's id.
+
+    The ids are stored when the plan is made, so Retry sends what the person saw (less what changed since,
+    which admission refuses in the transaction that queues); the plan is taken by one conditional UPDATE
+    in that same transaction, so it runs once however often its button is clicked.
+    """
+
+    __tablename__ = "bulk_plans"
+    __table_args__ = (Index("ix_bulk_plans_expires_at", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    requested_by: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    filter_text: Mapped[str] = mapped_column(Text)
+    message_ids: Mapped[str] = mapped_column(Text)  # JSON: the ids that can be retried, as the plan showed them
+    anyway_ids: Mapped[str] = mapped_column(Text)  # JSON: closed or setup problem (the confirmed anyway step)
+    created_at: Mapped[float] = mapped_column(Double)
+    expires_at: Mapped[float] = mapped_column(Double)
+    state: Mapped[str] = mapped_column(String(16), default=PlanState.OPEN)
+    batch_id: Mapped[int | None] = mapped_column(Integer)
+    anyway_requested_by: Mapped[str | None] = mapped_column(String(32))
+    anyway_batch_id: Mapped[int | None] = mapped_column(Integer)

@@ -20,6 +20,7 @@ OUTCOME_EMOJI: dict[OutcomeKind | None, str] = {
     OutcomeKind.UNAVAILABLE: ":warning:",
     OutcomeKind.UNKNOWN: ":warning:",
     OutcomeKind.SKIPPED: ":no_entry_sign:",
+    OutcomeKind.STOPPED: ":octagonal_sign:",
     None: ":hourglass_flowing_sand:",
 }
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
+from bot.domain.bulk import SUBCOMMAND as FAILED
+from bot.domain.bulk import Filter, parse_filter
 from bot.domain.commands import (
     DEFAULT_LOG_SIZE,
     MAX_IDS,
@@ -43,14 +46,21 @@ class Log:
 
 
 @dataclass(frozen=True)
+class Failed:
+    """`failed …`: make a plan of the failed messages the filter matches (nothing is sent)."""
+
+    filter: Filter
+
+
+@dataclass(frozen=True)
 class UsageError:
     problem: str
 
 
-Parsed = Help | Retry | Status | Log | UsageError
+Parsed = Help | Retry | Status | Log | Failed | UsageError
 
 
-def parse_command(text: str) -> Parsed:
+def parse_command(text: str, now: float | None = None) -> Parsed:
     """Turn the command's text into a request, or a UsageError that says what was wrong."""
     tokens = [token for token in _SEPARATORS.split(text.strip()) if token]
     if not tokens or tokens[0].lower() == "help":
@@ -63,8 +73,11 @@ def parse_command(text: str) -> Parsed:
         return parsed if isinstance(parsed, UsageError) else Status(parsed)
     if keyword == "log":
         return _log(tokens[1:])
+    if keyword == FAILED:
+        found = parse_filter(tokens[1:], time.time() if now is None else now)
+        return UsageError(found) if isinstance(found, str) else Failed(found)
     if tokens[0].isalpha():
-        return UsageError(f"`{_shown(tokens[0])}` is not a subcommand; use `status`, `log` or `help`.")
+        return UsageError(f"`{_shown(tokens[0])}` is not a subcommand; use `failed`, `status`, `log` or `help`.")
 
     anyway = len(tokens) > 1 and tokens[-1].lower() == ANYWAY
     if anyway:

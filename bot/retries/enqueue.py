@@ -20,6 +20,7 @@ from bot.domain.retry_requests import EnqueueResult, MessageRefusal, NewBatch
 from bot.failures.state import apply_to_alerts
 from bot.platform.models import Alert, Batch, Digest, Request, RequestState
 from bot.retries.admission_state import stored_states
+from bot.retries.plan_store import plan_queued, take_plan
 
 # Built once: SQLAlchemy reuses their compiled form instead of rebuilding them for every command.
 _INSERT_BATCH = insert(Batch).returning(Batch.id)
@@ -77,6 +78,11 @@ async def write_requests(
         if taken.rowcount != 1:
             by = (await connection.execute(_DIGEST_RETRIED_BY, {"digest_id": batch.digest_id})).scalar()
             return EnqueueResult(batch_id=None, queued=(), refused=(), digest_retried_by=by or "someone")
+    if batch.plan_id is not None:
+        plan_ids = await take_plan(connection, batch.plan_id, batch.requested_by, anyway=batch.retry_anyway, now=now)
+        if plan_ids is None:
+            return EnqueueResult(batch_id=None, queued=(), refused=(), plan_gone=True)
+        message_ids = plan_ids
     if batch.report_into_alert and len(message_ids) == 1:
         alert = (await connection.execute(_POSTED_ALERT, {"message_id": message_ids[0]})).first()
         if alert is not None:
@@ -146,6 +152,8 @@ async def write_requests(
         )
     # Alerts about these messages now show who asked for the retry, in the same transaction.
     source = "retry_all" if batch.digest_id is not None else batch.source
+    if batch.plan_id is not None:
+        await plan_queued(connection, batch.plan_id, batch_id, anyway=batch.retry_anyway)
     event = RetryRequested(batch.requested_by, source, now)
     await apply_to_alerts(connection, fresh, event)
     return EnqueueResult(batch_id=batch_id, queued=tuple(fresh), refused=tuple(refused))

@@ -9,7 +9,10 @@ from collections import Counter
 from collections.abc import Sequence
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     Block,
+    ButtonElement,
+    ConfirmObject,
     ContextBlock,
     MarkdownTextObject,
     SectionBlock,
@@ -29,12 +32,17 @@ MAX_BLOCKS = limits.MAX_BLOCKS
 TEXT_BUDGET = 3900
 # Ids listed inline before "and N more", so that one section stays far below Slack's 3,000 characters.
 INLINE_IDS = 20
+# Stop on a many-message batch's root message (its value: the batch id). Stable: posted messages carry it.
+STOP_ACTION_ID = "partoo_retry.stop"
 
 USAGE = (
     f"`{COMMAND} <message id> [<message id> …]` retries Partoo messages (up to {MAX_IDS}, "
     "separated by spaces or commas)\n"
     f"`{COMMAND} <message id> … anyway` retries even where the conversation check says it cannot succeed "
     "(asks you to confirm first)\n"
+    f"`{COMMAND} failed [since 2h|30m|1d|<ISO time>] [business <id>] [partner whatsapp|facebook|…] "
+    "[cause closed|setup|open|unchecked]` shows a plan of the failed messages that match (default: the last "
+    "day), grouped by what the bot knows; nothing is sent until you click its Retry\n"
     f"`{COMMAND} status <message id>` shows the retry history of one message\n"
     f"`{COMMAND} log [N]` lists the last N retries (default {DEFAULT_LOG_SIZE}, at most {MAX_LOG_SIZE})\n"
     f"`{COMMAND} help` shows this help"
@@ -51,6 +59,7 @@ _SHORT: dict[OutcomeKind, str] = {
     OutcomeKind.UNAVAILABLE: "Partoo unavailable, gave up",
     OutcomeKind.UNKNOWN: "no answer, not resent",
     OutcomeKind.SKIPPED: "not sent, cannot succeed",
+    OutcomeKind.STOPPED: "stopped, not sent",
 }
 
 
@@ -190,7 +199,32 @@ def batch_root(batch: BatchView, message_ids: Sequence[int], done: int = 0) -> S
     blocks: list[Block] = [_section(text), _context(status)]
     if batch.skipped:
         blocks.append(_context(f"Not asked again, already being retried: {_ids(list(batch.skipped))}."))
+    if batch.total > 1 and done < batch.total:
+        blocks.append(ActionsBlock(elements=[_stop_button(batch)]))
     return SlackMessage(text=text, blocks=blocks)
+
+
+def _stop_button(batch: BatchView) -> ButtonElement:
+    return ButtonElement(
+        text="Stop",
+        action_id=STOP_ACTION_ID,
+        value=str(batch.id),
+        style="danger",
+        confirm=ConfirmObject(
+            title="Stop these retries?",
+            text="The retries not yet sent are removed; those already on their way to Partoo finish.",
+            confirm="Stop",
+            deny="Keep going",
+        ),
+    )
+
+
+def stopped(count: int, still_going: int) -> SlackMessage:
+    """Told to whoever clicked Stop."""
+    text = f":octagonal_sign: Stopped {count} retr{'y' if count == 1 else 'ies'} not yet sent."
+    if still_going:
+        text += f" {still_going} already on its way to Partoo finish{'es' if still_going == 1 else ''} as sent."
+    return SlackMessage(text=text, blocks=[_section(text)])
 
 
 def single_finished(batch: BatchView, request: RequestView) -> SlackMessage:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from bot.domain.bulk import Filter
 from bot.domain.retry_requests import EnqueueResult, NewBatch
 from bot.failures import verdict_messages
 from bot.failures.businesses import BusinessNames
@@ -14,8 +15,10 @@ from bot.failures.store import FailureStore
 from bot.platform.retention import history_start
 from bot.platform.slack import SlackPoster
 from bot.rendering.message import SlackMessage
-from bot.retries import log_messages
+from bot.retries import log_messages, messages, plan_messages
+from bot.retries.plan_store import PlanStatus, PlanStore, TooLarge
 from bot.retries.retry_log import RetryLog
+from bot.retries.stopping import stop_batch
 from bot.retries.store import RetryQueue
 
 # `status` links to the threads of this many of a message's latest requests (one chat.getPermalink each).
@@ -36,6 +39,7 @@ class RetryService:
         diagnosis: DiagnosisStore | None = None,
         retention_seconds: float = 0.0,
         names: BusinessNames | None = None,
+        plans: PlanStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.queue = queue
@@ -46,6 +50,7 @@ class RetryService:
         self.diagnosis = diagnosis
         self.retention_seconds = retention_seconds
         self.names = names
+        self.plans = plans
         self.clock = clock
 
     def history_start(self) -> float | None:
@@ -69,6 +74,32 @@ class RetryService:
         if result.queued:
             self.on_queued()
         return result
+
+    def plan_store(self) -> PlanStore:
+        if self.plans is None:
+            raise RuntimeError("plans are not configured")  # build_bot always gives them
+        return self.plans
+
+    async def plan(self, user_id: str, channel_id: str, wanted: Filter) -> SlackMessage:
+        """Match, group and store a plan, and show it (nothing is queued)."""
+        made = await self.plan_store().make(user_id, channel_id, wanted)
+        if isinstance(made, TooLarge):
+            return plan_messages.too_large(made)
+        shown = [item.business_id for item in made.items[: plan_messages.FIRST_IDS] if item.business_id]
+        businesses = await self.names.lookup(shown) if self.names else {}
+        return plan_messages.plan(made, businesses)
+
+    async def plan_status(self, plan_id: int) -> PlanStatus | None:
+        return await self.plan_store().status(plan_id)
+
+    async def stop(self, batch_id: int, user_id: str, channel_id: str, ts: str) -> SlackMessage:
+        """Stop on a batch's root message: remove its requests not yet sent (bot.retries.stopping)."""
+        done = await stop_batch(self.queue.engine, batch_id, user_id, channel_id, ts, self.clock())
+        if done is None:
+            return messages.click_refused("This button does not belong to a retry the bot posted; nothing stopped.")
+        if done.stopped:
+            self.on_queued()  # wake the notifier: the progress message and the thread show them stopped
+        return messages.stopped(len(done.stopped), done.still_going)
 
     async def status(self, message_id: int) -> SlackMessage:
         history = await self.retry_log.history(message_id)

@@ -20,7 +20,7 @@ from bot.domain.retry_requests import NewBatch
 from bot.platform import correlation
 from bot.rendering.message import SlackMessage
 from bot.retries import messages, refusal_messages
-from bot.retries.commands import Help, Log, Retry, Status, UsageError, parse_command
+from bot.retries.commands import Failed, Help, Log, Retry, Status, UsageError, parse_command
 from bot.retries.service import RetryService
 from bot.slack.authorization import Middleware
 from bot.slack.replies import ephemeral
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def asks_to_retry(body: dict[str, Any]) -> bool:
-    """Whether a command would retry messages (the only kind that needs authorization)."""
-    return isinstance(parse_command(body.get("text") or ""), Retry)
+    """Whether a command would retry messages, or plan to (the kinds that need authorization)."""
+    return isinstance(parse_command(body.get("text") or ""), Retry | Failed)
 
 
 def register(app: AsyncApp, service: RetryService, authorize: Middleware) -> None:
@@ -44,7 +44,7 @@ def register(app: AsyncApp, service: RetryService, authorize: Middleware) -> Non
             try:
                 await respond(**ephemeral(await answer))
             except Exception:
-                log.exception("could not answer a log question through response_url")
+                log.exception("could not answer a question through response_url")
 
         task = asyncio.create_task(send())
         pending.add(task)  # keep a reference until it is done, or the task may be collected mid-way
@@ -63,6 +63,10 @@ def register(app: AsyncApp, service: RetryService, authorize: Middleware) -> Non
             case Log(size):
                 await ack()
                 after_ack(respond, service.recent(size))
+            case Failed(wanted):
+                # Nothing is sent: the plan (only to the person) carries the buttons (bot.slack.plan_clicks).
+                await ack()
+                after_ack(respond, service.plan(command["user_id"], command["channel_id"], wanted))
             case Retry(message_ids, anyway=True):
                 # Explicit, then confirmed: the answer's button (and its dialog) queues it (bot.slack.clicks).
                 await ack(**ephemeral(refusal_messages.confirm_anyway(message_ids)))

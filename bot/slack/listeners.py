@@ -2,6 +2,8 @@
 
 - `/partoo-retry`: bot.slack.command
 - the Retry and "Retry all" buttons: bot.slack.clicks
+- the buttons of a `/partoo-retry failed …` plan: bot.slack.plan_clicks
+- Stop, on a many-message retry's progress message: bot.slack.stop_clicks
 - the App Home tab: bot.slack.home
 - the message shortcut "Retry Partoo messages": bot.slack.shortcut
 
@@ -17,7 +19,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.domain.access import AccessPolicy
 from bot.platform.authz import Authorizer
 from bot.retries.service import RetryService
-from bot.slack import clicks, command, home, shortcut
+from bot.slack import clicks, command, home, plan_clicks, shortcut, stop_clicks
 from bot.slack.authorization import authorization
 
 
@@ -38,6 +40,8 @@ def register(
     """
     command.register(app, service, authorization(authorizer, policy, applies=command.asks_to_retry))
     clicks.register(app, alert_clicks, authorization(authorizer, policy))
+    plan_clicks.register(app, service, authorization(authorizer, policy))
+    stop_clicks.register(app, service, authorization(authorizer, policy))
     home.register(app, app_home, on_error)
     shortcut.register(app, service, authorizer, policy)
     app.error(on_error)

@@ -1,0 +1,57 @@
+"""Stop, on a many-message retry's progress message: parse, authorize (before), stop, answer the clicker.
+
+The button carries only the batch id; the click is honoured only on the message that is that batch's root
+(channel and ts as stored). What is stopped is decided in one transaction (bot.retries.stopping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.domain.commands import MAX_MESSAGE_ID, ascii_number
+from bot.rendering.message import SlackMessage
+from bot.retries import messages
+from bot.retries.messages import STOP_ACTION_ID
+from bot.retries.service import RetryService
+from bot.slack.authorization import Middleware, asker
+from bot.slack.replies import ephemeral
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, service: RetryService, authorize: Middleware) -> None:
+    """Attach Stop's listener, behind `authorize` (RETRY_ALLOWED_* applies to Stop as to Retry)."""
+    pending: set[asyncio.Task[None]] = set()
+
+    @app.action(STOP_ACTION_ID, middleware=[authorize])
+    async def on_stop(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
+        answer = await _stop(service, body, action)
+        await ack()
+        task = asyncio.create_task(_answer(respond, answer))
+        pending.add(task)  # keep a reference until it is done, or the task may be collected mid-way
+        task.add_done_callback(pending.discard)
+
+
+async def _stop(service: RetryService, body: dict[str, Any], action: dict[str, Any]) -> SlackMessage:
+    batch_id = ascii_number(str(action.get("value", "")), MAX_MESSAGE_ID)
+    if not batch_id:
+        return messages.click_refused("This button is not one the bot posted.")
+    user_id, channel_id = asker(body)
+    ts = str((body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts", ""))
+    try:
+        return await service.stop(batch_id, user_id, channel_id, ts)
+    except (SQLAlchemyError, OSError) as error:
+        log.error("could not stop batch %d: %s", batch_id, type(error).__name__)
+        return messages.queue_unavailable()
+
+
+async def _answer(respond: AsyncRespond, answer: SlackMessage) -> None:
+    try:
+        await respond(**ephemeral(answer), replace_original=False)
+    except Exception:
+        log.exception("could not answer a Stop click through response_url")

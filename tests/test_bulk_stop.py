@@ -1,0 +1,73 @@
+"""Stop on a many-message retry's progress message: nothing in flight is cancelled, nothing stopped is sent."""
+
+from __future__ import annotations
+
+from bot.app import Tuning
+from bot.domain.outcomes import OutcomeKind
+from bot.retries.messages import STOP_ACTION_ID
+from tests.fakes import FakePartoo, FakeSlack
+from tests.fakes.partoo import ANY_MESSAGE, Reply
+from tests.harness import CHANNEL, FAST, USER, buttons, running_bot
+from tests.waiting import eventually, eventually_async
+
+IDS = (3001, 3002, 3003, 3004)
+
+
+async def test_stop_removes_what_is_not_sent_and_lets_the_call_in_flight_finish(
+    slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
+) -> None:
+    # One worker, and Partoo holds its first answer: one request is in flight, three wait their turn.
+    partoo.script(ANY_MESSAGE, [Reply(200, delay=2.0)])
+    tuning = Tuning(**{**FAST.__dict__, "worker_concurrency": 1})
+    async with running_bot(slack, {**environment, "RETRY_ALLOWED_USERS": "U1"}, tuning) as bot:
+        await bot.command(" ".join(map(str, IDS)), user_id="U1")
+        root = await eventually(lambda: [m for m in slack.root_messages(CHANNEL) if _stop(m)], timeout=10)
+        stop = _stop(root[0])
+        in_flight = await eventually(lambda: partoo.calls, timeout=10)
+        assert len(in_flight) == 1 and in_flight[0].status is None  # held by Partoo's fake
+
+        # Someone the access policy does not allow: refused, nothing stopped.
+        refused = await bot.click(
+            action_id=STOP_ACTION_ID,
+            value=stop["value"],
+            user_id=USER,
+            channel_id=CHANNEL,
+            message_ts=root[0].ts,
+            response_url=slack.response_url("refused"),
+        )
+        assert refused.status_code == 200
+        assert "You may not retry" in (await eventually(lambda: slack.responses("refused")))[0]["text"]
+
+        await bot.click(
+            action_id=STOP_ACTION_ID,
+            value=stop["value"],
+            user_id="U1",
+            channel_id=CHANNEL,
+            message_ts=root[0].ts,
+            response_url=slack.response_url("stop"),
+        )
+        told = (await eventually(lambda: slack.responses("stop")))[0]["text"]
+        assert "Stopped 3 retries not yet sent" in told and "1 already on its way" in told, told
+
+        async def all_finished() -> dict[int, OutcomeKind | None]:
+            outcomes = {}
+            for message_id in IDS:
+                history = await bot.bot.retry_log.history(message_id)
+                if not history or history[-1][0].finished_at is None:
+                    return {}
+                outcomes[message_id] = history[-1][0].outcome
+            return outcomes
+
+        outcomes = await eventually_async(all_finished, timeout=20)
+        sent = [int(n) for n in partoo.received_ids()]
+        assert len(sent) == 1 and outcomes[sent[0]] is OutcomeKind.ACCEPTED  # the call in flight finished
+        assert sorted(n for n, outcome in outcomes.items() if outcome is OutcomeKind.STOPPED) == sorted(
+            set(IDS) - set(sent)
+        )
+        # Stopping twice stops nothing more; the progress message drops its Stop once all are done.
+        await eventually(lambda: not _stop(slack.message(CHANNEL, root[0].ts)), timeout=20)
+        assert len(partoo.calls) == 1
+
+
+def _stop(message: object) -> dict[str, object]:
+    return next((b for b in buttons(message) if b["action_id"] == STOP_ACTION_ID), {})
