@@ -4,7 +4,8 @@ One UPDATE, in one transaction, closes every request of the batch still `queued`
 with the outcome STOPPED. The worker's claim is the same kind of conditional UPDATE (`queued` → `running`,
 bot.retries.queue_statements), so each request is either claimed or stopped, never both: a request a worker
 holds (running, or with an attempt in flight) is never touched here, and a stopped one is never claimed.
-Requests are locked before their alerts, as the worker does (the other order deadlocks with it on PostgreSQL).
+The messages' alerts are locked first, then the requests (bot.failures.state.lock_alerts: one order everywhere,
+or PostgreSQL deadlocks this with the worker).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.lifecycle import Answered
 from bot.domain.outcomes import OutcomeKind
-from bot.failures.state import apply_to_alerts
+from bot.failures.state import apply_to_alerts, lock_alerts
 from bot.platform.models import Batch, Request, RequestState
 
 _STOP = (
@@ -35,6 +36,9 @@ _STOP = (
         lease_until=None,
     )
     .returning(Request.message_id)
+)
+_QUEUED_MESSAGES = select(Request.message_id).where(
+    Request.batch_id == bindparam("batch_id"), Request.state == RequestState.QUEUED
 )
 _STILL_GOING = select(func.count()).where(
     Request.batch_id == bindparam("batch_id"), Request.state.in_(RequestState.ACTIVE)
@@ -56,6 +60,9 @@ async def stop_batch(
         if root is None or (root.root_channel, root.root_ts) != (channel_id, ts):
             return None
         detail = f"stopped by {user_id}"  # plain text: details are escaped where shown
+        await lock_alerts(
+            connection, list((await connection.execute(_QUEUED_MESSAGES, {"batch_id": batch_id})).scalars())
+        )
         stopped = tuple(
             (await connection.execute(_STOP, {"stopped_batch": batch_id, "why": detail, "now": now})).scalars()
         )
