@@ -48,6 +48,7 @@ from bot.defaults import (
 from bot.failures.businesses import BusinessNames
 from bot.failures.diagnosis import ConversationChecker
 from bot.failures.diagnosis_store import DiagnosisStore
+from bot.failures.silences import SilenceStore
 from bot.platform.authz import Authorizer
 from bot.platform.database import create_engine
 from bot.platform.http_limits import BODY_READ_SECONDS, BodyLimits
@@ -197,6 +198,8 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
     )
     notifier.on_announced = worker.wake
     alerts = AlertStore(engine, preview_chars=PREVIEW_CHARS if settings.store_message_preview else None)
+    # Read by the alerter (what to hold back), the listeners (start, list, end) and the weekly report.
+    silences = SilenceStore(engine)
     alerter = Alerter(
         alerts,
         poster,
@@ -209,6 +212,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         checks_enabled=checker is not None,
         not_confirmed_minutes=settings.not_confirmed_minutes,
         names=names,
+        silences=silences,
     )
     diagnosis = DiagnosisLoop(
         diagnosis_store,
