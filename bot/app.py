@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.alerts import silence_messages
 from bot.alerts.alerter import Alerter
 from bot.alerts.diagnosis_loop import DiagnosisLoop
 from bot.alerts.health import WebhookHealth, WebhookWatcher
@@ -45,6 +46,7 @@ from bot.defaults import (
     RETENTION_PAUSE,
     WORKER_CONCURRENCY,
 )
+from bot.domain.silences import Scope
 from bot.failures.businesses import BusinessNames
 from bot.failures.diagnosis import ConversationChecker
 from bot.failures.diagnosis_store import DiagnosisStore
@@ -258,6 +260,13 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         # which takes milliseconds; the other mode makes Bolt poll for ack() every 10 ms per request.
         process_before_response=True,
     )
+
+    async def active_silences() -> list[str]:
+        """The weekly report's "Silenced" lines (the report itself never reads the alerter's tables)."""
+        active = await silences.active()
+        businesses = await names.lookup(s.value for s in active if s.scope is Scope.BUSINESS)
+        return silence_messages.active_lines(active, businesses)
+
     reports = ReportReads(engine, names)
     listeners.register(
         bolt,
@@ -271,12 +280,14 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
             reports=reports,
             report_schedule=settings.report_schedule,
             names=names,
+            silences=active_silences,
         ),
         Authorizer(settings.access, slack),
         settings.access,
         # Slack failures inside listeners are narrowed like the bot's own (and an auth one shows in /readyz).
         on_error=poster.bolt_error_handler(),
     )
+
     # Off when neither REPORT_CHANNEL nor SLACK_LOG_CHANNEL says where it goes.
     report_poster = (
         ReportPoster(
@@ -286,6 +297,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
             settings.report_channel,
             settings.report_schedule,
             poll_interval=tuning.report_poll_interval,
+            silences=active_silences,
         )
         if settings.report_channel
         else None

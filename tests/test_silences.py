@@ -15,7 +15,16 @@ from bot.domain.verdict import Verdict, VerdictKind
 from bot.failures.silences import SilenceStore
 from bot.platform.models import Digest
 from tests.fakes import FakePartoo, FakeSlack, SlackMessage
-from tests.harness import ALERT_CHANNEL, RunningBot, buttons, message_text, running_bot
+from tests.harness import (
+    ALERT_CHANNEL,
+    USER,
+    RunningBot,
+    assert_whole_entities,
+    buttons,
+    message_text,
+    running_bot,
+    section_texts,
+)
 from tests.signing import PartooSigner, message_updated_event
 from tests.waiting import eventually, eventually_async
 
@@ -160,3 +169,30 @@ async def test_two_replicas_sum_a_silence_up_exactly_once(
 
 async def _no_due(bot: RunningBot) -> bool:
     return await _store(bot).due_summaries() == []
+
+
+async def test_app_home_shows_active_silences_with_a_hostile_note_escaped(
+    slack: FakeSlack, environment: dict[str, str]
+) -> None:
+    async with running_bot(slack, {**environment, "REPORT_CHANNEL": "CREPORT"}) as bot:
+        await _app_home_shows_silences(bot, slack)
+
+
+async def _app_home_shows_silences(bot: RunningBot, slack: FakeSlack) -> None:
+    hostile = "<!channel> fixing <https://evil.example|here> & more"
+    await _store(bot).start(Scope.PARTNER, "facebook", time.time() + 3600, "USILENT", note=hostile)
+    await bot.event(
+        {
+            "type": "event_callback",
+            "team_id": "T0001",
+            "api_app_id": "A0001",
+            "event_id": "EvSilences",
+            "event_time": 1,
+            "event": {"type": "app_home_opened", "user": USER, "channel": "D1", "tab": "home"},
+        }
+    )
+    view = await eventually(lambda: slack.published_view(USER))
+    lines = "\n".join(section_texts(view["blocks"]))
+    assert "Facebook silenced by <@USILENT> until" in lines
+    assert "&lt;!channel&gt; fixing &lt;https://evil.example|here&gt; &amp; more" in lines
+    assert_whole_entities(lines.replace("<@USILENT>", ""))

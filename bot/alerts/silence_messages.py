@@ -6,7 +6,7 @@ a person typed: both are escaped here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from bot.alerts.messages import GROUP_NAME_CHARS, partner_name
 from bot.domain.businesses import Business
@@ -49,3 +49,8 @@ def summary_title(silence: Silence, count: int, retryable: int, businesses: Mapp
     """The head of the digest that sums up what a silence held back."""
     noun = "failure" if count == 1 else "failures"
     return f"While {subject(silence, businesses)} was silenced: {count} {noun}, {retryable} now retryable"
+
+
+def active_lines(silences: Sequence[Silence], businesses: Mapping[str, Business]) -> list[str]:
+    """One line per active silence, for the weekly report and App Home."""
+    return [silenced_line(silence, businesses) for silence in silences]
