@@ -192,6 +192,7 @@ async def _app_home_shows_silences(bot: RunningBot, slack: FakeSlack) -> None:
         }
     )
     view = await eventually(lambda: slack.published_view(USER))
+    assert view is not None
     lines = "\n".join(section_texts(view["blocks"]))
     assert "Facebook silenced by <@USILENT> until" in lines
     assert "&lt;!channel&gt; fixing &lt;https://evil.example|here&gt; &amp; more" in lines
