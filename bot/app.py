@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.alerts import silence_messages
 from bot.alerts.alerter import Alerter
 from bot.alerts.diagnosis_loop import DiagnosisLoop
 from bot.alerts.health import WebhookHealth, WebhookWatcher
@@ -46,9 +47,11 @@ from bot.defaults import (
     RETENTION_PAUSE,
     WORKER_CONCURRENCY,
 )
+from bot.domain.silences import Scope
 from bot.failures.businesses import BusinessNames
 from bot.failures.diagnosis import ConversationChecker
 from bot.failures.diagnosis_store import DiagnosisStore
+from bot.failures.silences import SilenceStore
 from bot.platform.authz import Authorizer
 from bot.platform.database import create_engine
 from bot.platform.http_limits import BODY_READ_SECONDS, BodyLimits
@@ -201,6 +204,8 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
     )
     notifier.on_announced = worker.wake
     alerts = AlertStore(engine, preview_chars=PREVIEW_CHARS if settings.store_message_preview else None)
+    # Read by the alerter (what to hold back), the listeners (start, list, end) and the weekly report.
+    silences = SilenceStore(engine)
     alerter = Alerter(
         alerts,
         poster,
@@ -213,6 +218,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         checks_enabled=checker is not None,
         not_confirmed_minutes=settings.not_confirmed_minutes,
         names=names,
+        silences=silences,
     )
     diagnosis = DiagnosisLoop(
         diagnosis_store,
@@ -264,6 +270,13 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         # which takes milliseconds; the other mode makes Bolt poll for ack() every 10 ms per request.
         process_before_response=True,
     )
+
+    async def active_silences() -> list[str]:
+        """The weekly report's "Silenced" lines (the report itself never reads the alerter's tables)."""
+        active = await silences.active()
+        businesses = await names.lookup(s.value for s in active if s.scope is Scope.BUSINESS)
+        return silence_messages.active_lines(active, businesses)
+
     reports = ReportReads(engine, names)
     listeners.register(
         bolt,
@@ -277,12 +290,14 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
             reports=reports,
             report_schedule=settings.report_schedule,
             names=names,
+            silences=active_silences,
         ),
         Authorizer(settings.access, slack),
         settings.access,
         # Slack failures inside listeners are narrowed like the bot's own (and an auth one shows in /readyz).
         on_error=poster.bolt_error_handler(),
     )
+
     # Off when neither REPORT_CHANNEL nor SLACK_LOG_CHANNEL says where it goes.
     report_poster = (
         ReportPoster(
@@ -292,6 +307,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
             settings.report_channel,
             settings.report_schedule,
             poll_interval=tuning.report_poll_interval,
+            silences=active_silences,
         )
         if settings.report_channel
         else None

@@ -36,7 +36,9 @@ from bot.defaults import (
 )
 from bot.domain.alert_routes import AlertRoutes
 from bot.domain.businesses import Business, business_key
+from bot.domain.silences import Silence, matching
 from bot.failures.businesses import BusinessNames
+from bot.failures.silences import SilenceStore
 from bot.failures.store import AlertView, DigestView
 from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.loop import PollingLoop
@@ -69,6 +71,7 @@ class Alerter(PollingLoop):
         checks_enabled: bool = False,
         not_confirmed_minutes: int | None = None,
         names: BusinessNames | None = None,
+        silences: SilenceStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(poll_interval)
@@ -86,10 +89,14 @@ class Alerter(PollingLoop):
         self.not_confirmed_minutes = not_confirmed_minutes
         # Businesses are shown by name where a conversation check learned it (bot.failures.businesses).
         self.names = names
+        # Failures that match an active silence are held back, then summed up when it ends.
+        self.silences = silences
         self.clock = clock
 
     async def tick(self) -> bool:
         await self.store.apply_claimed(await self.store.claim_events(self.claim_seconds), self._destination)
+        # Before new alerts: a failure arriving as its silence ends then joins the summary, not a post of its own.
+        await self._sum_up_ended_silences()
         await self._post_new_alerts()
         for digest in await self.store.stale_digests():
             await self._render_digest(digest)
@@ -107,7 +114,10 @@ class Alerter(PollingLoop):
     async def _post_new_alerts(self) -> None:
         """Each destination channel floods on its own: its digest groups only its own failures."""
         by_channel: dict[str, list[AlertView]] = {}
+        silences = await self.silences.active() if self.silences else []
         for alert in await self.store.new_alerts():
+            if silences and await self._held(alert, silences):
+                continue
             by_channel.setdefault(alert.channel_id, []).append(alert)
         # Concurrently: a channel waiting for its next slot does not hold up the others.
         await asyncio.gather(*(self._post_new_alerts_in(channel, waiting) for channel, waiting in by_channel.items()))
@@ -125,6 +135,29 @@ class Alerter(PollingLoop):
             await self._render_alert(alert)
             if self._stopping:
                 return
+
+    async def _held(self, alert: AlertView, silences: list[Silence]) -> bool:
+        """Whether a silence holds this alert back (and it was recorded so).
+
+        Never once someone asked a retry for it (`retries`): the outcome of a retry a person asked for is
+        always shown, silence or not.
+        """
+        if alert.state.retries > 0:
+            return False
+        silence = matching(silences, alert.state.failure, alert.state.verdict, self.clock())
+        if silence is None:
+            return False
+        if await self.store.hold(alert, silence.id):
+            log.info("alert for Partoo message %s held back by silence %s", alert.message_id, silence.id)
+        return True
+
+    async def _sum_up_ended_silences(self) -> None:
+        if self.silences is None:
+            return
+        for silence in await self.silences.due_summaries():
+            digests = await self.silences.summarize(silence)
+            if digests:
+                log.info("silence %s ended: its held failures are summed up in digest(s) %s", silence.id, digests)
 
     def _check_expected(self, alert: AlertView) -> bool:
         """Whether the diagnosis loop will check this alert (checks on, none yet, recent enough)."""

@@ -20,6 +20,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.alerts import silence_messages
 from bot.alerts.messages import FIELD_LIMIT, GROUP_NAME_CHARS, RETRY_ALL_ACTION_ID, SECTION_LIMIT, partner_name
 from bot.domain.businesses import Business, business_key
 from bot.domain.lifecycle import DigestState
@@ -45,6 +46,11 @@ def digest_message(state: DigestState, businesses: Mapping[str, Business] | None
     count = len(failures)
     noun = "message" if count == 1 else "messages"
     title = f":rotating_light: *{count} {noun} failed in the last minutes*"
+    text = f"{count} Partoo {noun} failed in the last minutes"
+    if state.silence is not None:
+        sendable = verdict_messages.sendable_count(state, [f.message_id for f in failures])
+        summary = silence_messages.summary_title(state.silence, count, sendable, names)
+        title, text = f":bell: *{summary}*", summary
     blocks: list[Block] = [
         _section(title),
         ContextBlock(elements=[MarkdownTextObject(text=f"First failure {mrkdwn.when(state.first_at)}")]),
@@ -67,7 +73,6 @@ def digest_message(state: DigestState, businesses: Mapping[str, Business] | None
             causes = verdict_messages.causes_text(failures, state.verdicts, names)
             blocks.append(_section(f"*By cause*\n{causes}"))
         blocks.append(_section(f"*Messages*\n{_ids([f.message_id for f in failures])}"))
-    text = f"{count} Partoo {noun} failed in the last minutes"
     if state.retry_requested_by:
         progress = (
             f"Retry all requested by {mrkdwn.user(state.retry_requested_by)}: {state.requested} requested, "

@@ -63,6 +63,23 @@ class AlertStore(FailureStore, EventIntake, PostClaims):
             )
             return [alert_view(row) for row in rows]
 
+    async def hold(self, alert: AlertView, silence_id: int) -> bool:
+        """Hold a new alert back for a silence: its version counts as handled, so it is not picked again
+        until it changes (a repeated failure is then held again; a retry someone asks for is posted)."""
+        async with self.engine.begin() as connection:
+            held = await connection.execute(
+                update(Alert)
+                .where(
+                    Alert.id == alert.id,
+                    Alert.version == alert.version,
+                    Alert.ts.is_(None),
+                    Alert.digest_id.is_(None),
+                    lease_free(Alert.post_lease_until, self.clock()),
+                )
+                .values(silence_id=silence_id, posted_version=alert.version)
+            )
+            return held.rowcount == 1
+
     async def stale_alerts(self, limit: int = 50) -> list[AlertView]:
         """Posted alerts whose message shows an older version than the row."""
         now = self.clock()
@@ -92,6 +109,8 @@ class AlertStore(FailureStore, EventIntake, PostClaims):
                         Digest.channel_id == channel_id,
                         Digest.created_at >= since,
                         Digest.retry_requested_by.is_(None),
+                        # A silence's summary is about that silence only: a flood starts its own digest.
+                        Digest.silence_id.is_(None),
                     )
                     .order_by(Digest.id.desc())
                     .limit(1)

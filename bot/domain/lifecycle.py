@@ -44,6 +44,7 @@ from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.phases import RETRY_PHASES as RETRY_PHASES
 from bot.domain.phases import Phase as Phase
+from bot.domain.silences import Silence
 from bot.domain.verdict import Verdict
 
 MAX_RETRIES = 5
@@ -287,6 +288,8 @@ class DigestState:
     skipped: int = 0
     # The latest verdict on each failure's conversation, by message id (missing: not checked).
     verdicts: Mapping[int, Verdict] = field(default_factory=dict)
+    # The silence whose held-back failures this digest sums up, once it ended (None: a flood's digest).
+    silence: Silence | None = None
 
 
 # What became of a message after a retry, as the retry request records it.

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.lifecycle import DELIVERED, FAILED_AGAIN, AlertState, DigestState
 from bot.domain.outcomes import OutcomeKind
+from bot.failures.silences import SilenceStore
 from bot.failures.state import ALERT_COLUMNS, alert_state
 from bot.platform.models import Alert, Batch, Digest, Request, RequestState
 
@@ -47,6 +48,8 @@ class DigestView:
     posted_at: float | None
     retry_requested_by: str | None
     post_error: str | None = None
+    # Set on a digest that sums up what a silence held back.
+    silence_id: int | None = None
 
 
 def alert_view(row: Row[Any]) -> AlertView:
@@ -74,6 +77,7 @@ def digest_view(row: Row[Any]) -> DigestView:
         posted_at=row.posted_at,
         retry_requested_by=row.retry_requested_by,
         post_error=row.post_error,
+        silence_id=row.silence_id,
     )
 
 
@@ -133,6 +137,7 @@ class FailureStore:
     async def digest_state(self, digest: DigestView) -> DigestState:
         """Everything the digest message shows, from its alerts and the retries of its Retry all."""
         alerts = await self.digest_alerts(digest.id)
+        silence = await SilenceStore(self.engine).get(digest.silence_id) if digest.silence_id else None
         async with self.engine.connect() as connection:
             rows = list(
                 await connection.execute(
@@ -163,6 +168,7 @@ class FailureStore:
             failed_again=sum(count for _o, _s, delivery, count in rows if delivery == FAILED_AGAIN),
             skipped=skipped,
             verdicts={alert.message_id: alert.state.verdict for alert in alerts if alert.state.verdict is not None},
+            silence=silence,
         )
 
     async def delivery_counts(self, since: float) -> dict[str, int]:

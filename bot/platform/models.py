@@ -230,6 +230,8 @@ class Alert(Base):
     verdict: Mapped[str | None] = mapped_column(Text)
     check_lease_until: Mapped[float | None] = mapped_column(Double)
     check_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The silence that held this alert back (not posted); its end-of-silence digest lists it.
+    silence_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class ConversationCheck(Base):
@@ -263,6 +265,29 @@ class Digest(Base):
     post_lease_until: Mapped[float | None] = mapped_column(Double)
     post_claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     post_error: Mapped[str | None] = mapped_column(String(64))
+    # Set on the digest(s) (one a channel) that sum up what a silence held back, when it ended.
+    silence_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Silence(Base):
+    """Failures of a business, partner or cause not posted one by one until a time (bot.domain.silences)."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index("ix_silences_open", "summarized_at", "until"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(64))
+    until: Mapped[float] = mapped_column(Double)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[float] = mapped_column(Double)
+    note: Mapped[str | None] = mapped_column(Text)
+    # The alert it was silenced from, re-rendered when the silence starts and ends.
+    origin_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    ended_at: Mapped[float | None] = mapped_column(Double)
+    ended_by: Mapped[str | None] = mapped_column(String(32))
+    # Set, once across replicas, by the transaction that groups the held alerts into the summary digest.
+    summarized_at: Mapped[float | None] = mapped_column(Double)
 
 
 class WebhookIntake(Base):

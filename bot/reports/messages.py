@@ -38,6 +38,9 @@ def report_blocks(report: Report) -> list[Block]:
     ]
     if report.failures == 0:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="No message failed in these seven days.")))
+        # A quiet week may be quiet because of a silence: say so all the same.
+        if report.silences:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=_lines("Silenced", list(report.silences)))))
         return blocks
     fields = [
         MarkdownTextObject(text=_ranking("Not retryable", report.not_retryable, "none")),

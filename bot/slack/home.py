@@ -7,7 +7,7 @@ and the reading and `views.publish` run afterwards (a Bolt lazy listener).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,7 @@ class AppHome:
         reports: ReportReads | None = None,
         report_schedule: Schedule | None = None,
         names: BusinessNames | None = None,
+        silences: Callable[[], Awaitable[Sequence[str]]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.retry_log = retry_log
@@ -56,6 +57,8 @@ class AppHome:
         self.reports = reports
         self.report_schedule = report_schedule
         self.names = names
+        # The active silences' lines, shown in the report section.
+        self.silences = silences
         self.clock = clock
 
     async def view(self) -> View:
@@ -81,7 +84,8 @@ class AppHome:
         if self.reports is None or self.report_schedule is None:
             return []
         due = self.report_schedule.latest_due(now)
-        report = await self.reports.report(due - WEEK, due)
+        silences = await self.silences() if self.silences else ()
+        report = await self.reports.report(due - WEEK, due, silences=silences)
         return [DividerBlock(), *weekly_report_section(report)]
 
     async def _summary(self, since: float) -> dict[str, int]:
