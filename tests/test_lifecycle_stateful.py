@@ -75,17 +75,6 @@ class Clock:
         return self.now
 
 
-class FakePace:
-    async def for_channel(self, channel_id: str) -> FakePace:
-        return self  # one pace for every channel: the machine checks the lifecycle, not Slack's pace
-
-    async def wait_for_slot(self) -> None:
-        return None
-
-    async def pause(self, seconds: float) -> None:
-        return None
-
-
 class FakePoster:
     """Slack as the alerter and the notifier see it, failing on demand in one of the three ways."""
 
@@ -154,10 +143,7 @@ class Lifecycle(RuleBasedStateMachine):
         poster: Any = self.slack
         self.service = RetryService(self.queue, RetryLog(self.engine, clock=self.clock), self.alerts, poster)
         self.clicks = AlertClicks(self.service, self.alerts)
-        pace: Any = FakePace()
-        self.alerter = Alerter(
-            self.alerts, poster, pace, alert_channel=ALERT_CHANNEL, digest_threshold=2, clock=self.clock
-        )
+        self.alerter = Alerter(self.alerts, poster, alert_channel=ALERT_CHANNEL, digest_threshold=2, clock=self.clock)
         self.notifier = Notifier(self.queue, poster, log_channel=LOG_CHANNEL, log_interval=0.0, clock=self.clock)
         self.model = Model()
 
