@@ -558,6 +558,15 @@ def goals_lines(run: Run) -> list[str]:
             )
     ours = run.memories[0]
     lines.append(
+        f"| {memory.COMMANDS:,} commands into one channel: zero Slack 429s (sqlite) | {ours.rate_limited} 429s of"
+        f" {ours.posts:,} posts | {_goal(ours.rate_limited == 0)} |"
+    )
+    lines.append(
+        f"| {memory.COMMANDS:,} commands into one channel: every outcome posted (sqlite) | {ours.outcomes_posted:,}"
+        f" of {memory.COMMANDS:,} within {memory.BACKLOG_SECONDS:.0f} s of the last command |"
+        f" {_goal(ours.outcomes_posted == memory.COMMANDS)} |"
+    )
+    lines.append(
         f"| Memory idle < {MEMORY_IDLE_GOAL_MIB} MiB | {ours.idle:.1f} MiB |"
         f" {_goal(ours.idle < MEMORY_IDLE_GOAL_MIB)} |"
     )

@@ -72,6 +72,8 @@ POST_BURST = 2
 # post fail as ChannelBusy, which every caller treats as transient: it keeps the post and tries it later, so no
 # claim or request waits on a queue of unknown length.
 POST_WAIT_LIMIT = 10.0
+# From this many posts waiting for one channel (several seconds of its pace), a command's root message says so.
+POSTS_WAITING_NOTE = 5
 
 # -- conversation checks (README: "Why a retry would fail") -------------------------------------
 DEFAULT_CONVERSATION_CHECK = True

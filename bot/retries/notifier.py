@@ -19,6 +19,7 @@ from bot.defaults import (
     LOG_CHANNEL_INTERVAL,
     NOTIFIER_CLAIM_SECONDS,
     POLL_INTERVAL,
+    POSTS_WAITING_NOTE,
     PROGRESS_INTERVAL,
     SLACK_RETRY_SECONDS,
 )
@@ -65,8 +66,12 @@ class Notifier(PollingLoop):
 
     async def tick(self) -> bool:
         """One round: announce, report, refresh progress, mirror to the log channel."""
+        waiting: dict[str, int] = {}  # posts queued per channel, read once a round, counted down as they go
         while (batch := await self.queue.claim_announcement(NOTIFIER_CLAIM_SECONDS)) is not None:
-            await self.announce(batch)
+            if batch.channel_id not in waiting:
+                waiting[batch.channel_id] = await self.news.waiting_posts(batch.channel_id)
+            waiting[batch.channel_id] -= 1  # this one
+            await self.announce(batch, waiting=waiting[batch.channel_id])
         for request in await self.queue.unreported():
             await self.report(request)
         for batch in await self.news.batches_with_news():
@@ -75,10 +80,14 @@ class Notifier(PollingLoop):
             await self.mirror_to_log_channel()
         return False
 
-    async def announce(self, batch: BatchView) -> None:
-        """Post the root message of a command; fall back to response_url where the bot cannot post."""
+    async def announce(self, batch: BatchView, *, waiting: int = 0) -> None:
+        """Post the root message of a command; fall back to response_url where the bot cannot post.
+
+        With many posts queued behind the channel's pace (`waiting`), the root says so: its outcome may take
+        minutes, and silence would read as a bot that forgot.
+        """
         message_ids = [request.message_id for request in await self.queue.batch_requests(batch.id)]
-        root = messages.batch_root(batch, message_ids)
+        root = messages.batch_root(batch, message_ids, waiting=waiting if waiting >= POSTS_WAITING_NOTE else 0)
         root_ts: str | None = None
         uses_response_url = False
 
@@ -150,9 +159,11 @@ class Notifier(PollingLoop):
             return
         if batch.root_channel and batch.root_ts:
             thread = batch.thread_ts or batch.root_ts  # the root may itself be a reply in a thread
-            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=thread)
+            # The root shows the outcome first: chat.update does not wait for the channel's posting pace, so
+            # the outcome is in the channel even while its thread reply waits for a slot.
             with contextlib.suppress(SlackPostError):
                 await self.poster.update(batch.root_channel, batch.root_ts, messages.single_finished(batch, request))
+            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=thread)
             return
         await self._deliver_whole(batch, [request])
 
