@@ -21,11 +21,11 @@ MAX_RATE_LIMITED_SHARE = 0.10
 
 
 def _outcomes_posted(slack: FakeSlack, ids: range) -> set[int]:
-    """The ids whose outcome is in a thread reply of their command's root message."""
+    """The ids whose outcome is in the channel: in a thread reply of their root message, or posted whole."""
     posted = set()
     for root in slack.root_messages(CHANNEL):
-        replies = " ".join(message_text(reply) for reply in slack.thread(CHANNEL, root.ts))
-        posted |= {n for n in ids if f"`{n}`" in message_text(root) and "accepted" in replies}
+        text = message_text(root) + " ".join(message_text(reply) for reply in slack.thread(CHANNEL, root.ts))
+        posted |= {n for n in ids if f"`{n}`" in message_text(root) and "Partoo accepted the retry" in text}
     return posted
 
 

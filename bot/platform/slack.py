@@ -204,13 +204,16 @@ class SlackPoster:
 
         return handle
 
-    async def post(self, channel: str, message: Postable, *, thread_ts: str | None = None) -> str:
+    async def post(
+        self, channel: str, message: Postable, *, thread_ts: str | None = None, max_wait: float | None = None
+    ) -> str:
         """Post a message (in a thread when thread_ts is given) in the channel's pace and return its ts.
 
-        Raises ChannelBusy, having sent nothing, when the channel's next slot is more than `max_wait` away.
+        Raises ChannelBusy, having sent nothing, when the channel's next slot is more than `max_wait` away
+        (the poster's own limit unless the caller gives a shorter one).
         """
         pace = await self.paces.for_channel(channel)
-        if not await pace.wait_for_slot_within(self.max_wait):
+        if not await pace.wait_for_slot_within(self.max_wait if max_wait is None else max_wait):
             raise ChannelBusy("channel_busy")
         try:
             response = await self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, **message.as_kwargs())

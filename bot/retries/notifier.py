@@ -33,6 +33,8 @@ from bot.retries.store import RetryQueue
 
 log = logging.getLogger(__name__)
 
+# A command's root message is posted only in a slot free now (see announce).
+ROOT_WAIT = 0.0
 # A claim is renewed three times per lease while its Slack call runs.
 _RENEW_EVERY = NOTIFIER_CLAIM_SECONDS / 3
 
@@ -96,8 +98,13 @@ class Notifier(PollingLoop):
 
         try:
             # A message shortcut's batch answers in the thread of the message it was used on.
+            # Partoo's retry waits for its root message, so the root does not queue behind the channel's pace:
+            # with no slot free now it is not posted, the retry goes ahead, and its outcome is posted whole,
+            # one post instead of two, when the channel has a slot.
             root_ts = await while_claimed(
-                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts), renew, _RENEW_EVERY
+                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts, max_wait=ROOT_WAIT),
+                renew,
+                _RENEW_EVERY,
             )
         except ClaimLost:
             log.warning("batch %s: another replica took its announcement over", batch.id)
