@@ -631,8 +631,9 @@ Everything runs on loopback (127.0.0.1) on the one machine:
 
 - **Fake Slack and fake Partoo** are the test suite's `FakeSlack` and `FakePartoo` (`tests/fakes/`), serving
   from threads of the benchmark process. Slack answers every Web API call after 50 ms, and in every
-  benchmark allows about one `chat.postMessage` a second per channel (bursts of 3), answering 429 past it; Partoo answers every
-  retry after 2 s, and in benchmark 3 enforces 300 calls in any 60 s, answering 429 with `Retry-After` past it.
+  benchmark allows about one `chat.postMessage` a second per channel (bursts of 3), answering 429 past it;
+  Partoo answers every retry after 2 s, and in benchmark 3 enforces 300 calls in any 60 s, answering 429
+  with `Retry-After` past it.
 - **The bot** is started as users start it: `python -m bot` in its own process, configured by environment
   variables pointing at the fakes (`tests/processes.py`), on a new SQLite file or a new PostgreSQL database.
 - **The naive bot** (`bench/naive_bot.py`) is the few-line Bolt `AsyncApp` most tutorials show, served by
