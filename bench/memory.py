@@ -82,6 +82,10 @@ class MemoryResult:
     quiet: list[float] = field(default_factory=list)  # MiB, read every 5 s once every event was processed
     events: Latencies | None = None
     events_note: str = ""
+    # Slack's posting limit (FakeSlack: about 1 post a second per channel, bursts of 3) over the commands' part.
+    posts: int = 0
+    rate_limited: int = 0
+    outcomes_posted: int = 0
 
     @property
     def readings(self) -> list[float]:
@@ -220,17 +224,24 @@ def _events_count(database_url: str) -> str:
     )
 
 
-def _count(database_url: str) -> str:
+def _count(database_url: str, slack: FakeSlack, result: MemoryResult) -> str:
     import sqlite3
 
     from bench.common import sqlite_path
 
     with sqlite3.connect(sqlite_path(database_url), timeout=5) as connection:
-        done, announced = connection.execute(
+        done, announced, reported = connection.execute(
             "SELECT (SELECT count(*) FROM retry_requests WHERE state = 'done'),"
-            " (SELECT count(*) FROM retry_batches WHERE announced_at IS NOT NULL)"
+            " (SELECT count(*) FROM retry_batches WHERE announced_at IS NOT NULL),"
+            " (SELECT count(*) FROM retry_requests WHERE reported_at IS NOT NULL)"
         ).fetchone()
-    return f"{announced} of {COMMANDS} root messages posted, {done} Partoo calls answered"
+    result.posts = len(slack.calls_to("chat.postMessage"))
+    result.rate_limited = slack.rate_limited_count
+    result.outcomes_posted = reported
+    return (
+        f"{announced} of {COMMANDS} root messages posted, {done} Partoo calls answered, {reported} outcomes posted"
+        f" in their thread; {result.posts} chat.postMessage calls, {result.rate_limited} answered 429"
+    )
 
 
 def run_ours_memory(workdir: Path) -> MemoryResult:
@@ -249,7 +260,7 @@ def run_ours_memory(workdir: Path) -> MemoryResult:
         while (elapsed := time.monotonic() - began) < BACKLOG_SECONDS:
             time.sleep(5)
             result.backlog.append((time.monotonic() - began, rss_mib(process.pid)))
-        result.backlog_note = _count(url)
+        result.backlog_note = _count(url, slack, result)
         say(f"    ours: RSS {result.final:.1f} MiB after {elapsed:.0f} s of backlog ({result.backlog_note})")
         asyncio.run(_send_events(process, signer, OURS_EVENT_SENDERS, result, naive=False))
         _pause(process, result, url)

@@ -21,6 +21,7 @@ from bot.defaults import (
     LOG_CLAIM_SECONDS,
     NOTIFIER_CLAIM_SECONDS,
     POLL_INTERVAL,
+    POSTS_WAITING_NOTE,
     PROGRESS_INTERVAL,
     SLACK_RETRY_SECONDS,
 )
@@ -34,6 +35,8 @@ from bot.retries.store import RetryQueue
 
 log = logging.getLogger(__name__)
 
+# A command's root message is posted only in a slot free now (see announce).
+ROOT_WAIT = 0.0
 # A claim is renewed three times per lease while its Slack call runs.
 _RENEW_EVERY = NOTIFIER_CLAIM_SECONDS / 3
 
@@ -67,8 +70,13 @@ class Notifier(PollingLoop):
 
     async def tick(self) -> bool:
         """One round: announce, report, refresh progress, mirror to the log channel."""
+        waiting: dict[str, int] = {}  # posts queued per channel, read once a round, counted down as they go
         while (claimed := await self.queue.claim_announcement(NOTIFIER_CLAIM_SECONDS)) is not None:
-            await self.announce(*claimed)
+            batch, held = claimed
+            if batch.channel_id not in waiting:
+                waiting[batch.channel_id] = await self.news.waiting_posts(batch.channel_id)
+            waiting[batch.channel_id] -= 1  # this one
+            await self.announce(batch, held, waiting=waiting[batch.channel_id])
         for request in await self.queue.unreported():
             await self.report(request)
         for batch in await self.news.batches_with_news():
@@ -77,18 +85,25 @@ class Notifier(PollingLoop):
             await self.mirror_to_log_channel()
         return False
 
-    async def announce(self, batch: BatchView, held: Held) -> None:
-        """Post the root message of a command; fall back to response_url where the bot cannot post."""
+    async def announce(self, batch: BatchView, held: Held, *, waiting: int = 0) -> None:
+        """Post the root message of a command; fall back to response_url where the bot cannot post.
+
+        With many posts queued behind the channel's pace (`waiting`), the root says so: its outcome may take
+        minutes, and silence would read as a bot that forgot.
+        """
         message_ids = [request.message_id for request in await self.queue.batch_requests(batch.id)]
-        root = messages.batch_root(batch, message_ids)
+        root = messages.batch_root(batch, message_ids, waiting=waiting if waiting >= POSTS_WAITING_NOTE else 0)
         root_ts: str | None = None
         uses_response_url = False
 
         renew = self.queue.announcements.renewer(held, NOTIFIER_CLAIM_SECONDS)
         try:
             # A message shortcut's batch answers in the thread of the message it was used on.
+            # Partoo's retry waits for its root message, so the root does not queue behind the channel's pace:
+            # with no slot free now it is not posted, the retry goes ahead, and its outcome is posted whole,
+            # one post instead of two, when the channel has a slot.
             root_ts = await while_claimed(
-                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts),
+                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts, max_wait=ROOT_WAIT),
                 renew,
                 _RENEW_EVERY,
                 give_back=lambda: self.queue.announcements.release(held),
@@ -161,9 +176,11 @@ class Notifier(PollingLoop):
             return
         if batch.root_channel and batch.root_ts:
             thread = batch.thread_ts or batch.root_ts  # the root may itself be a reply in a thread
-            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=thread)
+            # The root shows the outcome first: chat.update does not wait for the channel's posting pace, so
+            # the outcome is in the channel even while its thread reply waits for a slot.
             with contextlib.suppress(SlackPostError):
                 await self.poster.update(batch.root_channel, batch.root_ts, messages.single_finished(batch, request))
+            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=thread)
             return
         await self._deliver_whole(batch, [request])
 
