@@ -77,6 +77,11 @@ POST_BURST = 2
 POST_WAIT_LIMIT = 10.0
 # From this many posts waiting for one channel (several seconds of its pace), a command's root message says so.
 POSTS_WAITING_NOTE = 5
+# From this many outcomes waiting to be posted as new messages in one place (a burst of commands left without
+# root messages), one post shows them all (bot.retries.grouped_outcomes), up to GROUPED_OUTCOMES_MAX a post
+# (each outcome a line of at most a few hundred characters: within a message's 50 blocks of 3,000).
+GROUP_OUTCOMES_FROM = 3
+GROUPED_OUTCOMES_MAX = 40
 
 # -- conversation checks (README: "Why a retry would fail") -------------------------------------
 DEFAULT_CONVERSATION_CHECK = True

@@ -28,8 +28,16 @@ from bot.defaults import (
 from bot.domain.retry_requests import BatchView, RequestView
 from bot.platform.leases import ClaimLost, Held, while_claimed
 from bot.platform.loop import PollingLoop
-from bot.platform.slack import CannotPostHere, SlackAuthError, SlackPoster, SlackPostError, SlackUnavailable
+from bot.platform.slack import (
+    CannotPostHere,
+    ChannelBusy,
+    SlackAuthError,
+    SlackPoster,
+    SlackPostError,
+    SlackUnavailable,
+)
 from bot.retries import log_messages, messages
+from bot.retries.grouped_outcomes import OutcomeGroups
 from bot.retries.retry_log import RetryLog
 from bot.retries.store import RetryQueue
 
@@ -37,6 +45,8 @@ log = logging.getLogger(__name__)
 
 # A command's root message is posted only in a slot free now (see announce).
 ROOT_WAIT = 0.0
+# Outcomes read per round: enough for a few full grouped posts in a burst (bot.retries.grouped_outcomes).
+UNREPORTED_PER_ROUND = 200
 # A claim is renewed three times per lease while its Slack call runs.
 _RENEW_EVERY = NOTIFIER_CLAIM_SECONDS / 3
 
@@ -62,6 +72,7 @@ class Notifier(PollingLoop):
         # Polled every round: reads only the batches whose progress or summary is due.
         self.news = RetryLog(queue.engine, clock=queue.clock)
         self.poster = poster
+        self.grouped = OutcomeGroups(queue, poster)
         self.log_channel = log_channel
         self.log_interval = log_interval
         self.on_announced = on_announced
@@ -77,7 +88,8 @@ class Notifier(PollingLoop):
                 waiting[batch.channel_id] = await self.news.waiting_posts(batch.channel_id)
             waiting[batch.channel_id] -= 1  # this one
             await self.announce(batch, held, waiting=waiting[batch.channel_id])
-        for request in await self.queue.unreported():
+        # Outcomes that would each be a new message in one place go out together; the others alone.
+        for request in await self.grouped.report(await self.queue.unreported(limit=UNREPORTED_PER_ROUND)):
             await self.report(request)
         for batch in await self.news.batches_with_news():
             await self.refresh(batch)
@@ -116,7 +128,9 @@ class Notifier(PollingLoop):
             uses_response_url = batch.response_url is not None
         except SlackPostError as error:
             # Partoo's retry must not wait for Slack: the outcome is posted, whole, once Slack answers again.
-            log.warning("could not post the root message of batch %s: %s", batch.id, error.error)
+            # A busy channel is the expected case in a burst, not a problem worth a warning.
+            level = logging.INFO if isinstance(error, ChannelBusy) else logging.WARNING
+            log.log(level, "could not post the root message of batch %s: %s", batch.id, error.error)
         announced = await self.queue.mark_announced(
             held,
             root_channel=batch.channel_id if root_ts else None,
@@ -189,7 +203,8 @@ class Notifier(PollingLoop):
         message = messages.response_url_outcome(batch, requests)
         if not batch.uses_response_url:
             try:
-                await self.poster.post(batch.channel_id, message)
+                # A shortcut's batch stays in the thread it was used in, root message or not.
+                await self.poster.post(batch.channel_id, message, thread_ts=batch.thread_ts)
                 return
             except CannotPostHere:
                 if not batch.response_url:
