@@ -39,9 +39,10 @@ CHANNEL = "C123"
 USER = "U123"
 
 
-def paced_poster(slack: FakeSlack, engine: AsyncEngine) -> SlackPoster:
-    """A poster pointed at the fake, pacing its posts per channel as the bot does."""
-    paces = ChannelPaces(engine, POSTS_PER_MINUTE, default_channel=ALERT_CHANNEL, burst=POST_BURST)
+def paced_poster(slack: FakeSlack, engine: AsyncEngine, *, burst: int = POST_BURST) -> SlackPoster:
+    """A poster pointed at the fake, pacing its posts per channel as the bot does (a larger burst for tests of
+    something else that post several root messages at once: a root message takes only a slot free now)."""
+    paces = ChannelPaces(engine, POSTS_PER_MINUTE, default_channel=ALERT_CHANNEL, burst=burst)
     return SlackPoster(build_web_client(BOT_TOKEN, slack.api_url), paces)
 
 
