@@ -54,6 +54,10 @@ OURS_SENDERS = 10
 NAIVE_SENDERS = 100
 IDLE_SECONDS = 3.0
 BACKLOG_SECONDS = 30.0
+# After the backlog's readings, how long the run waits for every outcome to be posted. At Slack's pace (one
+# post a second per channel) 2,000 outcomes one post each would take over 2,000 s; grouped (up to 40 a post,
+# bot.retries.grouped_outcomes) they need about a minute, so this bound is generous and still says "lost".
+OUTCOMES_BOUND_SECONDS = 300.0
 EVENTS = 10_000
 EVENT_STEP = 2_500
 OURS_EVENT_SENDERS = 10
@@ -82,6 +86,11 @@ class MemoryResult:
     quiet: list[float] = field(default_factory=list)  # MiB, read every 5 s once every event was processed
     events: Latencies | None = None
     events_note: str = ""
+    # Slack's posting limit (FakeSlack: about 1 post a second per channel, bursts of 3) over the commands' part.
+    posts: int = 0
+    rate_limited: int = 0
+    outcomes_posted: int = 0
+    outcomes_seconds: float | None = None  # after the last command, until every outcome was posted (None: not)
 
     @property
     def readings(self) -> list[float]:
@@ -220,17 +229,24 @@ def _events_count(database_url: str) -> str:
     )
 
 
-def _count(database_url: str) -> str:
+def _count(database_url: str, slack: FakeSlack, result: MemoryResult) -> str:
     import sqlite3
 
     from bench.common import sqlite_path
 
     with sqlite3.connect(sqlite_path(database_url), timeout=5) as connection:
-        done, announced = connection.execute(
+        done, announced, reported = connection.execute(
             "SELECT (SELECT count(*) FROM retry_requests WHERE state = 'done'),"
-            " (SELECT count(*) FROM retry_batches WHERE announced_at IS NOT NULL)"
+            " (SELECT count(*) FROM retry_batches WHERE announced_at IS NOT NULL),"
+            " (SELECT count(*) FROM retry_requests WHERE reported_at IS NOT NULL)"
         ).fetchone()
-    return f"{announced} of {COMMANDS} root messages posted, {done} Partoo calls answered"
+    result.posts = len(slack.calls_to("chat.postMessage"))
+    result.rate_limited = slack.rate_limited_count
+    result.outcomes_posted = reported
+    return (
+        f"{announced} of {COMMANDS} root messages posted, {done} Partoo calls answered, {reported} outcomes posted"
+        f" (in their thread or grouped); {result.posts} chat.postMessage calls, {result.rate_limited} answered 429"
+    )
 
 
 def run_ours_memory(workdir: Path) -> MemoryResult:
@@ -249,8 +265,14 @@ def run_ours_memory(workdir: Path) -> MemoryResult:
         while (elapsed := time.monotonic() - began) < BACKLOG_SECONDS:
             time.sleep(5)
             result.backlog.append((time.monotonic() - began, rss_mib(process.pid)))
-        result.backlog_note = _count(url)
+        result.backlog_note = _count(url, slack, result)
         say(f"    ours: RSS {result.final:.1f} MiB after {elapsed:.0f} s of backlog ({result.backlog_note})")
+        while time.monotonic() - began < OUTCOMES_BOUND_SECONDS and result.outcomes_posted < COMMANDS:
+            time.sleep(1.0)
+            _count(url, slack, result)
+        if result.outcomes_posted == COMMANDS:
+            result.outcomes_seconds = time.monotonic() - began
+        say(f"    ours: {_count(url, slack, result)}")
         asyncio.run(_send_events(process, signer, OURS_EVENT_SENDERS, result, naive=False))
         _pause(process, result, url)
         result.events_note = _events_count(url)

@@ -31,7 +31,6 @@ from bot.alerts.intake import partoo_webhook
 from bot.alerts.store import AlertStore
 from bot.config import Settings
 from bot.defaults import (
-    ALERT_POSTS_PER_MINUTE,
     BULK_PLAN_TTL_SECONDS,
     CHECK_TIMEOUT,
     DEFAULT_TIMEOUT,
@@ -40,6 +39,8 @@ from bot.defaults import (
     LEASE_SECONDS,
     LOG_CHANNEL_INTERVAL,
     POLL_INTERVAL,
+    POST_BURST,
+    POSTS_PER_MINUTE,
     PREVIEW_CHARS,
     REPORT_POLL_SECONDS,
     RETENTION_BATCH,
@@ -158,7 +159,9 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
     retry_log = RetryLog(engine)
     slack = build_web_client(settings.slack_bot_token.value, settings.slack_api_url)
     metrics = Metrics()
-    poster = SlackPoster(slack, on_error=metrics.slack_api_error)
+    # Every post the bot makes takes a slot of its channel's pace, shared by every replica through the database.
+    post_paces = ChannelPaces(engine, POSTS_PER_MINUTE, default_channel=settings.slack_alert_channel, burst=POST_BURST)
+    poster = SlackPoster(slack, post_paces, on_error=metrics.slack_api_error)
     partoo = PartooClient(
         base_url=settings.partoo_api_url,
         api_key=settings.partoo_api_key.value,
@@ -209,7 +212,6 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
     alerter = Alerter(
         alerts,
         poster,
-        ChannelPaces(engine, ALERT_POSTS_PER_MINUTE, default_channel=settings.slack_alert_channel),
         alert_channel=settings.slack_alert_channel,
         routes=settings.alert_routes,
         poll_interval=tuning.poll_interval,

@@ -65,8 +65,23 @@ DIGEST_WINDOW = 60.0
 DIGEST_REFRESH = 2.0
 # A claim outlives the post it covers (one paced slot and one Slack call); a dead replica's claims expire soon.
 ALERT_CLAIM_SECONDS = 20.0
-# Slack allows about one message per second per channel.
-ALERT_POSTS_PER_MINUTE = 60
+# Slack allows about one chat.postMessage a second per channel, with short bursts, counting every post there:
+# each post the bot makes (alerts, digests, command roots, thread replies, log lines) takes a slot of its
+# channel's pace, shared by every replica (bot.platform.pace.ChannelPaces). A burst of 2 keeps one post of
+# Slack's burst (about 3) spare, so that network jitter between slots never draws a 429.
+POSTS_PER_MINUTE = 60
+POST_BURST = 2
+# The longest a post waits for its channel's slot. A longer queue (several replicas, a 429 pause) makes the
+# post fail as ChannelBusy, which every caller treats as transient: it keeps the post and tries it later, so no
+# claim or request waits on a queue of unknown length.
+POST_WAIT_LIMIT = 10.0
+# From this many posts waiting for one channel (several seconds of its pace), a command's root message says so.
+POSTS_WAITING_NOTE = 5
+# From this many outcomes waiting to be posted as new messages in one place (a burst of commands left without
+# root messages), one post shows them all (bot.retries.grouped_outcomes), up to GROUPED_OUTCOMES_MAX a post
+# (each outcome a line of at most a few hundred characters: within a message's 50 blocks of 3,000).
+GROUP_OUTCOMES_FROM = 3
+GROUPED_OUTCOMES_MAX = 40
 
 # -- conversation checks (README: "Why a retry would fail") -------------------------------------
 DEFAULT_CONVERSATION_CHECK = True

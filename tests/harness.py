@@ -10,9 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import Tuning, create_app
 from bot.config import load_settings
+from bot.defaults import POST_BURST, POSTS_PER_MINUTE
+from bot.platform.pace import ChannelPaces
+from bot.platform.slack import SlackPoster, build_web_client
 from bot.retries.policy import RetryPolicy
 from tests.fakes import FakePartoo, FakeSlack
 from tests.fakes.block_kit import message_refusal
@@ -33,6 +37,14 @@ SECRETS = (BOT_TOKEN, SIGNING_SECRET, PARTOO_API_KEY)
 ALERT_CHANNEL = "CALERTS"
 CHANNEL = "C123"
 USER = "U123"
+
+
+def paced_poster(slack: FakeSlack, engine: AsyncEngine, *, burst: int = POST_BURST) -> SlackPoster:
+    """A poster pointed at the fake, pacing its posts per channel as the bot does (a larger burst for tests of
+    something else that post several root messages at once: a root message takes only a slot free now)."""
+    paces = ChannelPaces(engine, POSTS_PER_MINUTE, default_channel=ALERT_CHANNEL, burst=burst)
+    return SlackPoster(build_web_client(BOT_TOKEN, slack.api_url), paces)
+
 
 FAST = Tuning(
     retry_policy=RetryPolicy(max_attempts=4, max_total_seconds=30, base_delay=0.05, max_delay=0.2),

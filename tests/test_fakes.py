@@ -571,7 +571,8 @@ async def test_recording_is_consistent_under_concurrency(slack: FakeSlack, web: 
 
     thread = threading.Thread(target=reader)
     thread.start()
-    answers = await asyncio.gather(*(web.chat_postMessage(channel="C1", text=str(n)) for n in range(50)))
+    # One channel each: the recording under concurrency is under test, not the per-channel posting limit.
+    answers = await asyncio.gather(*(web.chat_postMessage(channel=f"C{n}", text=str(n)) for n in range(50)))
     done.set()
     thread.join()
     assert len({a["ts"] for a in answers}) == 50

@@ -32,7 +32,9 @@ class _Slack:
         self.token_works = False
         self.posts: list[str] = []
 
-    async def post(self, channel: str, message: Any, *, thread_ts: str | None = None) -> str:
+    async def post(
+        self, channel: str, message: Any, *, thread_ts: str | None = None, max_wait: float | None = None
+    ) -> str:
         if not self.token_works:
             raise SlackAuthError("invalid_auth")
         self.posts.append(channel)

@@ -30,10 +30,19 @@ from tests.signing import PartooSigner, message_updated_event
 from tests.waiting import eventually, eventually_async
 
 
+@pytest.fixture
+async def paces(sqlite_url: str) -> AsyncIterator[ChannelPaces]:
+    """The posting pace a poster needs; fast, since these tests are about Slack's errors, not its pace."""
+    engine = create_engine(sqlite_url)
+    await migrate(engine)
+    yield ChannelPaces(engine, 6000, default_channel=ALERT_CHANNEL)
+    await engine.dispose()
+
+
 def _alerter(store: AlertStore, slack: FakeSlack, claim_seconds: float) -> Alerter:
-    poster = SlackPoster(build_web_client(BOT_TOKEN, slack.api_url))
     paces = ChannelPaces(store.engine, 6000, default_channel=ALERT_CHANNEL)
-    return Alerter(store, poster, paces, alert_channel=ALERT_CHANNEL, poll_interval=0.02, claim_seconds=claim_seconds)
+    poster = SlackPoster(build_web_client(BOT_TOKEN, slack.api_url), paces)
+    return Alerter(store, poster, alert_channel=ALERT_CHANNEL, poll_interval=0.02, claim_seconds=claim_seconds)
 
 
 async def test_two_replicas_post_an_alert_once_while_slack_makes_them_wait_longer_than_the_claim(
@@ -83,12 +92,12 @@ async def test_two_replicas_post_an_alert_once_while_slack_makes_them_wait_longe
     ],
 )
 async def test_every_slack_error_is_narrowed_into_one_of_three_kinds(
-    slack: FakeSlack, status: int, error: str | None, kind: type[Exception]
+    slack: FakeSlack, paces: ChannelPaces, status: int, error: str | None, kind: type[Exception]
 ) -> None:
     client = build_web_client(BOT_TOKEN, slack.api_url)
     client.retry_handlers = []  # the narrowing, not slack_sdk's patience, is under test
     slack.fail_next("chat.postMessage", status=status, error=error, retry_after=0)
-    poster = SlackPoster(client)
+    poster = SlackPoster(client, paces)
 
     with pytest.raises(kind):
         await poster.post(ALERT_CHANNEL, _Text("hello"))

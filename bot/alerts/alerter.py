@@ -43,8 +43,7 @@ from bot.failures.store import AlertView, DigestView
 from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.loop import PollingLoop
 from bot.platform.metrics import AlertKind
-from bot.platform.pace import ChannelPaces
-from bot.platform.slack import SlackPermanent, SlackPoster, SlackPostError, SlackUnavailable
+from bot.platform.slack import SlackPermanent, SlackPoster, SlackPostError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,6 @@ class Alerter(PollingLoop):
         self,
         store: AlertStore,
         poster: SlackPoster,
-        channel_paces: ChannelPaces,
         *,
         alert_channel: str | None,
         routes: AlertRoutes | None = None,
@@ -77,7 +75,6 @@ class Alerter(PollingLoop):
         super().__init__(poll_interval)
         self.store = store
         self.poster = poster
-        self.channel_paces = channel_paces
         self.alert_channel = alert_channel
         self.routes = routes or AlertRoutes()
         self.digest_threshold = digest_threshold
@@ -195,8 +192,7 @@ class Alerter(PollingLoop):
             if alert.ts is not None:
                 await self.poster.update(alert.channel_id, alert.ts, message)
                 return None
-            # One post a second per channel, shared by every replica (Slack's chat.postMessage limit).
-            await (await self.channel_paces.for_channel(alert.channel_id)).wait_for_slot()
+            # The poster takes the channel's slot first: one post a second per channel, shared by every replica.
             return await self.poster.post(alert.channel_id, message)
 
         try:
@@ -212,7 +208,6 @@ class Alerter(PollingLoop):
         except SlackPostError as error:
             log.warning("%s not posted yet (%s); will retry", what, error.error)
             await self.store.release_alert(alert.id, claim, retry_in=self.retry_seconds)
-            await self._back_off(error, alert.channel_id)
             return
         if await self.store.mark_alert_posted(alert.id, alert.version, ts, claim):
             self.on_posted("alert" if ts else "update")
@@ -236,7 +231,6 @@ class Alerter(PollingLoop):
             if digest.ts is not None:
                 await self.poster.update(digest.channel_id, digest.ts, message)
                 return None
-            await (await self.channel_paces.for_channel(digest.channel_id)).wait_for_slot()
             return await self.poster.post(digest.channel_id, message)
 
         try:
@@ -252,15 +246,9 @@ class Alerter(PollingLoop):
         except SlackPostError as error:
             log.warning("digest %s not posted yet (%s); will retry", digest.id, error.error)
             await self.store.release_digest(digest.id, claim, retry_in=self.retry_seconds)
-            await self._back_off(error, digest.channel_id)
             return
         if await self.store.mark_digest_posted(digest.id, digest.version, ts, claim):
             self.on_posted("digest" if ts else "update")
 
     async def _businesses(self, business_ids: list[int | None]) -> dict[str, Business]:
         return await self.names.lookup(business_ids) if self.names else {}
-
-    async def _back_off(self, error: SlackPostError, channel_id: str) -> None:
-        """After slack_sdk's own retries gave up, pause this channel's posts for every replica."""
-        if isinstance(error, SlackUnavailable):
-            await (await self.channel_paces.for_channel(channel_id)).pause(self.retry_seconds)

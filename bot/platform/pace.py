@@ -1,8 +1,9 @@
-"""The Partoo call budget, kept in the database so that every replica shares one pace.
+"""Shared paces, kept in the database so that every replica shares one: Partoo's call budget, and one per
+Slack channel for every post the bot makes there.
 
 Each call reserves the next free slot with one atomic UPDATE: the slot moves forward by one interval
-(60 s / limit) from whichever is latest of now, the end of a 429 pause, and the last reserved slot.
-A 429 pushes both the pause and the next slot past Retry-After, so every replica waits.
+(60 s / limit) from whichever is latest of now (less the burst's allowance), the end of a 429 pause, and the
+last reserved slot. A 429 pushes both the pause and the next slot past Retry-After, so every replica waits.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import ColumnElement, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,31 +35,67 @@ class SharedPace:
         per_minute: int,
         *,
         name: str = PACE_NAME,
+        burst: int = 1,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.engine = engine
         self.name = name
         self.interval = 60.0 / per_minute * SAFETY_MARGIN
+        # After an idle spell the next slot may lie this far in the past, so that `burst` calls go at once
+        # (a token bucket of `burst` tokens, kept as one timestamp); after a 429 pause there is no burst.
+        self.allowance = (burst - 1) * self.interval
         self.clock = clock
         self.sleep = sleep
 
+    def _slot(self, now: float) -> ColumnElement[float]:
+        """The slot the next reservation gets: the latest of the last slot, the pause's end, now less the burst."""
+        floor = case((Pace.paused_until > now, Pace.paused_until), else_=now - self.allowance)
+        return case((Pace.next_slot_at < floor, floor), else_=Pace.next_slot_at)
+
     async def reserve(self) -> float:
         """Reserve the next call slot and return its time (UNIX seconds)."""
-        now = self.clock()
-        floor = case((Pace.paused_until > now, Pace.paused_until), else_=now)
+        slot = self._slot(self.clock())
         async with self.engine.begin() as connection:
             next_slot = (
                 await connection.execute(
                     update(Pace)
                     .where(Pace.name == self.name)
-                    .values(
-                        next_slot_at=case((Pace.next_slot_at < floor, floor), else_=Pace.next_slot_at) + self.interval
-                    )
+                    .values(next_slot_at=slot + self.interval)
                     .returning(Pace.next_slot_at)
                 )
             ).scalar_one()
         return float(next_slot) - self.interval
+
+    async def reserve_within(self, seconds: float) -> float | None:
+        """Reserve the next slot only if it comes within `seconds`; None (nothing reserved) if it does not."""
+        now = self.clock()
+        slot = self._slot(now)
+        async with self.engine.begin() as connection:
+            next_slot = (
+                await connection.execute(
+                    update(Pace)
+                    .where(Pace.name == self.name, slot <= now + seconds)
+                    .values(next_slot_at=slot + self.interval)
+                    .returning(Pace.next_slot_at)
+                )
+            ).scalar_one_or_none()
+        return None if next_slot is None else float(next_slot) - self.interval
+
+    async def wait_for_slot_within(self, seconds: float) -> bool:
+        """Sleep until a slot no more than `seconds` away; False at once (nothing taken) when none is that near.
+
+        A caller holding a claim or serving a person cannot wait behind a queue of unknown length: it keeps its
+        work for later instead. No transaction is open while it sleeps.
+        """
+        deadline = self.clock() + seconds
+        while (slot := await self.reserve_within(max(0.0, deadline - self.clock()))) is not None:
+            delay = slot - self.clock()
+            if delay > 0:
+                await self.sleep(delay)
+            if await self.paused_until() <= self.clock():
+                return True
+        return False
 
     async def reserve_if_idle(self) -> bool:
         """Take the slot due now, but only when nothing is queued ahead and no 429 pause runs.
@@ -112,16 +149,19 @@ class SharedPace:
 
 
 class ChannelPaces:
-    """One shared pace per Slack channel: Slack allows about one post a second *per channel*.
+    """One shared pace per Slack channel: Slack allows about one post a second *per channel*, counting every
+    post there (alerts, digests, command roots, thread replies, log lines), so every post takes its slot.
 
-    The default alert channel keeps the `slack-alerts` row the first migration created; every other
-    channel (ALERT_ROUTES) gets its own row, created the first time a post goes there.
+    The default alert channel keeps the `slack-alerts` row the first migration created; every other channel
+    gets its own row, created the first time a post goes there. The rows keep their old `slack-alerts` names
+    (from when only alerts were paced): renaming them would need a migration and would reset their pace.
     """
 
-    def __init__(self, engine: AsyncEngine, per_minute: int, *, default_channel: str | None) -> None:
+    def __init__(self, engine: AsyncEngine, per_minute: int, *, default_channel: str | None, burst: int = 1) -> None:
         self.engine = engine
         self.per_minute = per_minute
         self.default_channel = default_channel
+        self.burst = burst
         self._paces: dict[str, SharedPace] = {}
 
     def name_for(self, channel_id: str) -> str:
@@ -134,7 +174,7 @@ class ChannelPaces:
         if pace is None:
             name = self.name_for(channel_id)
             await self._ensure_row(name)
-            pace = self._paces[channel_id] = SharedPace(self.engine, self.per_minute, name=name)
+            pace = self._paces[channel_id] = SharedPace(self.engine, self.per_minute, name=name, burst=self.burst)
         return pace
 
     async def _ensure_row(self, name: str) -> None:

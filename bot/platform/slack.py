@@ -5,7 +5,8 @@ Slack's error codes, into one of three kinds that each call site handles the sam
 
     SlackPostError
     ├── SlackUnavailable   transient (429, 5xx, message_limit_exceeded, no connection), still so after the
-    │                      retry handlers gave up: keep the work and try again with a backoff
+    │   │                  retry handlers gave up: keep the work and try again with a backoff
+    │   └── ChannelBusy    not sent: the channel's posting pace has no slot within POST_WAIT_LIMIT
     ├── SlackAuthError     the token is wrong, revoked or its account inactive (a token rotation, say): keep
     │                      the work, try again, and report the problem in /readyz until a call succeeds
     └── SlackPermanent     this message can never be posted as it is: record why, log it, show it in
@@ -29,6 +30,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.defaults import POST_WAIT_LIMIT, SLACK_RETRY_SECONDS
+from bot.platform.pace import ChannelPaces
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,10 @@ class SlackPostError(Exception):
 
 class SlackUnavailable(SlackPostError):
     """Transient: try again later."""
+
+
+class ChannelBusy(SlackUnavailable):
+    """Nothing was sent: the channel's shared posting pace is booked further ahead than a post may wait."""
 
 
 class SlackAuthError(SlackPostError):
@@ -149,12 +157,30 @@ def build_web_client(token: str, base_url: str) -> AsyncWebClient:
 class SlackPoster:
     """Posts, updates and answers through response_url, raising the narrow SlackPostError classes.
 
+    Every chat.postMessage first takes a slot of its channel's pace, shared by every replica (Slack counts
+    every post in a channel against about one a second), so no caller can post around it. The wait is
+    bounded (`max_wait`, then ChannelBusy) and happens here, before the call, where no caller holds a
+    transaction. chat.update is not paced by channel: Slack limits it per workspace and method (Tier 3, 50+
+    a minute), not by the channel's posting limit, and holding progress updates behind a channel's queue of
+    posts would hide the very progress that says the queue is there. Its rare 429 is waited out by slack_sdk.
+
     It also remembers whether Slack last refused the token (`auth_problem`, for /readyz), until a call
     succeeds again.
     """
 
-    def __init__(self, client: AsyncWebClient, *, on_error: Callable[[str], None] = lambda code: None) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        paces: ChannelPaces,
+        *,
+        max_wait: float = POST_WAIT_LIMIT,
+        pause_seconds: float = SLACK_RETRY_SECONDS,
+        on_error: Callable[[str], None] = lambda code: None,
+    ) -> None:
         self.client = client
+        self.paces = paces
+        self.max_wait = max_wait
+        self.pause_seconds = pause_seconds
         self.on_error = on_error
         self.auth_problem: str | None = None
 
@@ -178,9 +204,23 @@ class SlackPoster:
 
         return handle
 
-    async def post(self, channel: str, message: Postable, *, thread_ts: str | None = None) -> str:
-        """Post a message (in a thread when thread_ts is given) and return its ts."""
-        response = await self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, **message.as_kwargs())
+    async def post(
+        self, channel: str, message: Postable, *, thread_ts: str | None = None, max_wait: float | None = None
+    ) -> str:
+        """Post a message (in a thread when thread_ts is given) in the channel's pace and return its ts.
+
+        Raises ChannelBusy, having sent nothing, when the channel's next slot is more than `max_wait` away
+        (the poster's own limit unless the caller gives a shorter one).
+        """
+        pace = await self.paces.for_channel(channel)
+        if not await pace.wait_for_slot_within(self.max_wait if max_wait is None else max_wait):
+            raise ChannelBusy("channel_busy")
+        try:
+            response = await self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, **message.as_kwargs())
+        except SlackUnavailable:
+            # slack_sdk's own retries gave up (429s or 5xx): every replica's posts there pause for a while.
+            await pace.pause(self.pause_seconds)
+            raise
         return str(response["ts"])
 
     async def update(self, channel: str, ts: str, message: Postable) -> None:

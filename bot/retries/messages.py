@@ -187,8 +187,11 @@ def queue_unavailable() -> SlackMessage:
 # -- the root message of a command and its thread -----------------------------------------------
 
 
-def batch_root(batch: BatchView, message_ids: Sequence[int], done: int = 0) -> SlackMessage:
-    """The channel message that says who asked to retry what; its thread gets the outcomes."""
+def batch_root(batch: BatchView, message_ids: Sequence[int], done: int = 0, waiting: int = 0) -> SlackMessage:
+    """The channel message that says who asked to retry what; its thread gets the outcomes.
+
+    `waiting`: posts queued behind Slack's posting limit in the channel, said here rather than kept silent.
+    """
     who = mrkdwn.user(batch.requested_by)
     if batch.total == 1:
         text = f"{who} asked to retry Partoo message `{message_ids[0]}`."
@@ -196,6 +199,8 @@ def batch_root(batch: BatchView, message_ids: Sequence[int], done: int = 0) -> S
     else:
         text = f"{who} asked to retry {batch.total} Partoo messages: {_ids(message_ids)}."
         status = f":hourglass_flowing_sand: {done}/{batch.total} done"
+    if waiting:
+        status += f" · {waiting} outcomes waiting for Slack's posting limit in this channel (about one post a second)"
     blocks: list[Block] = [_section(text), _context(status)]
     if batch.skipped:
         blocks.append(_context(f"Not asked again, already being retried: {_ids(list(batch.skipped))}."))

@@ -21,19 +21,32 @@ from bot.defaults import (
     LOG_CLAIM_SECONDS,
     NOTIFIER_CLAIM_SECONDS,
     POLL_INTERVAL,
+    POSTS_WAITING_NOTE,
     PROGRESS_INTERVAL,
     SLACK_RETRY_SECONDS,
 )
 from bot.domain.retry_requests import BatchView, RequestView
 from bot.platform.leases import ClaimLost, Held, while_claimed
 from bot.platform.loop import PollingLoop
-from bot.platform.slack import CannotPostHere, SlackAuthError, SlackPoster, SlackPostError, SlackUnavailable
+from bot.platform.slack import (
+    CannotPostHere,
+    ChannelBusy,
+    SlackAuthError,
+    SlackPoster,
+    SlackPostError,
+    SlackUnavailable,
+)
 from bot.retries import log_messages, messages
+from bot.retries.grouped_outcomes import OutcomeGroups
 from bot.retries.retry_log import RetryLog
 from bot.retries.store import RetryQueue
 
 log = logging.getLogger(__name__)
 
+# A command's root message is posted only in a slot free now (see announce).
+ROOT_WAIT = 0.0
+# Outcomes read per round: enough for a few full grouped posts in a burst (bot.retries.grouped_outcomes).
+UNREPORTED_PER_ROUND = 200
 # A claim is renewed three times per lease while its Slack call runs.
 _RENEW_EVERY = NOTIFIER_CLAIM_SECONDS / 3
 
@@ -59,6 +72,7 @@ class Notifier(PollingLoop):
         # Polled every round: reads only the batches whose progress or summary is due.
         self.news = RetryLog(queue.engine, clock=queue.clock)
         self.poster = poster
+        self.grouped = OutcomeGroups(queue, poster)
         self.log_channel = log_channel
         self.log_interval = log_interval
         self.on_announced = on_announced
@@ -67,9 +81,15 @@ class Notifier(PollingLoop):
 
     async def tick(self) -> bool:
         """One round: announce, report, refresh progress, mirror to the log channel."""
+        waiting: dict[str, int] = {}  # posts queued per channel, read once a round, counted down as they go
         while (claimed := await self.queue.claim_announcement(NOTIFIER_CLAIM_SECONDS)) is not None:
-            await self.announce(*claimed)
-        for request in await self.queue.unreported():
+            batch, held = claimed
+            if batch.channel_id not in waiting:
+                waiting[batch.channel_id] = await self.news.waiting_posts(batch.channel_id)
+            waiting[batch.channel_id] -= 1  # this one
+            await self.announce(batch, held, waiting=waiting[batch.channel_id])
+        # Outcomes that would each be a new message in one place go out together; the others alone.
+        for request in await self.grouped.report(await self.queue.unreported(limit=UNREPORTED_PER_ROUND)):
             await self.report(request)
         for batch in await self.news.batches_with_news():
             await self.refresh(batch)
@@ -77,18 +97,25 @@ class Notifier(PollingLoop):
             await self.mirror_to_log_channel()
         return False
 
-    async def announce(self, batch: BatchView, held: Held) -> None:
-        """Post the root message of a command; fall back to response_url where the bot cannot post."""
+    async def announce(self, batch: BatchView, held: Held, *, waiting: int = 0) -> None:
+        """Post the root message of a command; fall back to response_url where the bot cannot post.
+
+        With many posts queued behind the channel's pace (`waiting`), the root says so: its outcome may take
+        minutes, and silence would read as a bot that forgot.
+        """
         message_ids = [request.message_id for request in await self.queue.batch_requests(batch.id)]
-        root = messages.batch_root(batch, message_ids)
+        root = messages.batch_root(batch, message_ids, waiting=waiting if waiting >= POSTS_WAITING_NOTE else 0)
         root_ts: str | None = None
         uses_response_url = False
 
         renew = self.queue.announcements.renewer(held, NOTIFIER_CLAIM_SECONDS)
         try:
             # A message shortcut's batch answers in the thread of the message it was used on.
+            # Partoo's retry waits for its root message, so the root does not queue behind the channel's pace:
+            # with no slot free now it is not posted, the retry goes ahead, and its outcome is posted whole,
+            # one post instead of two, when the channel has a slot.
             root_ts = await while_claimed(
-                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts),
+                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts, max_wait=ROOT_WAIT),
                 renew,
                 _RENEW_EVERY,
                 give_back=lambda: self.queue.announcements.release(held),
@@ -101,7 +128,9 @@ class Notifier(PollingLoop):
             uses_response_url = batch.response_url is not None
         except SlackPostError as error:
             # Partoo's retry must not wait for Slack: the outcome is posted, whole, once Slack answers again.
-            log.warning("could not post the root message of batch %s: %s", batch.id, error.error)
+            # A busy channel is the expected case in a burst, not a problem worth a warning.
+            level = logging.INFO if isinstance(error, ChannelBusy) else logging.WARNING
+            log.log(level, "could not post the root message of batch %s: %s", batch.id, error.error)
         announced = await self.queue.mark_announced(
             held,
             root_channel=batch.channel_id if root_ts else None,
@@ -161,9 +190,11 @@ class Notifier(PollingLoop):
             return
         if batch.root_channel and batch.root_ts:
             thread = batch.thread_ts or batch.root_ts  # the root may itself be a reply in a thread
-            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=thread)
+            # The root shows the outcome first: chat.update does not wait for the channel's posting pace, so
+            # the outcome is in the channel even while its thread reply waits for a slot.
             with contextlib.suppress(SlackPostError):
                 await self.poster.update(batch.root_channel, batch.root_ts, messages.single_finished(batch, request))
+            await self.poster.post(batch.root_channel, messages.outcome_reply(request), thread_ts=thread)
             return
         await self._deliver_whole(batch, [request])
 
@@ -172,7 +203,8 @@ class Notifier(PollingLoop):
         message = messages.response_url_outcome(batch, requests)
         if not batch.uses_response_url:
             try:
-                await self.poster.post(batch.channel_id, message)
+                # A shortcut's batch stays in the thread it was used in, root message or not.
+                await self.poster.post(batch.channel_id, message, thread_ts=batch.thread_ts)
                 return
             except CannotPostHere:
                 if not batch.response_url:

@@ -107,6 +107,16 @@ class ReportClaims:
             request_id, lease_seconds, _requests.c.state == RequestState.DONE, _requests.c.reported_at.is_(None)
         )
 
+    async def claim_reports(self, request_ids: Sequence[int], lease_seconds: float) -> list[Held]:
+        """Take the posting of several outcomes at once, for one grouped post (those another replica has stay)."""
+        return await self.reports.claim_many(
+            request_ids, lease_seconds, _requests.c.state == RequestState.DONE, _requests.c.reported_at.is_(None)
+        )
+
+    async def mark_reported_many(self, held: Sequence[Held]) -> int:
+        """The grouped post is sent (or cannot be); how many of the outcomes were still ours."""
+        return await self.reports.write(held, {"reported_at": self.clock(), "report_lease_until": None})
+
     async def retry_report_in(self, held: Held, seconds: float) -> bool:
         """Slack was unavailable: let any replica try to post this outcome again after `seconds`."""
         return await self.reports.release(held, retry_in=seconds) == 1

@@ -36,6 +36,9 @@ _ATTEMPT_COLUMNS = [
 # Batches are read in chunks so that an export of a long period stays under every driver's parameter limit.
 _IN_CHUNK = 500
 
+# How far back waiting_posts looks.
+WAITING_HORIZON = 3600.0
+
 History = list[tuple[RequestView, BatchView, list[AttemptView]]]
 
 
@@ -109,6 +112,28 @@ class RetryLog:
         async with self.engine.connect() as connection:
             count = await connection.execute(select(func.count()).where(Request.state.in_(RequestState.ACTIVE)))
             return int(count.scalar_one())
+
+    async def waiting_posts(self, channel_id: str) -> int:
+        """Posts waiting for a channel's pace: commands not announced there yet, outcomes not reported yet.
+
+        Only batches of the last hour count: the note is about a queue minutes long, and the bound keeps this
+        read a range of the created_at index however much history retention keeps.
+        """
+        recent = Batch.created_at >= self.clock() - WAITING_HORIZON
+        unannounced = select(func.count()).where(recent, Batch.channel_id == channel_id, Batch.announced_at.is_(None))
+        unreported = select(func.count()).where(
+            recent,
+            Request.batch_id == Batch.id,
+            Batch.root_channel == channel_id,
+            Request.finished_at.is_not(None),
+            Request.reported_at.is_(None),
+        )
+        async with self.engine.connect() as connection:
+            return int(
+                (
+                    await connection.execute(select(unannounced.scalar_subquery() + unreported.scalar_subquery()))
+                ).scalar_one()
+            )
 
     async def batches_with_news(self, *, limit: int = 50) -> list[BatchView]:
         """Open many-message batches whose Slack message is behind what their requests did.

@@ -1,6 +1,8 @@
 """A fake Slack Web API on loopback that records every call and keeps the messages the bot posts.
 
-It is as strict as Slack about content: every `blocks`, `text` and `view` is checked against Slack's rules
+It is as strict as Slack about its posting limit: about one chat.postMessage a second per channel with bursts of 3,
+answered 429 `ratelimited` with `Retry-After` past it (a token bucket per channel; `rate_limited_count` counts them).
+And it is as strict as Slack about content: every `blocks`, `text` and `view` is checked against Slack's rules
 (`tests/fakes/block_kit.py`) and refused the way Slack refuses it. Each refusal is also kept in `refusals`, so that a
 test fails on content Slack would refuse even when the bot shrugs the error off.
 """
@@ -21,6 +23,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from tests.fakes.block_kit import Refusal, message_refusal, view_refusal
 from tests.fakes.server import FakeServer, Gate
+
+# Slack's documented chat.postMessage limit, enforced from the start: about one a second per channel, short bursts.
+POST_RATE_PER_SECOND = 1.0
+POST_BURST = 3
 
 # Params that arrive as JSON strings in forms; the fake records them as Python values, like JSON bodies.
 _JSON_PARAMS = ("blocks", "attachments", "user_auth_blocks", "view", "metadata")
@@ -158,7 +164,7 @@ class FakeSlack(FakeServer):
             self._held_posts = 0
             self._abandoned_posts = 0
             self._channel_errors: dict[str, str] = {}
-            self._post_rate: tuple[float, float] | None = None
+            self._post_rate: tuple[float, float] = (POST_RATE_PER_SECOND, float(POST_BURST))
             self._buckets: dict[str, tuple[float, float]] = {}
             self._rate_limited = 0
         self.forget_max_in_flight()
@@ -293,8 +299,8 @@ class FakeSlack(FakeServer):
         with self._lock:
             self._drops[method] += times
 
-    def enforce_post_rate(self, per_second: float = 1.0, burst: int = 3) -> None:
-        """Rate-limit chat.postMessage per channel with a token bucket, as Slack roughly does."""
+    def enforce_post_rate(self, per_second: float = POST_RATE_PER_SECOND, burst: int = POST_BURST) -> None:
+        """Rate-limit chat.postMessage per channel with a token bucket, as Slack roughly does (the default)."""
         with self._lock:
             self._post_rate = (per_second, float(burst))
             self._buckets.clear()
@@ -318,7 +324,7 @@ class FakeSlack(FakeServer):
 
     @property
     def rate_limited_count(self) -> int:
-        """How many chat.postMessage calls the `enforce_post_rate` bucket refused."""
+        """How many chat.postMessage calls the per-channel posting limit refused (429)."""
         with self._lock:
             return self._rate_limited
 
@@ -460,8 +466,6 @@ class FakeSlack(FakeServer):
 
     def _take_post_token(self, channel: str) -> int | None:
         """Take a token from the channel's bucket; return Retry-After seconds when it is empty."""
-        if self._post_rate is None:
-            return None
         rate, burst = self._post_rate
         now = self.now()
         tokens, last = self._buckets.get(channel, (burst, now))
