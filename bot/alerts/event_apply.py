@@ -43,8 +43,8 @@ _latest_unreported_retry = (
         # A call that got no answer may have reached Partoo: its report is awaited like an accepted one's.
         _requests.c.outcome.in_([OutcomeKind.ACCEPTED.value, OutcomeKind.UNKNOWN.value]),
         _requests.c.delivery.is_(None),
-        # Only a report that arrived after the call can say what became of it (bot.domain.lifecycle).
-        _requests.c.first_attempt_at <= bindparam("at"),
+        # Only a report that arrived after Partoo answered the call can say what became of it (bot.domain.lifecycle).
+        _requests.c.finished_at <= bindparam("at"),
     )
     .order_by(_requests.c.finished_at.desc())
     .limit(1)
@@ -56,9 +56,9 @@ _MARK_DELIVERY = (
     .where(_requests.c.id == _latest_unreported_retry)
     .values(delivery=bindparam("what_became"), delivery_at=bindparam("at"))
 )
-# The message's latest retry request, and when its call was made (NULL: not made yet).
+# The message's latest retry request, and when Partoo's final answer to it came (NULL: queued, or in flight).
 _LATEST_CALL = (
-    select(_requests.c.first_attempt_at)
+    select(_requests.c.finished_at)
     .where(_requests.c.message_id == bindparam("of_message"))
     .order_by(_requests.c.id.desc())
     .limit(1)
@@ -151,7 +151,9 @@ async def _apply_event(connection: AsyncConnection, stored: StoredEvent, alert_c
     await lock_alerts(connection, [message.message_id])  # before the retry request's row: see lock_alerts
     if is_failure_alert(message):
         await _mark_delivery(connection, message.message_id, FAILED_AGAIN, at)
-        failed = lifecycle.Failed(message, at, before_latest_call=await _before_latest_call(connection, message, at))
+        failed = lifecycle.Failed(
+            message, at, before_latest_answer=await _before_latest_answer(connection, message, at)
+        )
         if await apply_to_alert_of(connection, message.message_id, failed):
             return True
         if alert_channel is None:
@@ -173,13 +175,13 @@ async def _apply_event(connection: AsyncConnection, stored: StoredEvent, alert_c
     return False
 
 
-async def _before_latest_call(connection: AsyncConnection, message: MessageUpdate, at: float) -> bool:
-    """Whether a report that arrived at `at` came before the message's latest retry call (or none was made yet)."""
+async def _before_latest_answer(connection: AsyncConnection, message: MessageUpdate, at: float) -> bool:
+    """Whether a report that arrived at `at` came before Partoo answered the message's latest retry call."""
     latest = (await connection.execute(_LATEST_CALL, {"of_message": message.message_id})).first()
     if latest is None:
         return False  # never retried: a first failure, or one the bot had nothing to do with
-    called_at = latest.first_attempt_at
-    return called_at is None or at < called_at
+    answered_at = latest.finished_at
+    return answered_at is None or at < answered_at
 
 
 async def _mark_delivery(connection: AsyncConnection, message_id: int, what_became: str, at: float) -> None:

@@ -27,11 +27,14 @@ redelivers a delivery its receiver answered with a 5xx: a redelivery and a real 
 byte the same. Only a retry *call* can make the message fail again, so:
 - a Failed while a retry is requested but not yet sent (RETRY_REQUESTED) is the failure that retry answers,
   arriving again: not news, nothing changes, and no Retry button comes back (the queued retry is the answer);
-- a Failed once the call was made (SENDING, ANSWERED, NOT_CONFIRMED) is "failed again", and the Retry button
+- a Failed once Partoo answered the call (ANSWERED, NOT_CONFIRMED) is "failed again", and the Retry button
   comes back within the limit. The webhook intake's dedupe key counts the calls made for the same reason.
-"Once the call was made" is decided by when the report *arrived*, not when the alerter applies it: a report
-stored before the latest retry's call and applied after it (the alerter was busy, another replica held the
-event) says `before_latest_call`, and is the failure that retry answers, in whatever phase it is applied.
+When a report *arrived* decides, not when the alerter applies it: a report stored before the latest retry's
+call was answered (queued, or in flight: the bot cannot know when Partoo received the call, and a failure
+that call caused can only follow Partoo's receipt of it) says `before_latest_answer`, and is the failure that
+retry answers, in whatever phase it is applied. The cost of that caution: a failure Partoo reports faster than
+its own answer reaches the bot shows only as "not confirmed" after NOT_CONFIRMED_MINUTES, never as a second
+send.
 """
 
 from __future__ import annotations
@@ -113,8 +116,8 @@ class Failed:
 
     update: MessageUpdate
     at: float
-    # The report arrived before the message's latest retry call was made (or while that retry was only queued).
-    before_latest_call: bool = False
+    # The report arrived before Partoo answered the message's latest retry call (or while it was queued).
+    before_latest_answer: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,8 +194,8 @@ def apply(state: AlertState, event: Event) -> AlertState:
     """The state after `event`; the same state when the event changes nothing."""
     current = phase(state)
     match event:
-        case Failed(update=update, at=at, before_latest_call=before_latest_call):
-            if current is Phase.RETRY_REQUESTED or (before_latest_call and state.retries > 0):
+        case Failed(update=update, at=at, before_latest_answer=before_latest_answer):
+            if current is Phase.RETRY_REQUESTED or (before_latest_answer and state.retries > 0):
                 return state  # the failure the latest retry answers, reported again: see the docstring
             # A failure after a retry call is "failed again"; the Retry button comes back (within the limit).
             return replace(
