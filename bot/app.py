@@ -78,6 +78,7 @@ from bot.running import Bot
 from bot.slack import listeners
 from bot.slack.clicks import AlertClicks
 from bot.slack.home import AppHome
+from bot.slack.silence_listeners import Silencing
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +299,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         settings.access,
         # Slack failures inside listeners are narrowed like the bot's own (and an auth one shows in /readyz).
         on_error=poster.bolt_error_handler(),
+        silencing=Silencing(silences, alerts, names, on_changed=alerter.wake),
     )
 
     # Off when neither REPORT_CHANNEL nor SLACK_LOG_CHANNEL says where it goes.

@@ -44,7 +44,9 @@ _numbers = (
 _signs = st.sampled_from(["", "", "+", "-", "--", "+-", "-+", "++", "---"])
 _tokens = (
     st.builds(lambda sign, number: sign + number, _signs, _numbers)
-    | st.sampled_from(["status", "log", "help", "STATUS", "Log", "--", "+", "-", ",", "<!channel>"])
+    | st.sampled_from(
+        ["status", "log", "help", "silences", "STATUS", "Log", "Silences", "--", "+", "-", ",", "<!channel>"]
+    )
     # `failed`'s filter (issue 21): keywords, spans, times and values, well- and ill-formed.
     | st.sampled_from(["failed", "FAILED", "since", "business", "partner", "cause", "closed", "setup", "whatsapp"])
     | st.builds(lambda number, unit: number + unit, _numbers, st.sampled_from(["m", "h", "d", "s", "H", ""]))

@@ -182,7 +182,10 @@ class Alerter(PollingLoop):
             not_confirmed_minutes=self.not_confirmed_minutes,
         )
         businesses = await self._businesses([state.failure.business_id])
-        message = alert_messages.alert_message(state, businesses.get(business_key(state.failure.business_id) or ""))
+        # "Silenced by … until …" on the alert a silence was started from, while it lasts.
+        silenced = await self.silences.started_from(alert.message_id) if self.silences else []
+        business = businesses.get(business_key(state.failure.business_id) or "")
+        message = alert_messages.alert_message(state, business, silenced)
         what = f"alert for Partoo message {alert.message_id}"
 
         async def renew() -> bool:

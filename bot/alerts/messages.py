@@ -9,6 +9,7 @@ A posted button keeps its `action_id` for as long as the message exists: the ids
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
@@ -16,14 +17,19 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     MarkdownTextObject,
+    Option,
+    OverflowMenuElement,
     SectionBlock,
 )
 
+# Imported as a module: silence_messages imports this module back (partner_name, GROUP_NAME_CHARS).
+from bot.alerts import silence_messages
 from bot.defaults import PREVIEW_CHARS
-from bot.domain.businesses import Business
+from bot.domain.businesses import Business, business_key
 from bot.domain.lifecycle import AlertState
 from bot.domain.message import MessageUpdate
 from bot.domain.outcomes import OutcomeKind
+from bot.domain.silences import Scope, Silence
 from bot.failures import verdict_messages
 from bot.rendering import limits, mrkdwn
 from bot.rendering.message import OUTCOME_EMOJI, SlackMessage
@@ -31,6 +37,9 @@ from bot.rendering.mrkdwn import escape, shorten
 
 RETRY_ACTION_ID = "partoo_retry.retry"
 RETRY_ALL_ACTION_ID = "partoo_retry.retry_all"
+# The alert's overflow menu: "Silence this business… / partner… / cause…"; an option's value is
+# "<scope> <message id>" (bot.slack.silence_listeners reads what to silence from the stored alert).
+SILENCE_ACTION_ID = "partoo_retry.silence"
 
 SECTION_LIMIT = limits.SECTION_TEXT
 FIELD_LIMIT = limits.FIELD_TEXT
@@ -67,17 +76,21 @@ _GAVE_UP = {
 # -- one alert per failure ----------------------------------------------------------------------
 
 
-def alert_message(state: AlertState, business: Business | None = None) -> SlackMessage:
+def alert_message(
+    state: AlertState, business: Business | None = None, silences: Sequence[Silence] = ()
+) -> SlackMessage:
     """The alert for one failed message: what failed, a preview, and the retry state with its button.
 
-    `business` is the failure's business with its name when the bot knows it (else it is shown by id).
+    `business` is the failure's business with its name when the bot knows it (else it is shown by id);
+    `silences` are the active silences someone started from this alert ("Silenced by … until …").
     """
     failure = state.failure
     partner = partner_name(failure.messaging_partner)
     consumer = _consumer(failure)
     title = f":rotating_light: *Message to {consumer} failed on {partner or 'an unknown channel'}*"
+    menu = silence_menu(state)
     blocks: list[Block] = [
-        _section(title),
+        SectionBlock(text=MarkdownTextObject(text=shorten(title, SECTION_LIMIT)), accessory=menu),
         SectionBlock(fields=[MarkdownTextObject(text=shorten(f, FIELD_LIMIT)) for f in _fields(state, business)]),
         _section(content_preview(failure)),
     ]
@@ -87,12 +100,34 @@ def alert_message(state: AlertState, business: Business | None = None) -> SlackM
     # What the conversation check found; it may replace the Retry button by a "Retry anyway".
     verdict_blocks, retry_anyway = verdict_messages.alert_blocks(state, button)
     blocks.extend(verdict_blocks)
+    if silences:
+        known = {business.id: business} if business else {}
+        lines = [silence_messages.silenced_line(silence, known) for silence in silences]
+        blocks.append(_section("\n".join(lines)))
     if button and not verdict_messages.hides_plain_retry(state):
         blocks.append(ActionsBlock(elements=[retry_button(failure.message_id)]))
     elif retry_anyway is not None:
         blocks.append(ActionsBlock(elements=[retry_anyway]))
     text = f"Partoo message {failure.message_id} to {consumer} failed ({partner or 'unknown channel'})"
     return SlackMessage(text=f"{text}{summary}{verdict_messages.fallback_suffix(state)}", blocks=blocks)
+
+
+def silence_menu(state: AlertState) -> OverflowMenuElement | None:
+    """The overflow menu that silences what this failure is: its business, partner, or cause (once checked)."""
+    failure = state.failure
+    options = []
+    if business_key(failure.business_id) is not None:
+        options.append(("Silence this business…", Scope.BUSINESS))
+    if (failure.messaging_partner or "").strip():
+        options.append(("Silence this partner…", Scope.PARTNER))
+    if state.verdict is not None:
+        options.append(("Silence this cause…", Scope.CAUSE))
+    if not options:
+        return None
+    return OverflowMenuElement(
+        action_id=SILENCE_ACTION_ID,
+        options=[Option(text=text, value=f"{scope.value} {failure.message_id}") for text, scope in options],
+    )
 
 
 def retry_button(message_id: int) -> ButtonElement:

@@ -90,6 +90,21 @@ class SilenceStore:
             )
             return [silence_of(row) for row in rows]
 
+    async def started_from(self, message_id: int) -> list[Silence]:
+        """The active silences someone started from the alert of this message (shown on that alert)."""
+        now = self.clock()
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(*_COLUMNS)
+                .where(
+                    SilenceRow.origin_message_id == message_id,
+                    SilenceRow.ended_at.is_(None),
+                    SilenceRow.until > now,
+                )
+                .order_by(SilenceRow.id)
+            )
+            return [silence_of(row) for row in rows]
+
     async def end_now(self, silence_id: int, ended_by: str) -> bool:
         """End an active silence early; False when it had already ended (by time or by someone)."""
         now = self.clock()
@@ -124,6 +139,8 @@ class SilenceStore:
     async def summarize(self, silence: Silence) -> list[int]:
         """Group the alerts this silence held that are still failed into one digest per channel; their ids.
 
+        The alert it was started from is then re-rendered, so it no longer says it is silenced.
+
         Exactly once across replicas: the transaction starts with a conditional UPDATE of the silence
         (`summarized_at IS NULL`). On PostgreSQL a second replica's UPDATE waits on the first one's row
         lock, then re-reads the row, finds it summarized and changes nothing, so it groups nothing and
@@ -156,6 +173,9 @@ class SilenceStore:
             for alert_id, channel_id in held:
                 by_channel.setdefault(channel_id, []).append(alert_id)
             digest_ids: list[int] = []
+            origin = (
+                await connection.execute(select(SilenceRow.origin_message_id).where(SilenceRow.id == silence.id))
+            ).scalar_one_or_none()
             for channel_id, alert_ids in by_channel.items():
                 digest_id = (
                     await connection.execute(
@@ -168,6 +188,11 @@ class SilenceStore:
                 ).scalar_one()
                 await connection.execute(update(Alert).where(Alert.id.in_(alert_ids)).values(digest_id=digest_id))
                 digest_ids.append(digest_id)
+        if origin is not None:
+            # Its own transaction: the held alerts are locked above, and alerts are only ever locked by id.
+            # Lost in a crash, the alert keeps saying "until <time>", which has passed: nothing is wrong.
+            async with self.engine.begin() as connection:
+                await bump_alerts(connection, [origin])
         return digest_ids
 
     async def held_count(self, silence_ids: Sequence[int]) -> dict[int, int]:

@@ -21,6 +21,7 @@ from bot.rendering.mrkdwn import quote_code
 _SEPARATORS = re.compile(r"[\s,]+")
 # The last word of `/partoo-retry 4567 anyway`.
 ANYWAY = "anyway"
+SILENCES = "silences"
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,16 @@ class Failed:
 
 
 @dataclass(frozen=True)
+class Silences:
+    """`silences`: list the active silences, each with End now (issue 22)."""
+
+
+@dataclass(frozen=True)
 class UsageError:
     problem: str
 
 
-Parsed = Help | Retry | Status | Log | Failed | UsageError
+Parsed = Help | Retry | Status | Log | Failed | Silences | UsageError
 
 
 def parse_command(text: str, now: float | None = None) -> Parsed:
@@ -73,11 +79,15 @@ def parse_command(text: str, now: float | None = None) -> Parsed:
         return parsed if isinstance(parsed, UsageError) else Status(parsed)
     if keyword == "log":
         return _log(tokens[1:])
+    if keyword == SILENCES:
+        return Silences() if len(tokens) == 1 else UsageError("`silences` takes nothing after it.")
     if keyword == FAILED:
         found = parse_filter(tokens[1:], time.time() if now is None else now)
         return UsageError(found) if isinstance(found, str) else Failed(found)
     if tokens[0].isalpha():
-        return UsageError(f"`{_shown(tokens[0])}` is not a subcommand; use `failed`, `status`, `log` or `help`.")
+        return UsageError(
+            f"`{_shown(tokens[0])}` is not a subcommand; use `failed`, `status`, `log`, `silences` or `help`."
+        )
 
     anyway = len(tokens) > 1 and tokens[-1].lower() == ANYWAY
     if anyway:

@@ -44,6 +44,7 @@ USAGE = (
     "[cause closed|setup|open|unchecked]` shows a plan of the failed messages that match (default: the last "
     "day), grouped by what the bot knows; nothing is sent until you click its Retry\n"
     f"`{COMMAND} status <message id>` shows the retry history of one message\n"
+    f"`{COMMAND} silences` lists the active silences (started from an alert's menu), each with End now\n"
     f"`{COMMAND} log [N]` lists the last N retries (default {DEFAULT_LOG_SIZE}, at most {MAX_LOG_SIZE})\n"
     f"`{COMMAND} help` shows this help"
 )

@@ -1,7 +1,7 @@
 """`/partoo-retry`: parse, hand to the retry service, answer within Slack's 3 seconds.
 
-Who may retry is checked before this listener runs (bot.slack.authorization, for retries only: `status`, `log`
-and `help` only read). Partoo is never called here: the service writes the request durably, the worker
+Who may retry is checked before this listener runs (bot.slack.authorization, for retries only: `status`, `log`,
+`silences` and `help` only read). Partoo is never called here: the service writes the request durably, the worker
 calls Partoo, and the notifier posts the answers.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -20,7 +20,7 @@ from bot.domain.retry_requests import NewBatch
 from bot.platform import correlation
 from bot.rendering.message import SlackMessage
 from bot.retries import messages, refusal_messages
-from bot.retries.commands import Failed, Help, Log, Retry, Status, UsageError, parse_command
+from bot.retries.commands import Failed, Help, Log, Retry, Silences, Status, UsageError, parse_command
 from bot.retries.service import RetryService
 from bot.slack.authorization import Middleware
 from bot.slack.replies import ephemeral
@@ -33,8 +33,13 @@ def asks_to_retry(body: dict[str, Any]) -> bool:
     return isinstance(parse_command(body.get("text") or ""), Retry | Failed)
 
 
-def register(app: AsyncApp, service: RetryService, authorize: Middleware) -> None:
-    """Attach the slash command's listener, behind `authorize`."""
+def register(
+    app: AsyncApp,
+    service: RetryService,
+    authorize: Middleware,
+    silences: Callable[[], Awaitable[SlackMessage]] | None = None,
+) -> None:
+    """Attach the slash command's listener, behind `authorize`; `silences` answers `silences` (issue 22)."""
     pending: set[asyncio.Task[None]] = set()
 
     def after_ack(respond: AsyncRespond, answer: Awaitable[SlackMessage]) -> None:
@@ -63,6 +68,11 @@ def register(app: AsyncApp, service: RetryService, authorize: Middleware) -> Non
             case Log(size):
                 await ack()
                 after_ack(respond, service.recent(size))
+            case Silences():
+                # Read-only: anyone may list; End now on each is behind the access policy (silence_listeners).
+                await ack()
+                if silences is not None:
+                    after_ack(respond, silences())
             case Failed(wanted):
                 # Nothing is sent: the plan (only to the person) carries the buttons (bot.slack.plan_clicks).
                 await ack()

@@ -6,6 +6,7 @@
 - Stop, on a many-message retry's progress message: bot.slack.stop_clicks
 - the App Home tab: bot.slack.home
 - the message shortcut "Retry Partoo messages": bot.slack.shortcut
+- silences: the alert's menu, its modal, `/partoo-retry silences` and End now: bot.slack.silence_listeners
 
 Who may retry is checked once, by one listener middleware (bot.slack.authorization) on the command and the buttons.
 """
@@ -19,7 +20,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.domain.access import AccessPolicy
 from bot.platform.authz import Authorizer
 from bot.retries.service import RetryService
-from bot.slack import clicks, command, home, plan_clicks, shortcut, stop_clicks
+from bot.slack import clicks, command, home, plan_clicks, shortcut, silence_listeners, stop_clicks
 from bot.slack.authorization import authorization
 
 
@@ -31,6 +32,7 @@ def register(
     authorizer: Authorizer,
     policy: AccessPolicy,
     on_error: Callable[[Exception], Awaitable[None]],
+    silencing: silence_listeners.Silencing | None = None,
 ) -> None:
     """Attach every listener; the app answers Slack when a listener returns (process_before_response): for
     the command and clicks that is once their request is durable; App Home visits are answered at once and
@@ -38,10 +40,13 @@ def register(
 
     `on_error` gets every listener's failure, from Bolt and from the App Home's publishing alike.
     """
-    command.register(app, service, authorization(authorizer, policy, applies=command.asks_to_retry))
+    listing = silencing.listing if silencing is not None else None
+    command.register(app, service, authorization(authorizer, policy, applies=command.asks_to_retry), listing)
     clicks.register(app, alert_clicks, authorization(authorizer, policy))
     plan_clicks.register(app, service, authorization(authorizer, policy))
     stop_clicks.register(app, service, authorization(authorizer, policy))
     home.register(app, app_home, on_error)
     shortcut.register(app, service, authorizer, policy)
+    if silencing is not None:
+        silence_listeners.register(app, silencing, authorization(authorizer, policy), authorizer, policy)
     app.error(on_error)
