@@ -161,7 +161,17 @@ async def test_retention_prunes_what_is_old_and_finished_and_keeps_the_rest(
     await _alert_posted(slack, 30)
 
     async def finished(message_id: int) -> bool:
-        return await _count(bot, Request, Request.message_id == message_id, Request.state == RequestState.DONE) == 1
+        # Finished *and reported*: retention keeps an outcome nobody was told about, whatever its age.
+        return (
+            await _count(
+                bot,
+                Request,
+                Request.message_id == message_id,
+                Request.state == RequestState.DONE,
+                Request.reported_at.is_not(None),
+            )
+            == 1
+        )
 
     await eventually_async(lambda: finished(10))
     gate = partoo.hold()
