@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 from bot.domain.access import AccessPolicy
 from bot.domain.admission import DELIVERED
 from bot.domain.commands import COMMAND, DEFAULT_LOG_SIZE, MAX_IDS, MAX_LOG_SIZE
+from bot.domain.commands import STOP_ACTION_ID as STOP_ACTION_ID  # re-exported: Stop's handler and tests read it
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.retry_requests import BatchView, RequestView
 from bot.rendering import limits, mrkdwn
@@ -33,8 +34,6 @@ MAX_BLOCKS = limits.MAX_BLOCKS
 TEXT_BUDGET = 3900
 # Ids listed inline before "and N more", so that one section stays far below Slack's 3,000 characters.
 INLINE_IDS = 20
-# Stop on a many-message batch's root message (its value: the batch id). Stable: posted messages carry it.
-STOP_ACTION_ID = "partoo_retry.stop"
 
 USAGE = (
     f"`{COMMAND} <message id> [<message id> …]` retries Partoo messages (up to {MAX_IDS}, "
