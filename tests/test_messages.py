@@ -67,6 +67,25 @@ def test_a_hundred_ids_fit_in_one_root_message() -> None:
     assert "and 80 more" in text
 
 
+def test_a_plans_progress_of_a_thousand_stays_within_limits_and_escapes_its_filter() -> None:
+    """A plan's batch (up to BULK_PLAN_MAX messages) tallies its requests; its filter is escaped all the same."""
+    batch = replace(_batch(1000), plan_filter="in the last 1 hour, partner <!channel>", plan_changed=3)
+    requests = [
+        *(_request(10**12 + n, OutcomeKind.ACCEPTED) for n in range(400)),
+        *(replace(_request(2 * 10**12 + n, OutcomeKind.ACCEPTED), delivery="delivered") for n in range(100)),
+        *(_request(3 * 10**12 + n, OutcomeKind.REFUSED, "closed") for n in range(20)),
+        *(replace(_request(4 * 10**12 + n, None), finished_at=None) for n in range(480)),
+    ]
+    ids = [request.message_id for request in requests]
+    rendered = _limits_hold(messages.batch_root(batch, ids, done=520, requests=requests))
+    shown = " ".join(section_texts(rendered["blocks"]))
+    assert "520/1000 done · 500 accepted · 20 refused · 100 delivered so far" in shown, shown
+    assert "3 changed since the plan" in shown and "and 980 more" in shown
+    assert "<!channel>" not in json.dumps(rendered)
+    summary = _limits_hold(messages.batch_summary(batch, requests[:520]))
+    assert "100 delivered so far" in json.dumps(summary) and "3 changed since the plan" in json.dumps(summary)
+
+
 def test_a_hundred_long_refusals_are_split_into_replies_within_limits() -> None:
     requests = [_request(n, OutcomeKind.REFUSED, detail="<!channel> " + "x" * 500) for n in range(MAX_IDS)]
     replies = messages.problems_replies(requests)

@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 from bot.alerts import silence_messages
 from bot.alerts.messages import FIELD_LIMIT, GROUP_NAME_CHARS, RETRY_ALL_ACTION_ID, SECTION_LIMIT, partner_name
 from bot.domain.businesses import Business, business_key
+from bot.domain.commands import STOP_ACTION_ID
 from bot.domain.lifecycle import DigestState
 from bot.domain.message import MessageUpdate
 from bot.failures import verdict_messages
@@ -81,8 +82,12 @@ def digest_message(state: DigestState, businesses: Mapping[str, Business] | None
         )
         if skipped := verdict_messages.skipped_text(state):
             progress = f"{progress}, {skipped}"
+        if state.stopped:
+            progress = f"{progress}, {state.stopped} stopped before they were sent"
         blocks.append(_section(f":arrows_counterclockwise: {progress}"))
         text = f"{text}. {progress}"
+        if state.going:
+            blocks.append(ActionsBlock(elements=[_stop_button(state.digest_id)]))
     elif failures:
         sendable = verdict_messages.sendable_count(state, [f.message_id for f in failures])
         button = ButtonElement(
@@ -94,6 +99,22 @@ def digest_message(state: DigestState, businesses: Mapping[str, Business] | None
         )
         blocks.append(ActionsBlock(elements=[button]))
     return SlackMessage(text=text, blocks=blocks)
+
+
+def _stop_button(digest_id: int) -> ButtonElement:
+    """Stop the Retry all: its value is the digest's id; the click is honoured only on this digest's message."""
+    return ButtonElement(
+        text="Stop",
+        action_id=STOP_ACTION_ID,
+        value=str(digest_id),
+        style="danger",
+        confirm=ConfirmObject(
+            title="Stop these retries?",
+            text="The retries not yet sent are removed; those already on their way to Partoo finish.",
+            confirm="Stop",
+            deny="Keep going",
+        ),
+    )
 
 
 def retry_all_confirmation(count: int) -> dict[str, Any]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 
 COMMAND = "/partoo-retry"
+# Stop on a many-message retry's progress message or on a digest whose Retry all runs (its value: the batch's
+# id, or the digest's). Stable: posted messages carry it. Here, so that retries and alerts both render it.
+STOP_ACTION_ID = "partoo_retry.stop"
 
 
 MAX_IDS = 100

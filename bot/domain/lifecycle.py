@@ -289,6 +289,10 @@ class DigestState:
     failed_again: int = 0
     # Requests of the Retry all that the conversation check kept from being sent (counted apart from refused).
     skipped: int = 0
+    # Requests of the Retry all removed by Stop before they were sent (counted apart from refused).
+    stopped: int = 0
+    # Requests of the Retry all not finished yet (queued or with a worker): while any are, it shows Stop.
+    going: int = 0
     # The latest verdict on each failure's conversation, by message id (missing: not checked).
     verdicts: Mapping[int, Verdict] = field(default_factory=dict)
     # The silence whose held-back failures this digest sums up, once it ended (None: a flood's digest).

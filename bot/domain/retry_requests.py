@@ -92,6 +92,10 @@ class BatchView:
     finished_at: float | None
     summarized_at: float | None
     thread_ts: str | None = None
+    # A plan's batch: the plan's filter in words, and how many of the plan's messages changed before Retry.
+    plan_filter: str | None = None
+    plan_changed: int = 0
+    retry_anyway: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ class RequestView:
     lease_token: int = 0
     # "Retry anyway" (from the batch): the worker sends it without checking the conversation.
     retry_anyway: bool = False
+    # What Partoo reported of the retry afterwards ("delivered", "failed"), when it has.
+    delivery: str | None = None
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,9 @@ class FailureStore:
             for outcome, state, _d, count in rows
             if state == RequestState.DONE and outcome != OutcomeKind.ACCEPTED.value
         )
-        refused -= skipped
+        stopped = sum(count for outcome, _s, _d, count in rows if outcome == OutcomeKind.STOPPED.value)
+        refused -= skipped + stopped
+        going = sum(count for _o, state, _d, count in rows if state in RequestState.ACTIVE)
         return DigestState(
             digest_id=digest.id,
             failures=[alert.state.failure for alert in alerts],
@@ -167,6 +169,8 @@ class FailureStore:
             delivered=sum(count for _o, _s, delivery, count in rows if delivery == DELIVERED),
             failed_again=sum(count for _o, _s, delivery, count in rows if delivery == FAILED_AGAIN),
             skipped=skipped,
+            stopped=stopped,
+            going=going,
             verdicts={alert.message_id: alert.state.verdict for alert in alerts if alert.state.verdict is not None},
             silence=silence,
         )

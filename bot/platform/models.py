@@ -87,6 +87,10 @@ class Batch(Base):
     summarized_at: Mapped[float | None] = mapped_column(Double)
     # "Retry anyway": sent even when the conversation check says it cannot succeed.
     retry_anyway: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # A plan's batch (`/partoo-retry failed …`): the plan's filter in words, and how many of the plan's
+    # messages admission refused at Retry (they changed since the plan). NULL for every other batch.
+    plan_filter: Mapped[str | None] = mapped_column(Text)
+    plan_changed: Mapped[int | None] = mapped_column(Integer)
 
 
 class Request(Base):

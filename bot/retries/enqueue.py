@@ -78,11 +78,12 @@ async def write_requests(
         if taken.rowcount != 1:
             by = (await connection.execute(_DIGEST_RETRIED_BY, {"digest_id": batch.digest_id})).scalar()
             return EnqueueResult(batch_id=None, queued=(), refused=(), digest_retried_by=by or "someone")
+    plan_filter: str | None = None
     if batch.plan_id is not None:
-        plan_ids = await take_plan(connection, batch.plan_id, batch.requested_by, anyway=batch.retry_anyway, now=now)
-        if plan_ids is None:
+        plan = await take_plan(connection, batch.plan_id, batch.requested_by, anyway=batch.retry_anyway, now=now)
+        if plan is None:
             return EnqueueResult(batch_id=None, queued=(), refused=(), plan_gone=True)
-        message_ids = plan_ids
+        message_ids, plan_filter = plan.message_ids, plan.filter_text
     if batch.report_into_alert and len(message_ids) == 1:
         alert = (await connection.execute(_POSTED_ALERT, {"message_id": message_ids[0]})).first()
         if alert is not None:
@@ -121,6 +122,9 @@ async def write_requests(
                 "progress_shown": 0,
                 "thread_ts": batch.thread_ts,
                 "retry_anyway": batch.retry_anyway,
+                # A plan's batch: what admission refused just now is what changed since the plan.
+                "plan_filter": plan_filter,
+                "plan_changed": len(refused) if plan_filter is not None else None,
             },
         )
     ).scalar_one()
@@ -147,9 +151,10 @@ async def write_requests(
         await connection.execute(_DELETE_BATCH, {"batch_id": batch_id})
         return EnqueueResult(batch_id=None, queued=(), refused=tuple(refused))
     if skipped:
-        await connection.execute(
-            update(Batch).where(Batch.id == batch_id).values(total=len(fresh), skipped=json.dumps(sorted(skipped)))
-        )
+        values: dict[str, object] = {"total": len(fresh), "skipped": json.dumps(sorted(skipped))}
+        if plan_filter is not None:
+            values["plan_changed"] = len(refused)  # another replica queued some in between: changed too
+        await connection.execute(update(Batch).where(Batch.id == batch_id).values(values))
     # Alerts about these messages now show who asked for the retry, in the same transaction.
     source = "retry_all" if batch.digest_id is not None else batch.source
     if batch.plan_id is not None:

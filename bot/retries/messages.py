@@ -19,7 +19,9 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.domain.access import AccessPolicy
+from bot.domain.admission import DELIVERED
 from bot.domain.commands import COMMAND, DEFAULT_LOG_SIZE, MAX_IDS, MAX_LOG_SIZE
+from bot.domain.commands import STOP_ACTION_ID as STOP_ACTION_ID  # re-exported: Stop's handler and tests read it
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.retry_requests import BatchView, RequestView
 from bot.rendering import limits, mrkdwn
@@ -32,8 +34,6 @@ MAX_BLOCKS = limits.MAX_BLOCKS
 TEXT_BUDGET = 3900
 # Ids listed inline before "and N more", so that one section stays far below Slack's 3,000 characters.
 INLINE_IDS = 20
-# Stop on a many-message batch's root message (its value: the batch id). Stable: posted messages carry it.
-STOP_ACTION_ID = "partoo_retry.stop"
 
 USAGE = (
     f"`{COMMAND} <message id> [<message id> …]` retries Partoo messages (up to {MAX_IDS}, "
@@ -188,26 +188,78 @@ def queue_unavailable() -> SlackMessage:
 # -- the root message of a command and its thread -----------------------------------------------
 
 
-def batch_root(batch: BatchView, message_ids: Sequence[int], done: int = 0, waiting: int = 0) -> SlackMessage:
+def batch_root(
+    batch: BatchView,
+    message_ids: Sequence[int],
+    done: int = 0,
+    waiting: int = 0,
+    requests: Sequence[RequestView] = (),
+) -> SlackMessage:
     """The channel message that says who asked to retry what; its thread gets the outcomes.
 
     `waiting`: posts queued behind Slack's posting limit in the channel, said here rather than kept silent.
+    `requests`: the batch's requests as stored now; a many-message batch tallies their outcomes so far.
+    A plan's batch (`/partoo-retry failed …`) also says its filter and how many changed since the plan.
     """
     who = mrkdwn.user(batch.requested_by)
-    if batch.total == 1:
+    if batch.total == 1 and batch.plan_filter is None:
         text = f"{who} asked to retry Partoo message `{message_ids[0]}`."
         status = ":hourglass_flowing_sand: Retrying…"
     else:
-        text = f"{who} asked to retry {batch.total} Partoo messages: {_ids(message_ids)}."
+        text = _many_head(batch, message_ids)
         status = f":hourglass_flowing_sand: {done}/{batch.total} done"
+        if requests:
+            status += _tally(requests, delivered=batch.plan_filter is not None)
     if waiting:
         status += f" · {waiting} outcomes waiting for Slack's posting limit in this channel (about one post a second)"
     blocks: list[Block] = [_section(text), _context(status)]
+    blocks += _plan_context(batch)
     if batch.skipped:
         blocks.append(_context(f"Not asked again, already being retried: {_ids(list(batch.skipped))}."))
     if batch.total > 1 and done < batch.total:
         blocks.append(ActionsBlock(elements=[_stop_button(batch)]))
     return SlackMessage(text=text, blocks=blocks)
+
+
+def _many_head(batch: BatchView, message_ids: Sequence[int]) -> str:
+    who = mrkdwn.user(batch.requested_by)
+    if batch.plan_filter is None:
+        return f"{who} asked to retry {batch.total} Partoo messages: {_ids(message_ids)}."
+    # The filter came through the grammar's character sets; escaped all the same, like every stored text.
+    anyway = " anyway" if batch.retry_anyway else ""
+    return (
+        f"{who} asked to retry{anyway} the failed Partoo messages *{escape(batch.plan_filter)}* "
+        f"({batch.total}, from a plan): {_ids(message_ids)}."
+    )
+
+
+def _tally(requests: Sequence[RequestView], *, delivered: bool) -> str:
+    """Outcomes so far: accepted, refused (every answer but accepted and stopped), stopped, delivered."""
+    counts = Counter(request.outcome for request in requests if request.finished_at is not None)
+    accepted = counts[OutcomeKind.ACCEPTED]
+    stopped = counts[OutcomeKind.STOPPED]
+    refused = sum(counts.values()) - accepted - stopped
+    parts = [f"{accepted} accepted", f"{refused} refused"]
+    if stopped:
+        parts.append(f"{stopped} stopped")
+    if delivered:
+        parts.append(f"{sum(1 for request in requests if request.delivery == DELIVERED)} delivered so far")
+    return " · " + " · ".join(parts)
+
+
+def _plan_context(batch: BatchView) -> list[Block]:
+    """A plan's batch: what changed since the plan (admission refused it at Retry), said even when nothing did."""
+    if batch.plan_filter is None:
+        return []
+    if not batch.plan_changed:
+        return [_context("Nothing changed since the plan: every message it could retry was queued.")]
+    count = batch.plan_changed
+    return [
+        _context(
+            f"{count} changed since the plan (retried by someone else, delivered or otherwise settled in between): "
+            f"not asked again; the answer to the Retry click names {'it' if count == 1 else 'them'}."
+        )
+    ]
 
 
 def _stop_button(batch: BatchView) -> ButtonElement:
@@ -258,11 +310,14 @@ def batch_summary(batch: BatchView, requests: Sequence[RequestView]) -> SlackMes
     counts = Counter(request.outcome for request in requests)
     parts = [f"{count} {_SHORT[outcome]}" for outcome, count in counts.most_common() if outcome]
     ids = [request.message_id for request in requests]
-    head = f"{mrkdwn.user(batch.requested_by)} asked to retry {batch.total} Partoo messages: {_ids(ids)}."
+    head = _many_head(batch, ids)
     all_accepted = counts[OutcomeKind.ACCEPTED] == len(requests)
     emoji = OUTCOME_EMOJI[OutcomeKind.ACCEPTED] if all_accepted else ":ballot_box_with_check:"
     status = f"{emoji} {len(requests)}/{batch.total} done: " + ", ".join(parts) + "."
-    blocks: list[Block] = [_section(head), _context(status)]
+    if batch.plan_filter is not None:
+        delivered = sum(1 for request in requests if request.delivery == DELIVERED)
+        status += f" {delivered} delivered so far."
+    blocks: list[Block] = [_section(head), _context(status), *_plan_context(batch)]
     if batch.skipped:
         blocks.append(_context(f"Not asked again, already being retried: {_ids(list(batch.skipped))}."))
     return SlackMessage(text=f"{head} {status}", blocks=blocks)

@@ -103,8 +103,11 @@ class Notifier(PollingLoop):
         With many posts queued behind the channel's pace (`waiting`), the root says so: its outcome may take
         minutes, and silence would read as a bot that forgot.
         """
-        message_ids = [request.message_id for request in await self.queue.batch_requests(batch.id)]
-        root = messages.batch_root(batch, message_ids, waiting=waiting if waiting >= POSTS_WAITING_NOTE else 0)
+        requests = await self.queue.batch_requests(batch.id)
+        message_ids = [request.message_id for request in requests]
+        root = messages.batch_root(
+            batch, message_ids, waiting=waiting if waiting >= POSTS_WAITING_NOTE else 0, requests=requests
+        )
         root_ts: str | None = None
         uses_response_url = False
 
@@ -226,7 +229,9 @@ class Notifier(PollingLoop):
             return
         message_ids = [request.message_id for request in requests]
         try:
-            await self.poster.update(batch.root_channel, batch.root_ts, messages.batch_root(batch, message_ids, done))
+            await self.poster.update(
+                batch.root_channel, batch.root_ts, messages.batch_root(batch, message_ids, done, requests=requests)
+            )
         except SlackPostError as error:
             log.info("progress update of batch %s skipped: %s", batch.id, error.error)
         await self.queue.note_progress(batch.id, done)

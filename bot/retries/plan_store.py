@@ -40,7 +40,7 @@ _TAKE = {
         BulkPlan.expires_at > bindparam("now"),
     )
     .values(state=PlanState.RETRIED)
-    .returning(BulkPlan.message_ids),
+    .returning(BulkPlan.message_ids, BulkPlan.filter_text),
     True: update(BulkPlan)
     .where(
         BulkPlan.id == bindparam("plan_id"),
@@ -50,7 +50,7 @@ _TAKE = {
         BulkPlan.expires_at > bindparam("now"),
     )
     .values(anyway_requested_by=bindparam("user_id"))
-    .returning(BulkPlan.anyway_ids),
+    .returning(BulkPlan.anyway_ids, BulkPlan.filter_text),
 }
 
 
@@ -171,13 +171,23 @@ class PlanStore:
         return done.rowcount == 1
 
 
+@dataclass(frozen=True)
+class TakenPlan:
+    """What Retry (or its anyway step) takes from a plan: the ids it showed, and its filter in words."""
+
+    message_ids: tuple[int, ...]
+    filter_text: str
+
+
 async def take_plan(
     connection: AsyncConnection, plan_id: int, user_id: str, *, anyway: bool, now: float
-) -> tuple[int, ...] | None:
-    """Take the plan for Retry (or for its confirmed anyway step) in the enqueue's transaction: its ids, or
-    None when it expired, was cancelled, was already taken, or is someone else's."""
+) -> TakenPlan | None:
+    """Take the plan for Retry (or for its confirmed anyway step) in the enqueue's transaction: its ids and
+    filter, or None when it expired, was cancelled, was already taken, or is someone else's."""
     row = (await connection.execute(_TAKE[anyway], {"plan_id": plan_id, "user_id": user_id, "now": now})).first()
-    return None if row is None else tuple(int(message_id) for message_id in json.loads(row[0]))
+    if row is None:
+        return None
+    return TakenPlan(tuple(int(message_id) for message_id in json.loads(row[0])), str(row[1]))
 
 
 async def plan_queued(connection: AsyncConnection, plan_id: int, batch_id: int, *, anyway: bool) -> None:

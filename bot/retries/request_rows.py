@@ -37,6 +37,9 @@ def batch_view(row: Row[Any]) -> BatchView:
         finished_at=row.finished_at,
         summarized_at=row.summarized_at,
         thread_ts=row.thread_ts,
+        plan_filter=row.plan_filter,
+        plan_changed=row.plan_changed or 0,
+        retry_anyway=bool(row.retry_anyway),
     )
 
 
@@ -58,6 +61,7 @@ def request_view(row: Row[Any] | Any) -> RequestView:
         correlation_id=getattr(row, "correlation_id", None),
         lease_token=getattr(row, "lease_token", 0),
         retry_anyway=bool(getattr(row, "retry_anyway", False)),
+        delivery=getattr(row, "delivery", None),
     )
 
 

@@ -1,4 +1,4 @@
-"""Stop on a bulk's progress message: remove the requests of its batch that are not yet sent.
+"""Stop on a bulk's progress message, or on a digest whose Retry all runs: remove the requests not yet sent.
 
 One UPDATE, in one transaction, closes every request of the batch still `queued` with no attempt in flight,
 with the outcome STOPPED. The worker's claim is the same kind of conditional UPDATE (`queued` → `running`,
@@ -37,6 +37,12 @@ _STOP = (
     )
     .returning(Request.message_id)
 )
+# A digest's Retry all: its batch, answering in the digest's thread (bot.slack.clicks.retry_all).
+_DIGEST_BATCH = select(Batch.id).where(
+    Batch.digest_id == bindparam("digest_id"),
+    Batch.root_channel == bindparam("channel"),
+    Batch.root_ts == bindparam("ts"),
+)
 _QUEUED_MESSAGES = select(Request.message_id).where(
     Request.batch_id == bindparam("batch_id"), Request.state == RequestState.QUEUED
 )
@@ -54,11 +60,20 @@ class Stopped:
 async def stop_batch(
     engine: AsyncEngine, batch_id: int, user_id: str, channel_id: str, ts: str, now: float
 ) -> Stopped | None:
-    """Stop the batch whose root message is (channel_id, ts); None when that message is no batch's root."""
+    """Stop the batch whose root message is (channel_id, ts); None when that message is no batch's root.
+
+    `batch_id` is the Stop button's value: a batch's id on its progress message, a digest's id on a digest
+    (whose Retry all's batch has the digest's message as its root). Either way only a batch whose root is the
+    clicked message is stopped.
+    """
     async with engine.begin() as connection:
         root = (await connection.execute(select(Batch.root_channel, Batch.root_ts).where(Batch.id == batch_id))).first()
         if root is None or (root.root_channel, root.root_ts) != (channel_id, ts):
-            return None
+            digests = await connection.execute(_DIGEST_BATCH, {"digest_id": batch_id, "channel": channel_id, "ts": ts})
+            found = digests.scalar()
+            if found is None:
+                return None
+            batch_id = found
         detail = f"stopped by {user_id}"  # plain text: details are escaped where shown
         await lock_alerts(
             connection, list((await connection.execute(_QUEUED_MESSAGES, {"batch_id": batch_id})).scalars())

@@ -1,7 +1,9 @@
-"""Stop, on a many-message retry's progress message: parse, authorize (before), stop, answer the clicker.
+"""Stop, on a many-message retry's progress message or a digest's: parse, authorize (before), stop, answer.
 
-The button carries only the batch id; the click is honoured only on the message that is that batch's root
-(channel and ts as stored). What is stopped is decided in one transaction (bot.retries.stopping).
+The button carries only an id: the batch's on a progress message, the digest's on a digest (its Retry all's
+batch). The click is honoured only on the message that is that batch's root (channel and ts as stored), which
+for a digest's Retry all is the digest itself. What is stopped is decided in one transaction
+(bot.retries.stopping).
 """
 
 from __future__ import annotations

@@ -30,6 +30,12 @@ class Gate:
         with self._lock:
             return self._released
 
+    @property
+    def waiting(self) -> int:
+        """Requests held at this gate now (a request recorded by a fake may not have reached its gates yet)."""
+        with self._lock:
+            return len(self._waiters)
+
     def release(self) -> None:
         """Let every held request through, and every later one."""
         with self._lock:
@@ -156,7 +162,8 @@ class FakeServer:
         """Wait, inside a handler, for every gate that is still held."""
         with self._lock:
             gates = [gate for gate in self._gates if not gate.released]
-            self._gates = gates
+            # A copy: a gate made while this request waits holds the requests after it, not this one.
+            self._gates = list(gates)
         for gate in gates:
             await gate.wait()
 
