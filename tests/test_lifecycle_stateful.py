@@ -59,7 +59,8 @@ MESSAGES = (101, 102, 103, 104)
 USERS = ("U123", "U999")
 # Two bodies per message: a redelivery repeats one byte for byte, a new failure may carry the other.
 CONTENTS = ("Hello", "Hello again")
-EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "50"))
+# 30 examples of 30 steps on each database keep the suite within minutes; LIFECYCLE_EXAMPLES=200 for a deeper run.
+EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "30"))
 STEPS = int(os.environ.get("LIFECYCLE_STEPS", "30"))
 SHRINK = os.environ.get("LIFECYCLE_SHRINK", "") == "1"
 SETTLE_SECONDS = 20.0
