@@ -40,6 +40,8 @@ async def _main_flows(bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, sig
     answers.append(click)
     await eventually(lambda: slack.thread(ALERT_CHANNEL, alert.ts), timeout=20)
     await eventually(lambda: "3/3 done" in json.dumps([m.blocks for m in slack.messages(CHANNEL)]), timeout=20)
+    # The 401's explanation is a thread reply of its own, paced like every post: it may follow the summary.
+    await eventually(lambda: "PARTOO_API_KEY" in json.dumps([call.params for call in slack.calls]), timeout=20)
     answers.append(await bot.http.get("/readyz"))
     return [answer.text for answer in answers]
 
