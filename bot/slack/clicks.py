@@ -31,7 +31,7 @@ from bot.retries import messages, refusal_messages
 from bot.retries.refusal_messages import CONFIRM_ANYWAY_ACTION_ID
 from bot.retries.service import RetryService
 from bot.slack.authorization import Middleware, asker
-from bot.slack.replies import ephemeral
+from bot.slack.replies import answer_later
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,7 @@ class AlertClicks:
         alert = await self.alerts.alert_for(click.targets[0]) if len(click.targets) == 1 else None
         if alert is None or alert.channel_id != click.channel_id or alert.ts != click.message_ts:
             return ClickRefused("This button does not belong to an alert the bot posted; nothing was retried.")
-        ask = NewBatch(
-            source="button",
-            requested_by=click.user_id,
-            channel_id=click.channel_id,
-            correlation_id=click.correlation_id,
-            root_channel=click.channel_id,
-            root_ts=click.message_ts,
-            alert_message_id=alert.message_id,
-            retry_anyway=retry_anyway,
-        )
+        ask = _button_batch(click, alert_message_id=alert.message_id, retry_anyway=retry_anyway)
         return await self.service.request(ask, [alert.message_id])
 
     async def retry_all(self, click: Click) -> EnqueueResult | ClickRefused:
@@ -88,16 +79,7 @@ class AlertClicks:
         digest = await self.alerts.digest(click.targets[0]) if len(click.targets) == 1 else None
         if digest is None or digest.channel_id != click.channel_id or digest.ts != click.message_ts:
             return ClickRefused("This button does not belong to a digest the bot posted; nothing was retried.")
-        ask = NewBatch(
-            source="button",
-            requested_by=click.user_id,
-            channel_id=click.channel_id,
-            correlation_id=click.correlation_id,
-            root_channel=click.channel_id,
-            root_ts=click.message_ts,
-            digest_id=digest.id,
-        )
-        return await self.service.enqueue(ask, [])
+        return await self.service.enqueue(_button_batch(click, digest_id=digest.id), [])
 
     async def confirm_anyway(self, click: Click) -> EnqueueResult | ClickRefused:
         """The confirmation of `/partoo-retry <ids> anyway`: queued as the command would have been."""
@@ -110,6 +92,19 @@ class AlertClicks:
             retry_anyway=True,
         )
         return await self.service.request(ask, click.targets)
+
+
+def _button_batch(click: Click, **answers_in: Any) -> NewBatch:
+    """A click's batch: its answers go to the message clicked (an alert, or a digest), named in `answers_in`."""
+    return NewBatch(
+        source="button",
+        requested_by=click.user_id,
+        channel_id=click.channel_id,
+        correlation_id=click.correlation_id,
+        root_channel=click.channel_id,
+        root_ts=click.message_ts,
+        **answers_in,
+    )
 
 
 Step = Callable[[Click], Awaitable[EnqueueResult | ClickRefused]]
@@ -139,18 +134,9 @@ def _listener(step: Step, pending: set[asyncio.Task[None]]) -> Callable[..., Awa
         await ack()
         if answer is None:
             return  # queued: the alert (or the command's thread) shows it
-        task = asyncio.create_task(_answer(respond, answer))
-        pending.add(task)  # keep a reference until it is done, or the task may be collected mid-way
-        task.add_done_callback(pending.discard)
+        answer_later(pending, respond, answer, replace_original=False)
 
     return on_click
-
-
-async def _answer(respond: AsyncRespond, answer: SlackMessage) -> None:
-    try:
-        await respond(**ephemeral(answer), replace_original=False)
-    except Exception:
-        log.exception("could not answer a click through response_url")
 
 
 async def _act(step: Step, body: dict[str, Any], action: dict[str, Any]) -> SlackMessage | None:

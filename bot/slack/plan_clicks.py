@@ -24,7 +24,7 @@ from bot.retries import messages, plan_messages
 from bot.retries.plan_messages import PLAN_ANYWAY_ACTION_ID, PLAN_CANCEL_ACTION_ID, PLAN_RETRY_ACTION_ID
 from bot.retries.service import RetryService
 from bot.slack.authorization import Middleware, asker
-from bot.slack.replies import ephemeral
+from bot.slack.replies import answer_later
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +92,6 @@ def _listener(service: RetryService, step: Step, pending: set[asyncio.Task[None]
                 log.error("could not act on plan %d: %s", plan_id, error)
                 answer = messages.queue_unavailable()
         await ack()
-        task = asyncio.create_task(_answer(respond, answer))
-        pending.add(task)  # keep a reference until it is done, or the task may be collected mid-way
-        task.add_done_callback(pending.discard)
+        answer_later(pending, respond, answer, replace_original=True)
 
     return on_click
-
-
-async def _answer(respond: AsyncRespond, answer: SlackMessage) -> None:
-    try:
-        await respond(**ephemeral(answer), replace_original=True)
-    except Exception:
-        log.exception("could not answer a plan's button through response_url")
