@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,7 @@ from bot.platform.models import Alert, Batch, Request, WeeklyReport
 from bot.reports.store import ReportReads
 from tests.fakes import FakePartoo, FakeSlack
 from tests.harness import RunningBot, bot_environment, message_text, running_bot
-from tests.signing import PartooSigner
+from tests.signing import PartooSigner, message_updated_event
 from tests.test_alert_messages import failure
 from tests.waiting import eventually, eventually_async
 
@@ -302,6 +303,36 @@ async def test_a_new_install_waits_for_the_next_occurrence_instead_of_posting_at
 
         await eventually_async(skipped_recorded, timeout=10)
     assert _reports_posted(slack) == []
+
+
+async def test_a_report_on_demand_covers_the_seven_days_up_to_now_and_leaves_the_schedule_alone(
+    slack: FakeSlack, partoo: FakePartoo, database_url: str, signer: PartooSigner
+) -> None:
+    environment = bot_environment(slack, partoo, database_url, signer, REPORT_CHANNEL=REPORTS)
+    async with running_bot(slack, environment) as bot:
+        poster = bot.bot.report_poster
+        assert poster is not None
+
+        async def schedule_rows() -> list[tuple[bool, bool]]:
+            async with bot.bot.engine.connect() as connection:
+                rows = await connection.execute(select(WeeklyReport.skipped, WeeklyReport.ts.is_(None)))
+                return [(row[0], row[1]) for row in rows]
+
+        # A new install: the occurrence due before it ran is recorded as skipped.
+        await eventually_async(lambda: _equals(schedule_rows(), [(True, True)]), timeout=10)
+        assert (await bot.webhook(message_updated_event(7001), signer)).status_code == 200
+        await eventually_async(lambda: bot.bot.alerts.alert_for(7001), timeout=10)
+        ts = await poster.post_now()
+
+        [posted] = _reports_posted(slack)
+        assert posted.ts == ts  # type: ignore[attr-defined]
+        assert "Weekly report: 1 failed messages, 0 retried" in message_text(posted)
+        # Not one of the schedule's occurrences: the skipped one stays as it was, and the next is still owed.
+        assert await schedule_rows() == [(True, True)]
+
+
+async def _equals(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
 
 
 async def test_no_channel_means_no_report(

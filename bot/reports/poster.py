@@ -3,6 +3,7 @@
 Each round looks at the latest occurrence of the schedule. If its report was neither posted nor skipped,
 the round claims it, builds it from the database (the seven days before the occurrence) and posts it.
 A bot that was down at the due time posts it when it is back; a Slack outage delays it, never doubles it.
+`post_now` posts the seven days up to now on demand, beside the schedule.
 """
 
 from __future__ import annotations
@@ -73,3 +74,16 @@ class ReportPoster(PollingLoop):
         if not await self.store.mark_posted(held, ts):
             log.warning("weekly report of %s posted, but its claim was taken over meanwhile", due)
         return False
+
+    async def post_now(self) -> str | None:
+        """Post the report of the seven days up to now at once, outside the schedule; the message's ts.
+
+        For someone who wants the figures today (the demo's "Post the weekly report now"): it is not one of
+        the schedule's occurrences, so the next one is still posted when due. Raises SlackPostError.
+        """
+        now = self.clock()
+        silences = await self.silences() if self.silences else ()
+        report = await self.reads.report(now - WEEK_SECONDS, now, silences=silences)
+        ts = await self.poster.post(self.channel_id, report_message(report))
+        log.info("weekly report of the seven days up to now posted on demand")
+        return ts
