@@ -204,3 +204,11 @@ def test_a_section_holds_whole_lines_up_to_the_limit() -> None:
     sections, shown = messages._line_sections(lines, max_sections=3)
     assert shown == 6
     assert [block.to_dict()["text"]["text"].split("\n") for block in sections] == [lines[0:2], lines[2:4], lines[4:6]]
+
+
+def test_stop_tells_how_many_were_stopped_and_how_many_finish_as_sent_in_good_grammar() -> None:
+    assert messages.stopped(1, 0).text == ":octagonal_sign: Stopped 1 retry not yet sent."
+    one = messages.stopped(3, 1).text
+    assert one.endswith("Stopped 3 retries not yet sent. 1 already on its way to Partoo finishes as sent."), one
+    many = messages.stopped(206, 31).text
+    assert many.endswith("Stopped 206 retries not yet sent. 31 already on their way to Partoo finish as sent."), many

@@ -281,7 +281,8 @@ def stopped(count: int, still_going: int) -> SlackMessage:
     """Told to whoever clicked Stop."""
     text = f":octagonal_sign: Stopped {count} retr{'y' if count == 1 else 'ies'} not yet sent."
     if still_going:
-        text += f" {still_going} already on its way to Partoo finish{'es' if still_going == 1 else ''} as sent."
+        going = "its way to Partoo finishes" if still_going == 1 else "their way to Partoo finish"
+        text += f" {still_going} already on {going} as sent."
     return SlackMessage(text=text, blocks=[_section(text)])
 
 
