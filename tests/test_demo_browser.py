@@ -259,3 +259,142 @@ def test_the_layout_holds_at_900_pixels(browser: Browser, demo: RunningDemo, scr
     expect(root_messages(narrow).filter(has_text="failed on")).to_have_count(1, timeout=STEP_TIMEOUT_MS)
     narrow.screenshot(path=screenshots / "narrow-900px.png")
     context.close()
+
+
+def outage_reported(page: Page, demo: RunningDemo) -> Locator:
+    """Start the outage and wait until the bot has every failure (the digest, and those posted alone, count them)."""
+    page.get_by_role("button", name="A WhatsApp outage").click()
+    wait_until(
+        lambda: demo.state()["partoo"]["webhooks_sent"] == OUTAGE_FAILURES,
+        timeout=60,
+        message="the outage was not reported",
+    )
+    digest = root_messages(page).filter(has_text="messages failed in the last minutes")
+    expect(digest).to_have_count(1, timeout=STEP_TIMEOUT_MS)
+
+    def all_reported() -> bool:
+        # Failures are posted alone until they pile up; every later one joins the digest, re-rendered in place.
+        return count_before("messages failed", digest) + root_messages(page).count() - 1 == OUTAGE_FAILURES
+
+    wait_until(all_reported, timeout=STEP_TIMEOUT_MS / 1000, message="the digest never counted every failure")
+    return digest
+
+
+def same_message(page: Page, message: Locator) -> Locator:
+    """`message`, whatever it comes to say (a locator filtered by text loses a message replaced in place)."""
+    return page.locator(f'[id="{message.get_attribute("id")}"]')
+
+
+def command(page: Page, text: str) -> None:
+    composer = page.locator("#composer-text")
+    composer.fill(text)
+    composer.press("Enter")
+
+
+def test_after_an_outage_a_plan_is_retried_and_stopped_mid_run(
+    page: Page, demo: RunningDemo, screenshots: Path
+) -> None:
+    outage_reported(page, demo)
+    page.locator('#channel-list [data-channel="COPS"]').click()
+    command(page, "/partoo-retry failed since 1h partner whatsapp")
+    # The plan, only for Alice: what matches, grouped, and nothing sent yet.
+    plan = ephemeral(page, "Nothing is sent yet")
+    expect(plan).to_contain_text(f"{OUTAGE_FAILURES} failed message(s) in the last 1 hour, partner whatsapp")
+    expect(plan).to_contain_text(f"{OUTAGE_FAILURES} can be retried")
+    expect(plan.get_by_role("button", name="Cancel")).to_be_visible()
+    assert demo.state()["partoo"]["retried_ids"] == []
+    page.screenshot(path=screenshots / "bulk-plan.png")
+
+    plan.get_by_role("button", name=f"Retry {OUTAGE_FAILURES} that can succeed").click()
+    expect(ephemeral(page, f"Queued {OUTAGE_FAILURES} retries from the plan")).to_be_visible()
+    progress = root_messages(page).filter(has_text="asked to retry the failed Partoo messages")
+    expect(progress).to_contain_text("in the last 1 hour, partner whatsapp")
+
+    # Paced at Partoo's rate (600 a minute in the demo), the run takes about half a minute: it counts up in place.
+    def done() -> int:
+        found = re.search(rf"(\d+)/{OUTAGE_FAILURES} done", progress.inner_text())
+        return int(found[1]) if found else 0
+
+    wait_until(lambda: done() > 0, timeout=STEP_TIMEOUT_MS / 1000, message="the progress never counted up")
+    assert done() < OUTAGE_FAILURES, "the run ended before Stop could be pressed"
+    progress.get_by_role("button", name="Stop").click()
+    expect(page.locator("#confirm")).to_contain_text("Stop these retries?")
+    page.locator("#confirm-ok").click()
+    told = ephemeral(page, re.compile(r"Stopped \d+ retr"))
+    expect(told).to_be_visible()
+    found = re.search(r"Stopped (\d+) retr", told.inner_text())
+    assert found, told.inner_text()
+    stopped = int(found[1])
+    assert 0 < stopped < OUTAGE_FAILURES
+
+    # Those already on their way finish as sent; the progress message then sums up, the stopped ones included.
+    expect(progress).to_contain_text(f"{OUTAGE_FAILURES}/{OUTAGE_FAILURES} done", timeout=STEP_TIMEOUT_MS)
+    expect(progress).to_contain_text(f"{stopped} stopped")
+    expect(progress.get_by_role("button", name="Stop")).to_have_count(0)
+    # Its thread lists each stopped one below; the picture shows the message itself.
+    progress.evaluate("node => node.scrollIntoView({block: 'start'})")
+    page.mouse.move(0, 0)  # no hover menus in the picture
+    page.screenshot(path=screenshots / "bulk-stopped.png")
+
+    # Partoo's own record: each message asked for at most once, and none of the stopped ones.
+    sent = demo.state()["partoo"]["retried_ids"]
+    assert len(sent) == len(set(sent)) == OUTAGE_FAILURES - stopped
+    expect(progress).to_contain_text(f"{OUTAGE_FAILURES - stopped} accepted")
+
+
+def test_a_business_silenced_from_its_alert_is_summed_up_when_ended_and_the_report_is_posted_on_demand(
+    page: Page, demo: RunningDemo, screenshots: Path
+) -> None:
+    fails = page.get_by_role("button", name="A message of Le Bistrot fails")
+    fails.click()
+    first = root_messages(page).filter(has_text="Le Bistrot")
+    expect(first.get_by_role("button", name="Retry", exact=True)).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    alert = same_message(page, first)
+
+    alert.get_by_role("button", name="More options").click()
+    page.get_by_role("button", name="Silence this business…").click()
+    modal = page.locator("#modal")
+    expect(modal.locator("#modal-title")).to_have_text("Silence alerts")
+    expect(modal).to_contain_text("Silence Le Bistrot · Paris")
+    expect(modal.get_by_role("radio", name="1 hour")).to_be_checked()
+    modal.get_by_role("textbox", name="Note").fill("Facebook page being relinked, on it")
+    page.screenshot(path=screenshots / "silence-modal.png")
+    modal.get_by_role("button", name="Silence", exact=True).click()
+    expect(modal).not_to_be_visible()
+    expect(alert).to_contain_text("Le Bistrot · Paris silenced by @Alice Martin until")
+    expect(alert).to_contain_text("(Facebook page being relinked, on it)")
+
+    # Its next failures are stored, checked and retryable, but not posted one by one.
+    for _ in range(3):
+        fails.click()
+    wait_until(
+        lambda: demo.bot_log().count("held back by silence") == 3,
+        timeout=STEP_TIMEOUT_MS / 1000,
+        message="the silence did not hold the next failures back",
+    )
+    expect(root_messages(page)).to_have_count(1)
+
+    page.locator('#channel-list [data-channel="COPS"]').click()
+    command(page, "/partoo-retry silences")
+    listing = same_message(page, ephemeral(page, "1 active silence"))
+    expect(listing).to_contain_text("Held back so far: 3 failures")
+    listing.get_by_role("button", name="End now").click()
+    expect(page.locator("#confirm")).to_contain_text("End this silence?")
+    page.locator("#confirm-ok").click()
+    expect(listing).to_contain_text("The silence of Le Bistrot · Paris is over")
+
+    # Ended early, it is summed up at once, as at its end: one message, with Retry all.
+    page.locator('#channel-list [data-channel="CALERTS"]').click()
+    summary = root_messages(page).filter(has_text="While Le Bistrot · Paris was silenced: 3 failures")
+    expect(summary).to_have_count(1, timeout=STEP_TIMEOUT_MS)
+    expect(summary.get_by_role("button", name=re.compile(r"^Retry all"))).to_be_visible()
+    expect(alert).not_to_contain_text("silenced by", timeout=STEP_TIMEOUT_MS)
+    page.screenshot(path=screenshots / "silence-summary.png")
+
+    page.get_by_role("button", name="Post the weekly report now").click()
+    page.locator('#channel-list [data-channel="CRETRYLOG"]').click()
+    report = root_messages(page).filter(has_text="Partoo retries: weekly report")
+    expect(report).to_have_count(1, timeout=STEP_TIMEOUT_MS)
+    expect(report).to_contain_text(re.compile(r"Failed messages\s*4 "))
+    expect(report).to_contain_text("Le Bistrot · Paris: 4")
+    page.screenshot(path=screenshots / "weekly-report.png")

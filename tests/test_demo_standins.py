@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,9 +20,9 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.demo.changes import Changes
-from bot.demo.controls import SETUP_ISSUES
+from bot.demo.controls import SETUP_ISSUES, SILENCED_BUSINESS, Knobs
 from bot.demo.modals import NO_ANSWER, TRIGGER_SECONDS, Modals
-from bot.demo.page import build_page_app
+from bot.demo.page import build_page_app, clicked_action
 from bot.demo.partoo_sim import Conversation, NextRetries, SimulatedPartoo
 from bot.demo.signed import SignedSlack, signature_headers
 from bot.demo.slack_standin import SlackStandIn
@@ -39,14 +40,33 @@ class World:
     partoo: SimulatedPartoo
     webhooks: list[dict[str, object]]
     signatures_valid: list[bool]
+    slack_payloads: list[dict[str, Any]]
+    report: RecordedReport
+
+
+class RecordedReport:
+    """The bot's "post the weekly report now", as the controls see it: here it only counts the asks."""
+
+    def __init__(self) -> None:
+        self.posted = 0
+
+    async def post_now(self) -> str | None:
+        self.posted += 1
+        return None
 
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
-    """The page's server on a known port, its Partoo sending webhooks to a recorder standing in for the bot."""
+    """The page's server on a known port, its Partoo and its Slack sending to a recorder standing in for the bot."""
     webhook_key = Ed25519PrivateKey.generate()
     webhooks: list[dict[str, object]] = []
     valid: list[bool] = []
+    slack_payloads: list[dict[str, Any]] = []
+
+    async def slack_event(request: web.Request) -> web.Response:
+        form = await request.post()
+        slack_payloads.append(json.loads(str(form["payload"])))
+        return web.Response()
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
@@ -60,6 +80,7 @@ async def world() -> AsyncIterator[World]:
 
     bot = web.Application()
     bot.router.add_post("/partoo/webhook", receive)
+    bot.router.add_post("/slack/events", slack_event)
     async with TestServer(bot, host="127.0.0.1") as bot_server:
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
@@ -74,9 +95,11 @@ async def world() -> AsyncIterator[World]:
             report_delay=0.0,
         )
         slack = SignedSlack(str(bot_server.make_url("")), "unused")
-        app = build_page_app(standin, partoo, slack, changes, modals=Modals(changes), hosts={f"127.0.0.1:{port}"})
+        report = RecordedReport()
+        knobs = Knobs(partoo, report=report)
+        app = build_page_app(standin, knobs, slack, changes, modals=Modals(changes), hosts={f"127.0.0.1:{port}"})
         async with TestServer(app, host="127.0.0.1", port=port):
-            yield World(base_url, standin, partoo, webhooks, valid)
+            yield World(base_url, standin, partoo, webhooks, valid, slack_payloads, report)
         await partoo.stop()
         await slack.aclose()
 
@@ -226,6 +249,79 @@ async def test_page_answers_only_its_own_host_and_json_actions(world: World) -> 
         assert (await http.post("/demo/partoo", json={"control": "nonsense"})).status_code == 400
         assert (await http.post("/demo/partoo", json={"control": "fail"})).status_code == 200
     await eventually(lambda: len(world.webhooks) == 1, timeout=10)
+
+
+async def test_the_controls_fail_one_business_and_ask_the_bot_for_its_report(world: World) -> None:
+    async with httpx.AsyncClient(base_url=world.base_url) as http:
+        for _ in range(3):
+            assert (await http.post("/demo/partoo", json={"control": "business"})).status_code == 200
+        # Answered once the bot's operation is done, not before.
+        assert (await http.post("/demo/partoo", json={"control": "report"})).status_code == 200
+        assert world.report.posted == 1
+    assert {message.business_id for message in world.partoo.messages.values()} == {SILENCED_BUSINESS}
+    await eventually(lambda: len(world.webhooks) == 3, timeout=10)
+
+
+ALERT_BLOCKS: list[dict[str, Any]] = [
+    {
+        "type": "section",
+        "block_id": "head",
+        "text": {"type": "mrkdwn", "text": "failed"},
+        "accessory": {
+            "type": "overflow",
+            "action_id": "partoo_retry.silence",
+            "options": [{"text": {"type": "plain_text", "text": "Silence this business…"}, "value": "business 7"}],
+        },
+    },
+    {
+        "type": "actions",
+        "elements": [
+            {"type": "button", "action_id": "retry", "value": "7", "text": {"type": "plain_text", "text": "Retry"}},
+            {"type": "button", "action_id": "no_value", "text": {"type": "plain_text", "text": "Cancel"}},
+        ],
+    },
+]
+
+
+def test_a_click_sends_what_the_message_holds_never_what_the_page_says() -> None:
+    # The page names the element; its value and text come from the message as the bot posted it.
+    assert clicked_action(ALERT_BLOCKS, {"action_id": "retry", "value": "9999"}) == {
+        "type": "button",
+        "action_id": "retry",
+        "block_id": "",
+        "value": "7",
+        "text": {"type": "plain_text", "text": "Retry"},
+    }
+    assert "value" not in (clicked_action(ALERT_BLOCKS, {"action_id": "no_value"}) or {})
+    chosen = clicked_action(ALERT_BLOCKS, {"action_id": "partoo_retry.silence", "selected_option": "business 7"})
+    assert chosen == {
+        "type": "overflow",
+        "action_id": "partoo_retry.silence",
+        "block_id": "head",
+        "selected_option": ALERT_BLOCKS[0]["accessory"]["options"][0],
+    }
+    # An option the menu does not offer, or an element the message does not have: no click.
+    assert clicked_action(ALERT_BLOCKS, {"action_id": "partoo_retry.silence", "selected_option": "business 8"}) is None
+    assert clicked_action(ALERT_BLOCKS, {"action_id": "delete_everything"}) is None
+
+
+async def test_a_button_of_an_ephemeral_message_works_for_whoever_sees_it_as_in_slack(world: World) -> None:
+    plan = world.standin.ephemeral("COPS", "UALICE", "a plan", ALERT_BLOCKS[1:])
+    click = {"channel": "COPS", "ts": plan.ts, "action": {"action_id": "retry"}}
+    async with httpx.AsyncClient(base_url=world.base_url) as http:
+        assert (await http.post("/demo/click", json={**click, "user": "UBOB"})).status_code == 400
+        assert (await http.post("/demo/click", json={**click, "user": "UALICE"})).status_code == 200
+    [payload] = world.slack_payloads
+    # Slack marks the container ephemeral and sends no `message`; the trigger_id may open a modal.
+    assert payload["container"] == {
+        "type": "message",
+        "message_ts": plan.ts,
+        "channel_id": "COPS",
+        "is_ephemeral": True,
+    }
+    assert "message" not in payload
+    assert payload["actions"][0]["value"] == "7"
+    assert payload["trigger_id"]
 
 
 def test_the_demo_offers_the_shortcut_the_bot_and_the_manifest_name() -> None:

@@ -1,10 +1,13 @@
-"""The control panel's knobs: each a button on the page that changes what the simulated Partoo does."""
+"""The control panel's knobs: each a button on the page that changes what the simulated Partoo does, or asks the
+bot for something it offers its operators (the weekly report, now)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+from bot.demo.customers import BUSINESS_NAMES
 from bot.demo.partoo_sim import (
     OUTAGE_FAILURES,
     OUTAGE_SECONDS,
@@ -19,67 +22,103 @@ from bot.demo.partoo_sim import (
 SETUP_ISSUES = ("facebook_no_page_linked", "page_token_<expired>_&_*renew*")
 
 
+# The business whose failures the silence scenario repeats: the one README's silence example names.
+SILENCED_BUSINESS = 1042
+SILENCED_NAME = BUSINESS_NAMES[SILENCED_BUSINESS][0]
+
+
+class ReportOnDemand(Protocol):
+    """What the bot offers to post the weekly report at once (bot.reports.poster.ReportPoster)."""
+
+    async def post_now(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """What the controls act on: the simulated Partoo, and the operations of the running bot they may ask for."""
+
+    partoo: SimulatedPartoo
+    report: ReportOnDemand
+
+
 @dataclass(frozen=True)
 class Control:
-    """One knob of the page's control panel: a button that changes what the simulated Partoo does."""
+    """One knob of the page's control panel: a button that changes what the simulated Partoo does, or asks the
+    bot for something. `act` may return an awaitable (asking the bot); the page awaits it before answering."""
 
     id: str
     group: str
     label: str
     help: str
-    act: Callable[[SimulatedPartoo], object]
+    act: Callable[[Knobs], object]
 
 
 # The page draws its control panel from this table.
 CONTROLS = (
-    Control("fail", "Failures", "A message fails", "A random customer, channel and content", lambda p: p.fail_one()),
+    Control(
+        "fail", "Failures", "A message fails", "A random customer, channel and content", lambda k: k.partoo.fail_one()
+    ),
     Control(
         "closed",
         "Failures",
         "A message fails in a closed conversation",
         "WhatsApp, after the customer's 24-hour window: the bot's check says a retry cannot reach them",
-        lambda p: p.fail_one(Conversation("Closed"), partner="Whatsapp"),
+        lambda k: k.partoo.fail_one(Conversation("Closed"), partner="Whatsapp"),
     ),
     Control(
         "setup_problem",
         "Failures",
         "A message fails on a channel with a setup problem",
         "Facebook with no page linked, and an issue the bot does not know: it shows it as Partoo spells it",
-        lambda p: p.fail_one(Conversation(issues=list(SETUP_ISSUES)), partner="Facebook"),
+        lambda k: k.partoo.fail_one(Conversation(issues=list(SETUP_ISSUES)), partner="Facebook"),
+    ),
+    Control(
+        "business",
+        "Failures",
+        f"A message of {SILENCED_NAME} fails",
+        "On its Facebook, each time: silence the business from its alert's ⋯ menu, and the next ones are held back",
+        lambda k: k.partoo.fail_one(partner="Facebook", business_id=SILENCED_BUSINESS),
     ),
     Control(
         "outage",
         "Failures",
         "A WhatsApp outage",
         f"{OUTAGE_FAILURES} messages fail within {OUTAGE_SECONDS:g} seconds",
-        lambda p: p.outage(),
+        lambda k: k.partoo.outage(),
     ),
     Control(
         NextRetries.DELIVERED,
         "Next retries",
         "are delivered",
         "Partoo accepts them, then reports them delivered",
-        lambda p: p.set_next_retries(NextRetries.DELIVERED),
+        lambda k: k.partoo.set_next_retries(NextRetries.DELIVERED),
     ),
     Control(
         NextRetries.FAIL_AGAIN,
         "Next retries",
         "fail again",
         "Partoo accepts them, then reports them failed again",
-        lambda p: p.set_next_retries(NextRetries.FAIL_AGAIN),
+        lambda k: k.partoo.set_next_retries(NextRetries.FAIL_AGAIN),
     ),
     Control(
         NextRetries.TIME_OUT,
         "Next retries",
         "time out",
         "Partoo answers only after the bot stopped waiting (it then delivers them)",
-        lambda p: p.set_next_retries(NextRetries.TIME_OUT),
+        lambda k: k.partoo.set_next_retries(NextRetries.TIME_OUT),
     ),
     Control(
         "rate_limit",
         "Partoo",
         f"answers 429 for {RATE_LIMIT_SECONDS:g} s",
         "Every call is rate limited; the bot waits Retry-After and paces every retry",
-        lambda p: p.rate_limit(),
+        lambda k: k.partoo.rate_limit(),
+    ),
+    Control(
+        "report",
+        "The bot",
+        "Post the weekly report now",
+        "The seven days up to now, in #partoo-retry-log (otherwise posted each Monday at 09:00 UTC)",
+        lambda k: k.report.post_now(),
     ),
 )

@@ -48,14 +48,16 @@ class SimulatedMessage:
     status: str = "Failed"
 
 
-def made_up_message(rng: random.Random, message_id: int, partner: str) -> SimulatedMessage:
-    """A failed message to a random customer of a random business; one in ten is an image."""
+def made_up_message(
+    rng: random.Random, message_id: int, partner: str, business_id: int | None = None
+) -> SimulatedMessage:
+    """A failed message to a random customer of `business_id` (default: a random business); one in ten is an image."""
     content_type = "Image" if rng.random() < 0.1 else "Text"
     content = rng.choice(CONTENTS).format(n=rng.randint(1000, 9999)) if content_type == "Text" else ""
     return SimulatedMessage(
         id=message_id,
         conversation_id=rng.randint(9_000, 99_999),
-        business_id=rng.choice(BUSINESSES),
+        business_id=business_id if business_id is not None else rng.choice(BUSINESSES),
         partner=partner,
         consumer=rng.choice(CUSTOMERS),
         agent=rng.choice(AGENTS),

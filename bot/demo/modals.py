@@ -1,5 +1,6 @@
-"""Slack's modals, as far as the message shortcut needs them: `views.open` with a fresh trigger_id, the modal each
-person sees, and the bot's answer to a submission (close it, show it updated, or show errors on its fields)."""
+"""Slack's modals, as far as the bot opens them (the message shortcut's, the silence's): `views.open` with a fresh
+trigger_id, the modal each person sees, and the bot's answer to a submission (close it, show it updated, or show
+errors on its fields)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ class Modals:
     def trigger(self, user: str) -> str:
         """A trigger_id for something `user` just did, as Slack puts in a shortcut's payload."""
         token = f"{int(time.time())}.{secrets.randbelow(10**12)}.{secrets.token_hex(8)}"
-        self._triggers[token] = (user, time.monotonic())
+        now = time.monotonic()
+        # Every click gets one, and most are never used: those past their 3 seconds are forgotten here.
+        self._triggers = {key: made for key, made in self._triggers.items() if now - made[1] <= TRIGGER_SECONDS}
+        self._triggers[token] = (user, now)
         return token
 
     def shown(self, user: str) -> dict[str, Any] | None:

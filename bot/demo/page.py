@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from aiohttp.typedefs import Middleware
 
 from bot.demo import workspace
 from bot.demo.changes import Changes
-from bot.demo.controls import CONTROLS
+from bot.demo.controls import CONTROLS, Knobs
 from bot.demo.modals import Modals
 from bot.demo.partoo_sim import SimulatedPartoo
 from bot.demo.shortcuts import SHORTCUTS, ShortcutRoutes
@@ -39,7 +40,7 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def build_page_app(
     standin: SlackStandIn,
-    partoo: SimulatedPartoo,
+    knobs: Knobs,
     slack: SignedSlack,
     changes: Changes,
     *,
@@ -47,7 +48,7 @@ def build_page_app(
     hosts: set[str],
 ) -> web.Application:
     """Everything the demo serves on its one port; requests must name one of `hosts` (127.0.0.1:port)."""
-    page = _Page(standin, partoo, slack, changes, modals)
+    page = _Page(standin, knobs, slack, changes, modals)
     app = web.Application(middlewares=[_local_only(hosts)])
     app.add_routes(
         [
@@ -61,7 +62,7 @@ def build_page_app(
             *ShortcutRoutes(standin, slack, modals).routes(),
             web.static("/static", STATIC),
             *standin.routes(),
-            *partoo.routes(),
+            *knobs.partoo.routes(),
         ]
     )
     return app
@@ -88,11 +89,12 @@ def _local_only(hosts: set[str]) -> Middleware:
 
 class _Page:
     def __init__(
-        self, standin: SlackStandIn, partoo: SimulatedPartoo, slack: SignedSlack, changes: Changes, modals: Modals
+        self, standin: SlackStandIn, knobs: Knobs, slack: SignedSlack, changes: Changes, modals: Modals
     ) -> None:
         self.modals = modals
         self.standin = standin
-        self.partoo = partoo
+        self.knobs = knobs
+        self.partoo: SimulatedPartoo = knobs.partoo
         self.slack = slack
         self.changes = changes
 
@@ -167,23 +169,33 @@ class _Page:
         return _ok()
 
     async def click(self, request: web.Request) -> web.Response:
-        """A button click, sent as Slack sends it, with the message as it stands now."""
+        """A button click or a menu choice, sent as Slack sends it, with the message as it stands now.
+
+        What is sent is read from the stored message (the element's value, or the option chosen among its
+        own), so a click can only be on what the bot posted, as in Slack. Buttons of an ephemeral message work
+        for the person who sees it; every click carries a trigger_id that may open a modal (modals.py).
+        """
         body = await _body(request)
         person, channel = _who_where(body)
-        action = body.get("action")
+        wanted = body.get("action")
         message = self.standin.message(channel.id, str(body.get("ts"))) if channel is not None else None
-        if person is None or channel is None or not isinstance(action, dict):
+        if person is None or channel is None or not isinstance(wanted, dict):
             return _bad("user, channel, ts and action are required")
-        if message is None or message.visible_to is not None:
+        if message is None or message.visible_to not in (None, person.id):
             return _bad("no such message")
-        clicked = {
-            "action_id": str(action.get("action_id") or ""),
-            "block_id": str(action.get("block_id") or ""),
-            "value": str(action.get("value") or ""),
-            "text": {"type": "plain_text", "text": str(action.get("text") or ""), "emoji": True},
-        }
+        clicked = clicked_action(message.blocks or [], wanted)
+        if clicked is None:
+            return _bad("no such button or option in this message")
         response_url = self.standin.response_url(person.id, channel.id, message.ts)
-        answer = await self.slack.block_actions(person, channel, message.as_payload(), clicked, response_url)
+        answer = await self.slack.block_actions(
+            person,
+            channel,
+            message.as_payload(),
+            clicked,
+            response_url,
+            trigger_id=self.modals.trigger(person.id),
+            ephemeral=message.visible_to is not None,
+        )
         if answer is None or answer.status_code != 200:
             self.standin.ephemeral(channel.id, person.id, f":warning: {BOT_NAME} did not respond to the click.")
         return _ok()
@@ -201,8 +213,40 @@ class _Page:
         control = next((c for c in CONTROLS if c.id == wanted), None)
         if control is None:
             return _bad("no such control")
-        control.act(self.partoo)
+        done = control.act(self.knobs)
+        if inspect.isawaitable(done):
+            await done  # the bot's own work (posting the report): answered once it is done, or failed
         return _ok()
+
+
+def clicked_action(blocks: list[dict[str, Any]], wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The `actions` entry Slack sends for a click on the element `wanted` names (its action_id, and the value
+    of the option chosen in a menu) among `blocks`, or None when the message has no such element or option."""
+    action_id = str(wanted.get("action_id") or "")
+    for block in blocks:
+        elements = block.get("elements") if block.get("type") == "actions" else [block.get("accessory")]
+        for element in elements if isinstance(elements, list) else []:
+            if not isinstance(element, dict) or element.get("action_id") != action_id:
+                continue
+            action: dict[str, Any] = {
+                "type": element.get("type"),
+                "action_id": action_id,
+                "block_id": str(block.get("block_id") or ""),
+            }
+            if element.get("type") == "button":
+                return action | {"text": element.get("text")} | _only(element, "value")
+            if element.get("type") == "overflow":
+                chosen = next(
+                    (o for o in element.get("options") or [] if o.get("value") == wanted.get("selected_option")),
+                    None,
+                )
+                return action | {"selected_option": chosen} if chosen is not None else None
+    return None
+
+
+def _only(element: dict[str, Any], key: str) -> dict[str, Any]:
+    """Slack leaves out a field the element does not have (a button without a value has none in the payload)."""
+    return {key: element[key]} if key in element else {}
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

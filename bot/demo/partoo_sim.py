@@ -95,6 +95,9 @@ class SimulatedPartoo:
         # Answers by HTTP status: to retries (what the page shows), and to the bot's conversation checks.
         self.answers: Counter[int] = Counter()
         self.check_answers: Counter[int] = Counter()
+        # The ids of the messages Partoo was asked to retry (past the key and rate checks), one entry per call:
+        # how the page (and a test) sees that nothing was sent twice, and that a stopped retry was never sent.
+        self.retried_ids: list[int] = []
         self.webhooks_sent = 0
         self._rng = rng or random.Random()  # noqa: S311 - made-up customers, not secrets
         # Above the customer's message in #support (workspace.CUSTOMER_MESSAGE_ID), so that no failure takes its id.
@@ -128,13 +131,15 @@ class SimulatedPartoo:
 
     # -- scenarios -------------------------------------------------------------------------------------------
 
-    def fail_one(self, conversation: Conversation | None = None, *, partner: str | None = None) -> SimulatedMessage:
-        """A random customer's message fails on `partner` (default: a random channel); Partoo reports it.
+    def fail_one(
+        self, conversation: Conversation | None = None, *, partner: str | None = None, business_id: int | None = None
+    ) -> SimulatedMessage:
+        """A random customer's message to `business_id` fails on `partner` (default: random ones); Partoo reports it.
 
         `conversation` is what Partoo then says about its conversation (default: Open, no issues); its
         issues become the channel's, as setup issues are in Partoo.
         """
-        message = self._new_failure(partner or self._rng.choice(PARTNERS))
+        message = self._new_failure(partner or self._rng.choice(PARTNERS), business_id)
         if conversation is not None:
             self.conversations[message.conversation_id] = conversation
             if conversation.issues:
@@ -169,6 +174,7 @@ class SimulatedPartoo:
             "next_retries": self.next_retries.value,
             "rate_limited_for": max(0, math.ceil(self._rate_limited_until - time.monotonic())),
             "retry_calls": sum(self.answers.values()),
+            "retried_ids": self.retried_ids,
             "answers": {str(status): count for status, count in sorted(self.answers.items())},
             "conversation_checks": sum(self.check_answers.values()),
             "webhooks_sent": self.webhooks_sent,
@@ -183,6 +189,8 @@ class SimulatedPartoo:
             return self._answer(*refusal)
         raw_id = request.match_info["message_id"]
         message = self.messages.get(int(raw_id)) if raw_id.isdigit() else None
+        if message is not None:
+            self.retried_ids.append(message.id)
         if message is None:
             return self._answer(404, {"error": {"json": "Resource not found"}})
         if message.status != "Failed":
@@ -252,9 +260,9 @@ class SimulatedPartoo:
 
     # -- webhooks --------------------------------------------------------------------------------------------
 
-    def _new_failure(self, partner: str) -> SimulatedMessage:
+    def _new_failure(self, partner: str, business_id: int | None = None) -> SimulatedMessage:
         self._next_id += self._rng.randint(1, 9)
-        message = made_up_message(self._rng, self._next_id, partner)
+        message = made_up_message(self._rng, self._next_id, partner, business_id)
         self.messages[message.id] = message
         return message
 

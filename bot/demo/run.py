@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from bot.app import Tuning, create_app
 from bot.config import Settings, load_settings
 from bot.demo.changes import Changes
+from bot.demo.controls import Knobs
 from bot.demo.modals import Modals
 from bot.demo.page import build_page_app
 from bot.demo.partoo_sim import SimulatedPartoo
@@ -46,6 +47,7 @@ from bot.demo.workspace import (
     SUPPORT_CHANNEL,
 )
 from bot.logs import configure_logging
+from bot.running import Bot
 
 HOST = "127.0.0.1"
 # Shorter than production so that the page shows each step within seconds: loops poll more often, a
@@ -127,14 +129,19 @@ async def _run(folder: Path, port: int, out: TextIO) -> int:
     standin.post(SUPPORT_CHANNEL.id, CUSTOMER.id, CUSTOMER_MESSAGE)
     slack = SignedSlack(bot_url, settings.slack_signing_secret.value)
     hosts = {f"{HOST}:{page_port}", f"localhost:{page_port}"}
-    page_app = build_page_app(standin, partoo, slack, changes, modals=modals, hosts=hosts)
+    bot_app = create_app(settings, DEMO_TUNING)
+    bot: Bot = bot_app.state.bot
+    # The demo's settings name a log channel, so the weekly report is on: the page may ask for it at once.
+    assert bot.report_poster is not None
+    knobs = Knobs(partoo, report=bot.report_poster)
+    page_app = build_page_app(standin, knobs, slack, changes, modals=modals, hosts=hosts)
     # A short shutdown: what is still open at exit (the page's event stream, a held Partoo answer) is cut.
     runner = web.AppRunner(page_app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     await web.SockSite(runner, page_socket).start()
 
     config = uvicorn.Config(
-        create_app(settings, DEMO_TUNING),
+        bot_app,
         lifespan="on",
         log_config=None,
         access_log=False,

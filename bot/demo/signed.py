@@ -66,9 +66,21 @@ class SignedSlack:
         return await self._send(urlencode(fields).encode(), FORM)
 
     async def block_actions(
-        self, person: Person, channel: Channel, message: dict[str, Any], action: dict[str, Any], response_url: str
+        self,
+        person: Person,
+        channel: Channel,
+        message: dict[str, Any],
+        action: dict[str, Any],
+        response_url: str,
+        *,
+        trigger_id: str,
+        ephemeral: bool = False,
     ) -> httpx.Response | None:
-        """A click on a button of `message` (the message as Slack holds it when the click arrives)."""
+        """A click on a button or a menu choice in `message` (the message as Slack holds it when the click arrives).
+
+        `action` is the element's part of the payload (its type, action_id, block_id, and value or
+        selected_option). On an ephemeral message Slack says so in the container and sends no `message`.
+        """
         payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": person.id, "username": person.handle, "name": person.handle, "team_id": TEAM_ID},
@@ -78,18 +90,19 @@ class SignedSlack:
                 "type": "message",
                 "message_ts": message["ts"],
                 "channel_id": channel.id,
-                "is_ephemeral": False,
+                "is_ephemeral": ephemeral,
             },
-            "trigger_id": _trigger_id(),
+            "trigger_id": trigger_id,
             "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
             "enterprise": None,
             "is_enterprise_install": False,
             "channel": {"id": channel.id, "name": channel.name},
-            "message": message,
             "state": {"values": {}},
             "response_url": response_url,
-            "actions": [{**action, "type": "button", "action_ts": f"{time.time():.6f}"}],
+            "actions": [{**action, "action_ts": f"{time.time():.6f}"}],
         }
+        if not ephemeral:
+            payload["message"] = message
         return await self._send(urlencode({"payload": json.dumps(payload)}).encode(), FORM)
 
     async def message_action(

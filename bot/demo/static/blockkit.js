@@ -8,6 +8,7 @@ const BlockKit = (() => {
     hourglass_flowing_sand: "⏳", key: "🔑", lock: "🔒", no_entry: "⛔", no_entry_sign: "🚫",
     rotating_light: "🚨", warning: "⚠️", white_check_mark: "✅", x: "❌", tada: "🎉", eyes: "👀",
     heavy_check_mark: "✔️", information_source: "ℹ️", robot_face: "🤖", mag: "🔍", wrench: "🔧",
+    bell: "🔔", no_bell: "🔕", octagonal_sign: "🛑", inbox_tray: "📥",
   };
   const INLINE = new RegExp([
     "(`[^`\\n]+`)",                                   // code
@@ -152,6 +153,37 @@ const BlockKit = (() => {
     return node;
   }
 
+  // An overflow menu (the alert's "Silence this …"): Slack's ⋯ button, and its options in a menu under it;
+  // choosing one is the click (with the option), as in Slack.
+  function overflow(item, block) {
+    const box = el("span", "bk-overflow");
+    const toggle = el("button", "bk-overflow-button", "⋯");
+    toggle.type = "button";
+    toggle.title = "More options";
+    toggle.setAttribute("aria-label", "More options");
+    toggle.dataset.actionId = item.action_id || "";
+    const menu = el("div", "more-menu bk-overflow-menu");
+    menu.hidden = true;
+    for (const option of item.options || []) {
+      const choice = el("button", "more-item");
+      choice.type = "button";
+      choice.append(textObject(option.text));
+      choice.addEventListener("click", (event) => {
+        event.stopPropagation();
+        menu.hidden = true;
+        if (ctx.onButton) ctx.onButton(item, block, toggle, option);
+      });
+      menu.append(choice);
+    }
+    toggle.addEventListener("click", (event) => {
+      event.stopPropagation();
+      document.querySelectorAll(".more-menu").forEach((other) => { if (other !== menu) other.hidden = true; });
+      menu.hidden = !menu.hidden;
+    });
+    box.append(toggle, menu);
+    return box;
+  }
+
   function element(item, block) {
     if (item.type === "button") return button(item, block);
     if (item.type === "image") {
@@ -164,12 +196,7 @@ const BlockKit = (() => {
       span.append(textObject(item));
       return span;
     }
-    if (item.type === "overflow") {
-      // The alert's "Silence this …" menu: shown as Slack draws it; the demo does not open its modal yet.
-      const menu = el("span", "bk-overflow", "⋯");
-      menu.title = (item.options || []).map((option) => (option.text || {}).text || "").join("\n");
-      return menu;
-    }
+    if (item.type === "overflow") return overflow(item, block);
     return el("span", "bk-unsupported", `[${item.type}]`);
   }
 

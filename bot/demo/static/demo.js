@@ -116,9 +116,15 @@ function renderConversation() {
   const box = document.getElementById("conversation");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   const scrollTop = box.scrollTop;
+  // A menu open while the channel changes stays open, as in Slack (messages are drawn anew on every change).
+  const openMenu = box.querySelector(".more-menu:not([hidden])");
   box.replaceChildren();
   if (!c.messages.length) box.append(el("p", "empty", "Nothing here yet."));
   for (const message of c.messages) box.append(renderMessage(message, c.id));
+  if (openMenu) {
+    const again = box.querySelector(`.more-menu[data-key="${CSS.escape(openMenu.dataset.key)}"]`);
+    if (again) again.hidden = false;
+  }
   box.scrollTop = atBottom ? box.scrollHeight : scrollTop;
   highlightLinked();
 }
@@ -140,7 +146,10 @@ function renderMessage(message, channelId) {
   if (message.ephemeral) meta.append(el("span", "only-you", "Only visible to you"));
   body.append(meta);
   body.append(message.blocks ? BlockKit.blocks(message.blocks) : textOnly(message.text));
-  body.querySelectorAll(".bk-button").forEach((b) => { b.dataset.ts = message.ts; b.dataset.channel = channelId; });
+  body.querySelectorAll(".bk-button, .bk-overflow-button").forEach((b) => { b.dataset.ts = message.ts; b.dataset.channel = channelId; });
+  body.querySelectorAll(".bk-overflow").forEach((menu) => {
+    menu.querySelector(".more-menu").dataset.key = `${message.ts}/${menu.querySelector("button").dataset.actionId}`;
+  });
   if (message.replies && message.replies.length) {
     const thread = el("div", "thread");
     const n = message.replies.length;
@@ -151,9 +160,11 @@ function renderMessage(message, channelId) {
   node.append(avatar, body);
   // Slack offers shortcuts on every message anyone can see, the bot's own included.
   if (!message.ephemeral) {
-    node.append(Modal.moreActions(view.data.shortcuts, (shortcut) => post("/demo/shortcut", {
+    const more = Modal.moreActions(view.data.shortcuts, (shortcut) => post("/demo/shortcut", {
       user: view.user, channel: channelId, ts: message.ts, callback_id: shortcut.callback_id,
-    })));
+    }));
+    more.querySelector(".more-menu").dataset.key = `${message.ts}/more`;
+    node.append(more);
   }
   return node;
 }
@@ -225,8 +236,10 @@ function renderPanel() {
   }
 }
 
-async function clickButton(element, block, target) {
-  const action = { action_id: element.action_id, block_id: block.block_id, value: element.value, text: element.text.text };
+// A button, or an option chosen in an overflow menu; the server reads the rest from the message it holds.
+async function clickButton(element, block, target, option) {
+  const action = { action_id: element.action_id, block_id: block.block_id };
+  if (option) action.selected_option = option.value;
   if (element.confirm && !(await confirmed(element.confirm))) return;
   await post("/demo/click", { user: view.user, channel: target.dataset.channel, ts: target.dataset.ts, action });
 }
