@@ -77,19 +77,28 @@ function renderPeople() {
   select.value = view.user;
 }
 
+// The sidebar's and the panel's buttons are drawn once and then changed in place: a button replaced between
+// the press and the release of a click (the page redraws after every change, many a second in an outage)
+// would swallow that click.
 function renderSidebar() {
   const list = document.getElementById("channel-list");
-  list.replaceChildren();
   for (const c of view.data.channels) {
-    const item = el("button", "nav");
-    item.type = "button";
-    item.dataset.channel = c.id;
-    item.append(`# ${c.name}`);
+    let item = list.querySelector(`[data-channel="${c.id}"]`);
+    if (!item) {
+      item = el("button", "nav");
+      item.type = "button";
+      item.dataset.channel = c.id;
+      item.append(`# ${c.name}`, el("span", "badge"));
+      item.addEventListener("click", () => openChannel(c.id));
+      list.append(item);
+    }
     const unread = c.messages.length - (view.seen[c.id] ?? 0);
-    if (!view.home && c.id === view.channel) item.classList.add("active");
-    else if (unread > 0) { item.classList.add("unread"); item.append(el("span", "badge", String(unread))); }
-    item.addEventListener("click", () => openChannel(c.id));
-    list.append(item);
+    const active = !view.home && c.id === view.channel;
+    item.classList.toggle("active", active);
+    item.classList.toggle("unread", !active && unread > 0);
+    const badge = item.querySelector(".badge");
+    badge.textContent = String(unread);
+    badge.hidden = active || unread <= 0;
   }
   document.getElementById("nav-home").classList.toggle("active", view.home);
 }
@@ -195,23 +204,24 @@ function renderHome() {
 function renderPanel() {
   const { controls, partoo } = view.data;
   const box = document.getElementById("controls");
-  box.replaceChildren();
-  const groups = {};
-  for (const control of controls) (groups[control.group] ||= []).push(control);
-  for (const [group, items] of Object.entries(groups)) {
-    const section = el("div", "control-group");
-    section.append(el("h3", "", group));
-    for (const control of items) {
-      const button = el("button", "control", control.label);
-      button.type = "button";
-      button.title = control.help;
-      button.dataset.control = control.id;
-      if (control.id === partoo.next_retries) button.classList.add("chosen");
-      button.addEventListener("click", () => post("/demo/partoo", { control: control.id }));
-      section.append(button);
+  if (!box.children.length) {
+    const groups = {};
+    for (const control of controls) (groups[control.group] ||= []).push(control);
+    for (const [group, items] of Object.entries(groups)) {
+      const section = el("div", "control-group");
+      section.append(el("h3", "", group));
+      for (const control of items) {
+        const button = el("button", "control", control.label);
+        button.type = "button";
+        button.title = control.help;
+        button.dataset.control = control.id;
+        button.addEventListener("click", () => post("/demo/partoo", { control: control.id }));
+        section.append(button);
+      }
+      box.append(section);
     }
-    box.append(section);
   }
+  box.querySelectorAll(".control").forEach((b) => b.classList.toggle("chosen", b.dataset.control === partoo.next_retries));
   const status = document.getElementById("partoo-status");
   status.replaceChildren();
   const answers = Object.entries(partoo.answers).map(([code, n]) => `${n} × ${code}`).join(", ") || "none yet";

@@ -129,6 +129,23 @@ const Modal = (() => {
     return { type, value: text || null };
   }
 
+  function inputs() {
+    const state = {};
+    for (const group of document.querySelectorAll("#modal .bk-input")) state[group.dataset.blockId] = stateOf(group);
+    return state;
+  }
+
+  function restore(group, state) {
+    if (state.selected_options || "selected_option" in state) {
+      const chosen = new Set((state.selected_options || [state.selected_option]).filter(Boolean).map((o) => o.value));
+      group.querySelectorAll("input").forEach((box) => { box.checked = chosen.has(box.value); });
+      return;
+    }
+    const input = group.querySelector("input");
+    if ("selected_date_time" in state) input.value = state.selected_date_time ? localTime(state.selected_date_time) : "";
+    else input.value = state.value || "";
+  }
+
   const empty = (state) =>
     (state.selected_options && !state.selected_options.length) || state.selected_option === null ||
     state.selected_date_time === null || state.value === null;
@@ -156,8 +173,15 @@ const Modal = (() => {
     const key = JSON.stringify(view);
     if (key === shownKey && dialog.open) return;
     shownKey = key;
+    // Redrawn while open (errors on a field, or an update): Slack keeps what was typed and chosen in each input
+    // whose block_id stays, as here.
+    const kept = dialog.open ? inputs() : {};
     document.getElementById("modal-title").textContent = view.title.text;
     document.getElementById("modal-body").replaceChildren(body(view));
+    for (const group of document.querySelectorAll("#modal .bk-input")) {
+      const before = kept[group.dataset.blockId];
+      if (before && before.type === group.dataset.type) restore(group, before);
+    }
     const submit = document.getElementById("modal-submit");
     submit.hidden = !view.submit;
     submit.textContent = view.submit ? view.submit.text : "";
