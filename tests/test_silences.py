@@ -8,11 +8,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bot.alerts.alerter import Alerter
 from bot.alerts.messages import RETRY_ALL_ACTION_ID
 from bot.domain.message import MessageUpdate
 from bot.domain.silences import Scope, Silence, matching
 from bot.domain.verdict import Verdict, VerdictKind
 from bot.failures.silences import SilenceStore
+from bot.failures.state import bump_alerts
 from bot.platform.models import Digest
 from tests.fakes import FakePartoo, FakeSlack, SlackMessage
 from tests.harness import (
@@ -110,6 +112,31 @@ async def test_a_silenced_business_is_held_back_then_summed_up_once_when_ended_n
     assert "While Shop · Paris was silenced: 3 failures, 3 now retryable" in message_text(summary)
     assert [b["action_id"] for b in buttons(summary)] == [RETRY_ALL_ACTION_ID]
     assert len(slack.root_messages(ALERT_CHANNEL)) == 2  # nothing was posted one by one
+
+
+async def test_failures_held_by_a_silence_that_just_ended_wait_for_its_summary_even_once_changed(
+    bot: RunningBot, slack: FakeSlack, signer: PartooSigner
+) -> None:
+    silence = await _store(bot).start(Scope.BUSINESS, str(BISTROT), time.time() + 3600, "USILENT")
+    await asyncio.gather(*(bot.webhook(message_updated_event(n, business_id=BISTROT), signer) for n in (1, 2, 3)))
+    await _held(bot, [1, 2, 3], silence.id)
+    # This test plays the alerter's rounds itself, in the order a race gives them: a round sums up the ended
+    # silences (none yet), the silence ends, then the held alerts change (a conversation check's answer makes
+    # them new again), and the same round goes on to post new alerts.
+    await bot.bot.alerter.stop()
+    rounds = Alerter(bot.bot.alerts, bot.bot.poster, alert_channel=ALERT_CHANNEL, silences=_store(bot))
+    assert await _store(bot).end_now(silence.id, "UEND")
+    async with bot.bot.engine.begin() as connection:
+        await bump_alerts(connection, [1, 2, 3])
+    await rounds._post_new_alerts()
+    # Neither posted one by one nor grouped as a flood: left for the summary.
+    left = await bot.bot.alerts.alerts_for([1, 2, 3])
+    assert [(alert.ts, alert.digest_id) for alert in left.values()] == [(None, None)] * 3
+
+    await rounds.tick()
+    [summary] = await eventually(lambda: _summaries(slack), timeout=20)
+    assert "was silenced: 3 failures" in message_text(summary)
+    assert len(slack.root_messages(ALERT_CHANNEL)) == 1
 
 
 async def test_a_silence_ends_by_itself(bot: RunningBot, slack: FakeSlack, signer: PartooSigner) -> None:

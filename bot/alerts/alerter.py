@@ -112,7 +112,12 @@ class Alerter(PollingLoop):
         """Each destination channel floods on its own: its digest groups only its own failures."""
         by_channel: dict[str, list[AlertView]] = {}
         silences = await self.silences.active() if self.silences else []
+        # Read after the active ones: a silence that ended since this round summed up the ended ones is in
+        # one list or the other, never in neither.
+        unsummed = {silence.id for silence in await self.silences.due_summaries()} if self.silences else set()
         for alert in await self.store.new_alerts():
+            if self._awaits_summary(alert, unsummed):
+                continue
             if silences and await self._held(alert, silences):
                 continue
             by_channel.setdefault(alert.channel_id, []).append(alert)
@@ -132,6 +137,16 @@ class Alerter(PollingLoop):
             await self._render_alert(alert)
             if self._stopping:
                 return
+
+    @staticmethod
+    def _awaits_summary(alert: AlertView, unsummed: set[int]) -> bool:
+        """Whether this alert was held by a silence that has ended and is not summed up yet.
+
+        It changed since it was held (a conversation check's answer, say), so it counts as new again; posted
+        now, it would be missing from the summary the next round makes. It waits for that summary instead,
+        unless someone asked to retry it (that is always shown, as in `_held`).
+        """
+        return alert.silence_id in unsummed and alert.state.retries == 0
 
     async def _held(self, alert: AlertView, silences: list[Silence]) -> bool:
         """Whether a silence holds this alert back (and it was recorded so).

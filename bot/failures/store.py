@@ -35,6 +35,8 @@ class AlertView:
     state: AlertState
     # Slack's error when the alert cannot be posted in its channel (shown by `status`).
     post_error: str | None = None
+    # The silence that held it back, if one did (its summary then shows it).
+    silence_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ def alert_view(row: Row[Any]) -> AlertView:
         posted_version=row.posted_version,
         state=alert_state(row),
         post_error=row.post_error,
+        silence_id=row.silence_id,
     )
 
 
