@@ -49,7 +49,7 @@ def paced_poster(slack: FakeSlack, engine: AsyncEngine, *, burst: int = POST_BUR
 FAST = Tuning(
     retry_policy=RetryPolicy(max_attempts=4, max_total_seconds=30, base_delay=0.05, max_delay=0.2),
     lease_seconds=3.0,
-    poll_interval=0.05,
+    poll_interval=0.25,
     log_channel_interval=0.3,
 )
 

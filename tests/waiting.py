@@ -9,6 +9,14 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# Polls start every few milliseconds, so a quick condition is seen at once, and slow down to this: a long wait
+# (hundreds of retries, a lease to expire) must not take the CPU the bot under test needs to get there.
+SLOWEST_POLL = 0.05
+
+
+def _next(interval: float) -> float:
+    return min(interval * 1.5, max(interval, SLOWEST_POLL))
+
 
 def _failure(message: str, timeout: float, last: object, error: AssertionError | None) -> AssertionError:
     detail = f"last assertion: {error}" if error is not None else f"last value: {last!r}"
@@ -40,6 +48,7 @@ async def eventually(
         if time.monotonic() >= deadline:
             raise _failure(message, timeout, value, error)
         await asyncio.sleep(interval)
+        interval = _next(interval)
 
 
 def wait_until(predicate: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.01, message: str = "") -> T:
@@ -52,6 +61,7 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 5.0, interval: fl
         if time.monotonic() >= deadline:
             raise _failure(message, timeout, value, error)
         time.sleep(interval)
+        interval = _next(interval)
 
 
 async def eventually_async(
@@ -73,3 +83,4 @@ async def eventually_async(
         if time.monotonic() >= deadline:
             raise _failure(message, timeout, value, error)
         await asyncio.sleep(interval)
+        interval = _next(interval)
