@@ -699,7 +699,7 @@ test suite's fakes):
 
     python -m bench
 
-One command runs every benchmark (about 14 minutes on 2 cores) and rewrites this file. `python -m bench
+One command runs every benchmark (about 21 minutes on 2 cores) and rewrites this file. `python -m bench
 --help` lists the options: `--only ack,bulk,memory` runs some of them and prints the figures without writing
 this file unless `--output` is given; `--no-postgres` skips the PostgreSQL runs (they are skipped anyway when
 no server answers on 127.0.0.1:5432); `--json FILE` also saves the raw figures.
