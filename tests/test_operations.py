@@ -162,6 +162,7 @@ def _command(url: str, text: str, slack: FakeSlack, user: str) -> httpx.Response
     )
 
 
+@pytest.mark.long(10)
 @pytest.mark.e2e
 def test_two_replica_processes_share_one_postgresql_one_pace_and_send_each_id_once(
     slack: FakeSlack, postgres_url: str, signer: PartooSigner, tmp_path: Path

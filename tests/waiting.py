@@ -9,7 +9,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-# Polls start every few milliseconds, so a quick condition is seen at once, and slow down to this: a long wait
+# Timeouts are bounds, never waits: generous, so that a loaded 2-core machine does not fail a test that is only
+# slow. Polls start every few milliseconds, so a quick condition is seen at once, and slow down to this: a long wait
 # (hundreds of retries, a lease to expire) must not take the CPU the bot under test needs to get there.
 SLOWEST_POLL = 0.05
 
@@ -35,7 +36,7 @@ def _check(predicate: Callable[[], T]) -> tuple[T | None, AssertionError | None]
 async def eventually(
     predicate: Callable[[], T],
     *,
-    timeout: float = 5.0,  # noqa: ASYNC109
+    timeout: float = 15.0,  # noqa: ASYNC109
     interval: float = 0.01,
     message: str = "",
 ) -> T:
@@ -51,7 +52,7 @@ async def eventually(
         interval = _next(interval)
 
 
-def wait_until(predicate: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.01, message: str = "") -> T:
+def wait_until(predicate: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.01, message: str = "") -> T:
     """Sync twin of `eventually`, for threads and sync tests."""
     deadline = time.monotonic() + timeout
     while True:
@@ -67,7 +68,7 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 5.0, interval: fl
 async def eventually_async(
     predicate: Callable[[], Awaitable[T]],
     *,
-    timeout: float = 5.0,  # noqa: ASYNC109
+    timeout: float = 15.0,  # noqa: ASYNC109
     interval: float = 0.02,
     message: str = "",
 ) -> T:
