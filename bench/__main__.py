@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ack, bulk, flood, memory, report, webhooks
+from bench import ack, bulk, bulk_plan, flood, memory, report, webhooks
 from bench.common import REPO, as_jsonable, postgres_available, say
 
 ALL = ("ack", "webhooks", "bulk", "flood", "memory")
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             results["webhooks"] = webhooks.run(workdir, postgres=postgres)
         if "bulk" in chosen:
             results["bulk"] = bulk.run(workdir, postgres=postgres)
+            results["bulk_plan"] = bulk_plan.run(workdir, postgres=postgres)
         if "flood" in chosen:
             results["flood"] = flood.run(workdir, postgres=postgres)
         if "memory" in chosen:
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             postgres_note=postgres_note,
             acks=results["ack"],  # type: ignore[arg-type]
             bulks=results["bulk"],  # type: ignore[arg-type]
+            plan_bulks=results["bulk_plan"],  # type: ignore[arg-type]
             memories=results["memory"],  # type: ignore[arg-type]
             starts=results["starts"],  # type: ignore[arg-type]
             webhooks=results["webhooks"],  # type: ignore[arg-type]

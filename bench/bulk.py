@@ -76,7 +76,7 @@ class BulkResult:
         return self.last_call / FLOOR_SECONDS
 
 
-class _Progress:
+class Progress:
     """Reads how far the bot got from its own database."""
 
     def __init__(self, database_url: str) -> None:
@@ -120,7 +120,7 @@ class _Progress:
             return connection.execute(query).fetchall()
 
 
-def _partoo_figures(partoo: FakePartoo, ids: list[int], started_mono: float) -> dict[str, Any]:
+def partoo_figures(partoo: FakePartoo, ids: list[int], started_mono: float) -> dict[str, Any]:
     calls = partoo.calls
     counts = Counter(call.message_id for call in calls)
     wanted = {str(message_id) for message_id in ids}
@@ -142,7 +142,7 @@ def _partoo_figures(partoo: FakePartoo, ids: list[int], started_mono: float) -> 
 async def _drive_ours(
     process: BotProcess, slack: FakeSlack, partoo: FakePartoo, database_url: str, ids: list[int]
 ) -> BulkResult:
-    progress = _Progress(database_url)
+    progress = Progress(database_url)
     commands = [
         signed_command(" ".join(map(str, ids[start : start + PER_COMMAND])), slack.response_url(f"bulk-{start}"))
         for start in range(0, len(ids), PER_COMMAND)
@@ -168,7 +168,7 @@ async def _drive_ours(
             )
             next_report += 15
         await asyncio.sleep(0.25)
-    figures = _partoo_figures(partoo, ids, started_mono)
+    figures = partoo_figures(partoo, ids, started_mono)
     complete = done >= len(ids) and summarized >= batches
     return BulkResult(
         bot="ours",
@@ -203,7 +203,7 @@ async def _drive_naive(process: BotProcess, slack: FakeSlack, partoo: FakePartoo
         started_mono = time.monotonic()
         latencies = await pool(clients, commands)
         answered = time.monotonic() - started_mono
-    figures = _partoo_figures(partoo, ids, started_mono)
+    figures = partoo_figures(partoo, ids, started_mono)
     return BulkResult(bot="naive", database="-", acks=latencies, all_answered=answered, **figures)
 
 

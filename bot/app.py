@@ -266,6 +266,8 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         ),
     )
     bolt = AsyncApp(
+        # Named here: without a name, Bolt reads the whole call stack (source files included) to make one.
+        name="partoo-retry",
         client=slack,
         logger=_bolt_logger(),
         signing_secret=settings.slack_signing_secret.value or None,

@@ -119,7 +119,8 @@ SHUTDOWN_RESERVE_SECONDS = 3.0
 TOKEN_CHECK_SECONDS = 60.0
 
 # -- retention and webhook health ----------------------------------------------------------------
-# RETENTION_DAYS: finished retries, closed alerts, digests and processed events older than this are pruned.
+# RETENTION_DAYS: finished retries, closed alerts, digests, processed events and expired plans older than this are
+# pruned.
 DEFAULT_RETENTION_DAYS = 90
 MAX_RETENTION_DAYS = 36_500
 # How often the pruner looks for old rows; pruning is cheap once caught up, so once an hour is plenty.

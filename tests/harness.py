@@ -26,7 +26,7 @@ from tests.signing import (
     slack_signature_headers,
     slash_command_body,
 )
-from tests.waiting import eventually_async
+from tests.waiting import eventually, eventually_async
 
 # Distinctive values, so that a test can search every log line and message for them.
 BOT_TOKEN = "xoxb-test-bot-token-7f3a9c"
@@ -49,7 +49,7 @@ def paced_poster(slack: FakeSlack, engine: AsyncEngine, *, burst: int = POST_BUR
 FAST = Tuning(
     retry_policy=RetryPolicy(max_attempts=4, max_total_seconds=30, base_delay=0.05, max_delay=0.2),
     lease_seconds=3.0,
-    poll_interval=0.05,
+    poll_interval=0.25,
     log_channel_interval=0.3,
 )
 
@@ -142,6 +142,16 @@ async def running_bot(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bot") as http:
             yield RunningBot(app=app, http=http, slack=slack)
+
+
+async def retryable_alert(slack: FakeSlack) -> Any:
+    """The first alert once it shows a button: a new alert waits for the bot's check of its conversation."""
+
+    def shown() -> Any:
+        roots = slack.root_messages(ALERT_CHANNEL)
+        return roots[0] if roots and buttons(roots[0]) else None
+
+    return await eventually(shown, timeout=20)
 
 
 def acceptable_answer(response: httpx.Response) -> httpx.Response:

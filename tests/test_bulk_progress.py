@@ -25,8 +25,8 @@ from tests.test_bulk_plans import (
 from tests.waiting import eventually, eventually_async
 
 FILTER = "in the last 1 hour, partner whatsapp"
-# The other retries are asked for in another channel: the plan's root message is posted only in a slot of
-# CHANNEL's posting pace free at once (bot.retries.notifier.ROOT_WAIT), and this test is about what it shows.
+# The other retries are asked for in another channel, so that CHANNEL's messages are the plan's (its root message
+# waits for CHANNEL's posting pace in any case: tests/test_bulk_root.py).
 ELSEWHERE = "C0ELSEWHERE"
 
 

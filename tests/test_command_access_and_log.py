@@ -132,6 +132,7 @@ async def test_log_lists_the_latest_retries_newest_first(bot: RunningBot, slack:
     assert "`1`" not in text
 
 
+@pytest.mark.long(12)
 async def test_log_50_shows_all_fifty_retries_whole(bot: RunningBot, slack: FakeSlack, partoo: FakePartoo) -> None:
     # The longest ids and outcome labels make the longest lines: fifty of them never fit in one section.
     ids = [9_000_000_000_000_000_000 + n for n in range(50)]

@@ -79,6 +79,7 @@ async def test_a_connection_reset_after_sending_is_never_resent(
     assert partoo.count(4567) == 1
 
 
+@pytest.mark.long(10)
 async def test_results_reach_slack_once_it_recovers_none_lost_none_twice(
     bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, signer: PartooSigner
 ) -> None:
@@ -105,6 +106,7 @@ def _signed_command(port: int, text: str, slack: FakeSlack) -> httpx.Response:
     )
 
 
+@pytest.mark.long(20)
 @pytest.mark.e2e
 def test_sigkill_mid_bulk_retry_then_restart_sends_each_id_once(
     slack: FakeSlack, partoo: FakePartoo, database_url: str, tmp_path: Path
@@ -131,6 +133,7 @@ def test_sigkill_mid_bulk_retry_then_restart_sends_each_id_once(
     assert len(slack.root_messages(CHANNEL)) == 1
 
 
+@pytest.mark.long(10)
 @pytest.mark.e2e
 def test_sigkill_during_webhook_intake_loses_no_accepted_event(
     slack: FakeSlack, partoo: FakePartoo, sqlite_url: str, signer: PartooSigner, tmp_path: Path

@@ -358,6 +358,7 @@ async def _empty(engine: AsyncEngine) -> None:
             await connection.execute(Base.metadata.tables[table].delete())
 
 
+@pytest.mark.long(120)
 @pytest.mark.parametrize("backend", ["sqlite_url", pytest.param("postgres_url", marks=pytest.mark.postgres)])
 def test_the_promise_holds_through_the_app_under_any_interleaving(
     backend: str, request: pytest.FixtureRequest, slack: FakeSlack, partoo: FakePartoo, signer: PartooSigner

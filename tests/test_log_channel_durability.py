@@ -52,6 +52,7 @@ async def _logged(database_url: str) -> int:
         await engine.dispose()
 
 
+@pytest.mark.long(15)
 @pytest.mark.e2e
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_a_bot_stopped_mid_post_to_the_log_channel_loses_and_repeats_nothing(

@@ -23,6 +23,7 @@ from tests.harness import (
     bot_environment,
     buttons,
     message_text,
+    retryable_alert,
     running_bot,
 )
 from tests.processes import free_port, start_bot
@@ -136,7 +137,7 @@ async def test_socket_mode_serves_commands_and_clicks_and_reconnects(
             assert partoo.count(4567) == 1
 
             await bot.webhook(message_updated_event(88), signer)
-            alert = (await eventually(lambda: slack.root_messages(ALERT_CHANNEL)))[0]
+            alert = await retryable_alert(slack)
             await bot.alert_recorded(88, alert.ts)
             socket_mode.disconnect("close")
             await eventually(lambda: socket_mode.connections == 2 and socket_mode.open_connections == 1, timeout=15)
@@ -162,6 +163,7 @@ def _command(url: str, text: str, slack: FakeSlack, user: str) -> httpx.Response
     )
 
 
+@pytest.mark.long(10)
 @pytest.mark.e2e
 def test_two_replica_processes_share_one_postgresql_one_pace_and_send_each_id_once(
     slack: FakeSlack, postgres_url: str, signer: PartooSigner, tmp_path: Path

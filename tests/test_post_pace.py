@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from bot.platform.database import create_engine, migrate
 from bot.platform.slack import ChannelBusy
 from tests.fakes import FakeSlack
@@ -29,6 +31,7 @@ def _outcomes_posted(slack: FakeSlack, ids: range) -> set[int]:
     return posted
 
 
+@pytest.mark.long(12)
 async def test_thirty_commands_at_once_in_one_channel_stay_within_slacks_posting_limit(
     bot: RunningBot, slack: FakeSlack
 ) -> None:

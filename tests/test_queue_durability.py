@@ -85,6 +85,7 @@ async def _finished(bot: RunningBot, message_id: int) -> tuple[RequestView, Batc
     return history[-1] if history and history[-1][0].finished_at is not None else None
 
 
+@pytest.mark.long(10)
 async def test_two_replicas_share_one_pace_and_send_each_id_once(slack: FakeSlack, environment: dict[str, str]) -> None:
     # Partoo allows 20 calls in any 2 s here; the bots are told 300 a minute (5 a second) between them. Shared, the
     # 60 calls take about 12 s and a call must be held up almost 2 s by the machine to bunch into a 429; each
@@ -157,6 +158,7 @@ async def test_outcomes_are_mirrored_to_the_log_channel_in_batches(
 MIRRORED = text("SELECT count(*) FROM retry_requests WHERE logged_at IS NOT NULL")
 
 
+@pytest.mark.long(10)
 async def test_every_outcome_marked_mirrored_shows_in_the_log_channel(
     slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
 ) -> None:
@@ -184,6 +186,7 @@ async def test_every_outcome_marked_mirrored_shows_in_the_log_channel(
     assert sorted(shown) == sorted(map(str, ids))  # each once, none lost
 
 
+@pytest.mark.long(10)
 async def test_outcomes_mirrored_while_the_log_channel_was_unavailable_are_posted_later_once(
     slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
 ) -> None:
@@ -220,6 +223,7 @@ async def test_a_schema_newer_than_the_code_stops_with_a_clear_error(database_ur
     await engine.dispose()
 
 
+@pytest.mark.long(10)
 async def test_the_log_exports_as_csv_and_json(
     bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, environment: dict[str, str]
 ) -> None:

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import func, insert, select
 
 from bot.alerts.store import AlertStore
@@ -329,6 +330,7 @@ async def _export(environment: dict[str, str], since: str) -> tuple[str, str]:
     return out.decode(), err.decode()
 
 
+@pytest.mark.long(12)
 async def test_the_log_export_says_when_history_starts(
     slack: FakeSlack, partoo: FakePartoo, sqlite_url: str, signer: PartooSigner
 ) -> None:

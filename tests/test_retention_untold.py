@@ -54,6 +54,7 @@ async def _requests(queue: RetryQueue) -> int:
         return int((await connection.execute(select(func.count()).select_from(Request))).scalar_one())
 
 
+@pytest.mark.long(12)
 @pytest.mark.parametrize("log_channel", [LOG_CHANNEL, None], ids=["log-channel", "no-log-channel"])
 async def test_an_outcome_slack_never_heard_of_outlives_the_retention_period(
     clocked_queue: tuple[RetryQueue, Clock], log_channel: str | None

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.fakes import FakePartoo, FakeSlack
-from tests.harness import ALERT_CHANNEL, CHANNEL, SECRETS, RunningBot, bot_environment, buttons
+from tests.harness import ALERT_CHANNEL, CHANNEL, SECRETS, RunningBot, bot_environment, buttons, retryable_alert
 from tests.processes import free_port, start_bot
 from tests.signing import PartooSigner, message_updated_event
 from tests.waiting import eventually, wait_until
@@ -32,7 +32,7 @@ async def _main_flows(bot: RunningBot, slack: FakeSlack, partoo: FakePartoo, sig
     answers.append(await bot.webhook(message_updated_event(78), PartooSigner()))
     answers.append(await bot.webhook(b"not json", signer))
     # DEBUG logging of every SQL statement slows everything down: wait generously.
-    alert = (await eventually(lambda: slack.root_messages(ALERT_CHANNEL), timeout=20))[0]
+    alert = await retryable_alert(slack)
     await bot.alert_recorded(77, alert.ts)
     click = await bot.click(
         action_id=buttons(alert)[0]["action_id"], value="77", channel_id=ALERT_CHANNEL, message_ts=alert.ts

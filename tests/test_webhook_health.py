@@ -6,6 +6,8 @@ import dataclasses
 import json
 import time
 
+import pytest
+
 from bot.alerts.health import WebhookHealth
 from tests.fakes import FakeSlack
 from tests.harness import ALERT_CHANNEL, FAST, USER, RunningBot, running_bot
@@ -143,6 +145,7 @@ async def test_without_the_setting_silence_posts_nothing(bot: RunningBot, slack:
     assert _notices(slack) == []
 
 
+@pytest.mark.long(25)
 async def test_a_slack_outage_delays_the_warning_but_loses_it_not(
     slack: FakeSlack, environment: dict[str, str]
 ) -> None:

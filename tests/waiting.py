@@ -9,6 +9,15 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# Timeouts are bounds, never waits: generous, so that a loaded 2-core machine does not fail a test that is only
+# slow. Polls start every few milliseconds, so a quick condition is seen at once, and slow down to this: a long wait
+# (hundreds of retries, a lease to expire) must not take the CPU the bot under test needs to get there.
+SLOWEST_POLL = 0.05
+
+
+def _next(interval: float) -> float:
+    return min(interval * 1.5, max(interval, SLOWEST_POLL))
+
 
 def _failure(message: str, timeout: float, last: object, error: AssertionError | None) -> AssertionError:
     detail = f"last assertion: {error}" if error is not None else f"last value: {last!r}"
@@ -27,7 +36,7 @@ def _check(predicate: Callable[[], T]) -> tuple[T | None, AssertionError | None]
 async def eventually(
     predicate: Callable[[], T],
     *,
-    timeout: float = 5.0,  # noqa: ASYNC109
+    timeout: float = 15.0,  # noqa: ASYNC109
     interval: float = 0.01,
     message: str = "",
 ) -> T:
@@ -40,9 +49,10 @@ async def eventually(
         if time.monotonic() >= deadline:
             raise _failure(message, timeout, value, error)
         await asyncio.sleep(interval)
+        interval = _next(interval)
 
 
-def wait_until(predicate: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.01, message: str = "") -> T:
+def wait_until(predicate: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.01, message: str = "") -> T:
     """Sync twin of `eventually`, for threads and sync tests."""
     deadline = time.monotonic() + timeout
     while True:
@@ -52,12 +62,13 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 5.0, interval: fl
         if time.monotonic() >= deadline:
             raise _failure(message, timeout, value, error)
         time.sleep(interval)
+        interval = _next(interval)
 
 
 async def eventually_async(
     predicate: Callable[[], Awaitable[T]],
     *,
-    timeout: float = 5.0,  # noqa: ASYNC109
+    timeout: float = 15.0,  # noqa: ASYNC109
     interval: float = 0.02,
     message: str = "",
 ) -> T:
@@ -73,3 +84,4 @@ async def eventually_async(
         if time.monotonic() >= deadline:
             raise _failure(message, timeout, value, error)
         await asyncio.sleep(interval)
+        interval = _next(interval)

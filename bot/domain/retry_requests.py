@@ -97,6 +97,15 @@ class BatchView:
     plan_changed: int = 0
     retry_anyway: bool = False
 
+    @property
+    def is_bulk(self) -> bool:
+        """Many messages under one progress message that carries Stop (a plan's Retry, a command's list).
+
+        Its root message is the only way to stop it, so it is posted before any of its retries is sent
+        (bot.retries.notifier.Notifier.announce); a one-message batch never waits for Slack.
+        """
+        return self.total > 1
+
 
 @dataclass(frozen=True)
 class RequestView:

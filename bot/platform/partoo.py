@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
 import math
+import ssl
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -117,6 +119,12 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return min(max(seconds, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's own TLS context, made once per process: loading the CA bundle takes tens of milliseconds."""
+    return httpx.create_ssl_context()
+
+
 class PartooClient:
     """Calls Partoo's retry endpoint once per request and classifies the answer."""
 
@@ -136,7 +144,7 @@ class PartooClient:
         self._timeout = timeout
         self._check_timeout = check_timeout
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient()
+        self._http = http if http is not None else httpx.AsyncClient(verify=_tls_context())
         self._headers = {"x-APIKey": api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
 
     async def __aenter__(self) -> Self:

@@ -5,7 +5,9 @@ The pruner deletes, in small batches, what is older than RETENTION_DAYS and fini
 - retry requests that are done and whose outcome was told (reported in Slack, and mirrored to the log
   channel when there is one), with their attempts, then batches left without requests;
 - closed alerts, then digests left without alerts or "Retry all" batches;
-- processed webhook events.
+- processed webhook events;
+- plans of `/partoo-retry failed …` that expired more than RETENTION_DAYS ago (a plan lives 10 minutes; its row
+  then only answers a late click on it with "expired", and its batch keeps the filter in words).
 
 An alert is *closed* when nothing happened to it for the whole retention period (its failure, a repeat
 failure, a retry request and the delivery report are all older than the cutoff), no retry of its message is
@@ -47,6 +49,7 @@ from bot.platform.models import (
     Alert,
     Attempt,
     Batch,
+    BulkPlan,
     Digest,
     LoopLease,
     Request,
@@ -177,6 +180,7 @@ class Pruner(PollingLoop):
             ("alerts", self._alerts),
             ("digests", self._digests),
             ("events", self._events),
+            ("plans", self._plans),
         ]
         report = PruneReport(finished_at=0.0)
         held = await self.passes.claim(RETENTION, RETENTION_CLAIM_SECONDS)
@@ -259,10 +263,14 @@ class Pruner(PollingLoop):
     async def _events(self, connection: AsyncConnection, cutoff: float) -> int:
         return await self._delete(connection, WebhookEvent, WebhookEvent.processed_at < cutoff)
 
+    async def _plans(self, connection: AsyncConnection, cutoff: float) -> int:
+        # Whatever became of it (open, retried, cancelled): nothing refers to a plan's row once it expired.
+        return await self._delete(connection, BulkPlan, BulkPlan.expires_at < cutoff)
+
     async def _delete(
         self,
         connection: AsyncConnection,
-        table: type[Alert | Batch | Digest | WebhookEvent],
+        table: type[Alert | Batch | BulkPlan | Digest | WebhookEvent],
         *conditions: ColumnElement[bool],
     ) -> int:
         # The conditions are checked again by the DELETE itself: a row that changed since it was chosen

@@ -216,7 +216,7 @@ def batch_root(
     blocks += _plan_context(batch)
     if batch.skipped:
         blocks.append(_context(f"Not asked again, already being retried: {_ids(list(batch.skipped))}."))
-    if batch.total > 1 and done < batch.total:
+    if batch.is_bulk and done < batch.total:
         blocks.append(ActionsBlock(elements=[_stop_button(batch)]))
     return SlackMessage(text=text, blocks=blocks)
 

@@ -32,6 +32,7 @@ from bot.platform.slack import (
     CannotPostHere,
     ChannelBusy,
     SlackAuthError,
+    SlackPermanent,
     SlackPoster,
     SlackPostError,
     SlackUnavailable,
@@ -43,8 +44,11 @@ from bot.retries.store import RetryQueue
 
 log = logging.getLogger(__name__)
 
-# A command's root message is posted only in a slot free now (see announce).
+# A one-message batch's root is posted only in a slot free now; a bulk's waits for its slot (see announce).
 ROOT_WAIT = 0.0
+# A bulk whose root could not be posted (channel still busy, Slack down) tries again after this; its
+# retries wait meanwhile.
+BULK_ROOT_RETRY_SECONDS = 1.0
 # Outcomes read per round: enough for a few full grouped posts in a burst (bot.retries.grouped_outcomes).
 UNREPORTED_PER_ROUND = 200
 # A claim is renewed three times per lease while its Slack call runs.
@@ -102,6 +106,16 @@ class Notifier(PollingLoop):
 
         With many posts queued behind the channel's pace (`waiting`), the root says so: its outcome may take
         minutes, and silence would read as a bot that forgot.
+
+        Workers claim only requests of announced batches, so whether a batch may run without its root is
+        decided here, once, by what the root carries:
+        - one message: Partoo's retry does not wait for Slack's pace. With no slot free now the root is not
+          posted, the retry goes ahead, and its outcome is posted whole, one post instead of two, when the
+          channel has a slot.
+        - a bulk (`BatchView.is_bulk`): the root is its progress message and carries Stop, the only way to
+          stop it. It waits for the channel's slot like any post (at most POST_WAIT_LIMIT), and if the
+          channel is still busy or Slack is down, the batch stays unannounced and is tried again: its retries
+          wait for the root (a few seconds at one post a second), they never run without it.
         """
         requests = await self.queue.batch_requests(batch.id)
         message_ids = [request.message_id for request in requests]
@@ -114,11 +128,14 @@ class Notifier(PollingLoop):
         renew = self.queue.announcements.renewer(held, NOTIFIER_CLAIM_SECONDS)
         try:
             # A message shortcut's batch answers in the thread of the message it was used on.
-            # Partoo's retry waits for its root message, so the root does not queue behind the channel's pace:
-            # with no slot free now it is not posted, the retry goes ahead, and its outcome is posted whole,
-            # one post instead of two, when the channel has a slot.
             root_ts = await while_claimed(
-                self.poster.post(batch.channel_id, root, thread_ts=batch.thread_ts, max_wait=ROOT_WAIT),
+                self.poster.post(
+                    batch.channel_id,
+                    root,
+                    thread_ts=batch.thread_ts,
+                    # None: the poster's own limit, as every other post waits.
+                    max_wait=None if batch.is_bulk else ROOT_WAIT,
+                ),
                 renew,
                 _RENEW_EVERY,
                 give_back=lambda: self.queue.announcements.release(held),
@@ -130,6 +147,11 @@ class Notifier(PollingLoop):
             log.info("cannot post in %s (%s); answering through response_url", batch.channel_id, error.error)
             uses_response_url = batch.response_url is not None
         except SlackPostError as error:
+            if batch.is_bulk and not isinstance(error, SlackPermanent):
+                # Its Stop lives on the root: the bulk waits unannounced (its retries unclaimed) and is tried again.
+                log.info("root message of bulk batch %s not posted yet (%s); its retries wait", batch.id, error.error)
+                await self.queue.retry_announcement_in(held, BULK_ROOT_RETRY_SECONDS)
+                return
             # Partoo's retry must not wait for Slack: the outcome is posted, whole, once Slack answers again.
             # A busy channel is the expected case in a burst, not a problem worth a warning.
             level = logging.INFO if isinstance(error, ChannelBusy) else logging.WARNING

@@ -86,6 +86,10 @@ class ReportClaims:
             row = (await connection.execute(_BATCH, {"batch_id": held.row_id})).one()
         return batch_view(row), held
 
+    async def retry_announcement_in(self, held: Held, seconds: float) -> bool:
+        """The root could not be posted yet: let any replica try again after `seconds` (the batch waits)."""
+        return await self.announcements.release(held, retry_in=seconds) == 1
+
     async def mark_announced(
         self, held: Held, *, root_channel: str | None, root_ts: str | None, uses_response_url: bool
     ) -> bool:
