@@ -136,6 +136,7 @@ def test_an_alert_is_retried_from_its_button_and_commands_answer(
     assert not any(m["ephemeral"] for c in demo.state()["channels"] for m in c["messages"])
 
 
+@pytest.mark.long(20)
 def test_an_outage_becomes_one_digest_retried_at_once_and_app_home_counts(
     page: Page, demo: RunningDemo, screenshots: Path
 ) -> None:
@@ -291,6 +292,7 @@ def command(page: Page, text: str) -> None:
     composer.press("Enter")
 
 
+@pytest.mark.long(25)
 def test_after_an_outage_a_plan_is_retried_and_stopped_mid_run(
     page: Page, demo: RunningDemo, screenshots: Path
 ) -> None:
@@ -331,10 +333,16 @@ def test_after_an_outage_a_plan_is_retried_and_stopped_mid_run(
     expect(progress).to_contain_text(f"{OUTAGE_FAILURES}/{OUTAGE_FAILURES} done", timeout=STEP_TIMEOUT_MS)
     expect(progress).to_contain_text(f"{stopped} stopped")
     expect(progress.get_by_role("button", name="Stop")).to_have_count(0)
-    # Its thread lists each stopped one below; the picture shows the message itself.
-    progress.evaluate("node => node.scrollIntoView({block: 'start'})")
     page.mouse.move(0, 0)  # no hover menus in the picture
-    page.screenshot(path=screenshots / "bulk-stopped.png")
+
+    def pictured_from_its_top() -> bool:
+        # Its thread lists each stopped one below; the picture shows the message itself. Replies still arriving
+        # redraw the channel: taken again until the message was still at the top once the picture was taken.
+        progress.evaluate("node => node.scrollIntoView({block: 'start'})")
+        page.screenshot(path=screenshots / "bulk-stopped.png")
+        return bool(progress.evaluate("node => node.getBoundingClientRect().top < 100"))
+
+    wait_until(pictured_from_its_top, timeout=STEP_TIMEOUT_MS / 1000, message="the progress message kept moving")
 
     # Partoo's own record: each message asked for at most once, and none of the stopped ones.
     sent = demo.state()["partoo"]["retried_ids"]
@@ -342,6 +350,7 @@ def test_after_an_outage_a_plan_is_retried_and_stopped_mid_run(
     expect(progress).to_contain_text(f"{OUTAGE_FAILURES - stopped} accepted")
 
 
+@pytest.mark.long(12)
 def test_a_business_silenced_from_its_alert_is_summed_up_when_ended_and_the_report_is_posted_on_demand(
     page: Page, demo: RunningDemo, screenshots: Path
 ) -> None:
