@@ -131,7 +131,10 @@ async def test_a_lost_lease_cannot_open_an_attempt(queue: Queue) -> None:
 class _Pace:
     """Slots at once; the 429 pause hits a database hiccup."""
 
-    async def wait_for_slot(self) -> None:
+    async def wait_for_slot(self) -> float:
+        return 0.0
+
+    async def wait_again_if_late(self, slot: float) -> None:
         return None
 
     async def pause(self, seconds: float) -> None:

@@ -21,6 +21,10 @@ from bot.platform.models import Pace
 # Partoo counts requests per minute; spacing calls a little wider than 60/limit keeps network
 # jitter from ever putting limit+1 calls into one of Partoo's windows.
 SAFETY_MARGIN = 1.02
+# That margin makes `limit` slots span 60 s x 1.02, so calls made up to 1.2 s after their slots still never put
+# limit + 1 of them into one minute. A caller held up for longer between its slot and its call (a slow commit
+# on a loaded machine) takes a new slot instead; this is half the tolerance, for the time the call itself takes.
+LATE_ALLOWANCE = (SAFETY_MARGIN - 1) * 60.0 / 2
 PACE_NAME = "partoo"
 SLACK_ALERTS_PACE = "slack-alerts"
 _NAME_CHARS = 32  # partoo_pace.name is String(32); Slack channel IDs are about 11 characters
@@ -124,15 +128,20 @@ class SharedPace:
             value = (await connection.execute(select(Pace.paused_until).where(Pace.name == self.name))).scalar_one()
         return float(value)
 
-    async def wait_for_slot(self) -> None:
-        """Sleep until this caller's slot, taking a new one if a 429 pause began meanwhile."""
+    async def wait_for_slot(self) -> float:
+        """Sleep until this caller's slot, taking a new one if a 429 pause began meanwhile; the slot's time."""
         while True:
             slot = await self.reserve()
             delay = slot - self.clock()
             if delay > 0:
                 await self.sleep(delay)
             if await self.paused_until() <= self.clock():
-                return
+                return slot
+
+    async def wait_again_if_late(self, slot: float) -> None:
+        """Just before the call: a new slot if `slot` passed more than LATE_ALLOWANCE ago (see there)."""
+        while self.clock() - slot > LATE_ALLOWANCE:
+            slot = await self.wait_for_slot()
 
     async def pause(self, seconds: float) -> None:
         """Stop every replica's calls for `seconds` (Partoo's Retry-After)."""

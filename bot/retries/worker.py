@@ -119,7 +119,7 @@ class RetryWorker(PollingLoop):
             if blocking is not None:
                 await self._skip(request, blocking)
                 return
-            await self.pace.wait_for_slot()
+            slot = await self.pace.wait_for_slot()
             if self._stopping:
                 return
             self._sending.add(request.id)
@@ -127,6 +127,9 @@ class RetryWorker(PollingLoop):
             if attempt_id is None:
                 log.warning("lost the lease on request %s before calling Partoo; not sending", request.id)
                 return
+            # The attempt is stored before the call (a crash in between must not send twice), and that commit
+            # can be slow: a call made long after its slot would overrun Partoo's minute.
+            await self.pace.wait_again_if_late(slot)
             answer = await self.partoo.retry_message(request.message_id)
             self.metrics.partoo_answered(_status_label(answer), answer.latency_ms / 1000)
             await self._record(request, attempt_id, answer)
