@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from bot.alerts.messages import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID
 from tests.fakes import FakePartoo, FakeSlack, SlackMessage
-from tests.harness import ALERT_CHANNEL, USER, RunningBot, buttons, message_text, running_bot
+from tests.harness import ALERT_CHANNEL, USER, RunningBot, buttons, message_text, retryable_alert, running_bot
 from tests.signing import PartooSigner, message_updated_event
 from tests.waiting import eventually, eventually_async
 
@@ -37,7 +37,7 @@ async def test_a_failed_message_raises_an_alert_with_a_retry_button(
     response = await bot.webhook(event, signer)
 
     assert response.status_code == 200
-    alert = (await _alert(slack))[0]
+    alert = await retryable_alert(slack)
     text = message_text(alert)
     assert "&lt;!channel&gt; Bob &amp; co" in text
     assert "<!channel>" not in text

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot.alerts.messages import RETRY_ACTION_ID, RETRY_ALL_ACTION_ID
-from bot.failures.verdict_messages import RETRY_ANYWAY_ACTION_ID
+from bot.failures.verdict_messages import CHECKING_LINE, RETRY_ANYWAY_ACTION_ID
 from tests.fakes import FakePartoo, FakeSlack, Reply, SlackMessage
 from tests.fakes.partoo import CLOSED, EXPIRED, NO_PAGE_LINKED, Conversation
 from tests.harness import ALERT_CHANNEL, FAST, USER, RunningBot, buttons, message_text, running_bot, section_texts
@@ -35,12 +35,13 @@ async def _failure(bot: RunningBot, signer: PartooSigner, message_id: int, **fie
     assert (await bot.webhook(message_updated_event(message_id, **fields), signer)).status_code == 200  # type: ignore[arg-type]
 
     def posted() -> SlackMessage | None:
+        # Past ALERT_CHECK_WAIT (a loaded machine) the alert is posted as "checking", then edited with the verdict.
         for message in bot.slack.root_messages(ALERT_CHANNEL):
-            if f"Partoo message {message_id} " in (message.text or ""):
+            if f"Partoo message {message_id} " in (message.text or "") and CHECKING_LINE not in message_text(message):
                 return message
         return None
 
-    alert = await eventually(posted, timeout=10)
+    alert = await eventually(posted, timeout=20)
     assert alert is not None
     await bot.alert_recorded(message_id, alert.ts)
     return alert

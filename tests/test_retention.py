@@ -298,7 +298,14 @@ async def test_pruning_runs_in_small_batches_while_a_command_is_answered(
         assert answered_in < 1.5, f"the command waited {answered_in:.2f} s for the pruner"
         assert not pruning.done(), "the pruner finished before the command: nothing was concurrent"
         report = await pruning
-        assert report.deleted == {"requests": 3000, "batches": 300, "alerts": 0, "digests": 0, "events": 3000}
+        assert report.deleted == {
+            "requests": 3000,
+            "batches": 300,
+            "alerts": 0,
+            "digests": 0,
+            "events": 3000,
+            "plans": 0,
+        }
         assert await _count(bot, Request) == 1  # the command's, new
         assert await _count(bot, Attempt, Attempt.request_id.in_(select(Request.id))) == await _count(bot, Attempt)
 
