@@ -140,20 +140,7 @@ def test_an_alert_is_retried_from_its_button_and_commands_answer(
 def test_an_outage_becomes_one_digest_retried_at_once_and_app_home_counts(
     page: Page, demo: RunningDemo, screenshots: Path
 ) -> None:
-    page.get_by_role("button", name="A WhatsApp outage").click()
-    wait_until(
-        lambda: demo.state()["partoo"]["webhooks_sent"] == OUTAGE_FAILURES,
-        timeout=60,
-        message="the outage was not reported",
-    )
-    digest = root_messages(page).filter(has_text="messages failed in the last minutes")
-    expect(digest).to_have_count(1, timeout=STEP_TIMEOUT_MS)
-
-    def all_reported() -> bool:
-        # Failures are posted alone until they pile up; every later one joins the digest, re-rendered in place.
-        return count_before("messages failed", digest) + root_messages(page).count() - 1 == OUTAGE_FAILURES
-
-    wait_until(all_reported, timeout=STEP_TIMEOUT_MS / 1000, message="the digest never counted every failure")
+    digest = outage_reported(page, demo)
     alone = root_messages(page).count() - 1
     assert alone <= 5, f"{alone} separate alerts: the flood did not become a digest"
     in_digest = OUTAGE_FAILURES - alone

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from bot.platform.database import create_engine, migrate
 from bot.platform.pace import SAFETY_MARGIN, SharedPace
+from tests.fakes.partoo import most_in_any_window
 
 LIMIT = 300
 WINDOW = 60.0
@@ -29,16 +30,6 @@ class VirtualTime:
 
     async def sleep(self, seconds: float) -> None:
         self.now += max(0.0, seconds)
-
-
-def most_in_one_window(arrivals: list[float]) -> int:
-    arrivals = sorted(arrivals)
-    most, first = 0, 0
-    for last, arrived in enumerate(arrivals):
-        while arrived - arrivals[first] >= WINDOW:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 async def _arrivals(database_url: str, late: Callable[[int], float], *, retake: bool) -> list[tuple[float, float]]:
@@ -74,14 +65,14 @@ async def test_calls_held_up_after_their_slots_never_overrun_partoos_minute(data
     calls = await _arrivals(database_url, _bunched, retake=True)
 
     assert len(calls) == 700
-    assert most_in_one_window([arrived for _, arrived in calls]) <= LIMIT
+    assert most_in_any_window((arrived for _, arrived in calls), WINDOW) <= LIMIT
 
 
 async def test_the_model_sees_the_overrun_a_bot_that_calls_late_would_cause(database_url: str) -> None:
     # Without taking new slots, the same bunches put more than the limit into one minute: the check above bites.
     calls = await _arrivals(database_url, _bunched, retake=False)
 
-    assert most_in_one_window([arrived for _, arrived in calls]) > LIMIT
+    assert most_in_any_window((arrived for _, arrived in calls), WINDOW) > LIMIT
 
 
 async def test_calls_a_moment_late_keep_their_slots(database_url: str) -> None:

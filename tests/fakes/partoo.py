@@ -100,6 +100,17 @@ EXPIRED = Conversation(status="Closed", is_expired=True)
 NO_PAGE_LINKED = Conversation(messaging_partner="Facebook", issues=("facebook_no_page_linked",))
 
 
+def most_in_any_window(times: Iterable[float], seconds: float = 60.0) -> int:
+    """The most of `times` within any `seconds`-long window: what Partoo's per-minute limit counts."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, at in enumerate(ordered):
+        while at - ordered[start] >= seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 @dataclass(frozen=True)
 class PartooCall:
     """A call to the retry endpoint; `status` is None while in flight or if the connection was dropped."""
@@ -219,13 +230,7 @@ class FakePartoo(FakeServer):
     def max_calls_in_any_window(self, seconds: float = 60.0, *, with_checks: bool = False) -> int:
         """The most calls received within any `seconds`-long window (retries, and checks if asked)."""
         calls = self.calls + (self.conversation_calls if with_checks else [])
-        times = sorted(call.at for call in calls)
-        best, start = 0, 0
-        for end, at in enumerate(times):
-            while at - times[start] >= seconds:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return most_in_any_window([call.at for call in calls], seconds)
 
     # -- HTTP ------------------------------------------------------------------------------------------------
 
