@@ -17,6 +17,7 @@ from bot.domain.weekly_report import WEEK_SECONDS, Schedule
 from bot.platform.leases import ClaimLost, while_claimed
 from bot.platform.loop import PollingLoop
 from bot.platform.slack import SlackPoster, SlackPostError
+from bot.rendering.message import SlackMessage
 from bot.reports.messages import report_message
 from bot.reports.schedule_store import ReportSchedule
 from bot.reports.store import ReportReads
@@ -56,11 +57,10 @@ class ReportPoster(PollingLoop):
         held = await self.store.claim(due, self.channel_id, REPORT_CLAIM_SECONDS)
         if held is None:
             return False
-        silences = await self.silences() if self.silences else ()
-        report = await self.reads.report(due - WEEK_SECONDS, due, silences=silences)
+        message = await self._week_until(due)
         try:
             ts = await while_claimed(
-                self.poster.post(self.channel_id, report_message(report)),
+                self.poster.post(self.channel_id, message),
                 self.store.leases.renewer(held, REPORT_CLAIM_SECONDS),
                 REPORT_CLAIM_SECONDS / 3,
                 give_back=lambda: self.store.leases.release(held),
@@ -81,9 +81,11 @@ class ReportPoster(PollingLoop):
         For someone who wants the figures today (the demo's "Post the weekly report now"): it is not one of
         the schedule's occurrences, so the next one is still posted when due. Raises SlackPostError.
         """
-        now = self.clock()
-        silences = await self.silences() if self.silences else ()
-        report = await self.reads.report(now - WEEK_SECONDS, now, silences=silences)
-        ts = await self.poster.post(self.channel_id, report_message(report))
+        ts = await self.poster.post(self.channel_id, await self._week_until(self.clock()))
         log.info("weekly report of the seven days up to now posted on demand")
         return ts
+
+    async def _week_until(self, end: float) -> SlackMessage:
+        """The report message of the seven days before `end`, with the silences active now."""
+        silences = await self.silences() if self.silences else ()
+        return report_message(await self.reads.report(end - WEEK_SECONDS, end, silences=silences))
