@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import Tuning, create_app
 from bot.config import load_settings
 from bot.defaults import POST_BURST, POSTS_PER_MINUTE
+from bot.domain.outcomes import OutcomeKind
 from bot.platform.pace import ChannelPaces
 from bot.platform.slack import SlackPoster, build_web_client
 from bot.retries.policy import RetryPolicy
@@ -142,6 +143,22 @@ async def running_bot(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bot") as http:
             yield RunningBot(app=app, http=http, slack=slack)
+
+
+async def finished_outcomes(bot: RunningBot, message_ids: Iterable[int]) -> dict[int, OutcomeKind | None]:
+    """Each message's latest retry outcome, once every one of those retries has finished."""
+    wanted = list(message_ids)
+
+    async def read() -> dict[int, OutcomeKind | None]:
+        outcomes = {}
+        for message_id in wanted:
+            history = await bot.bot.retry_log.history(message_id)
+            if not history or history[-1][0].finished_at is None:
+                return {}
+            outcomes[message_id] = history[-1][0].outcome
+        return outcomes
+
+    return await eventually_async(read, timeout=20)
 
 
 async def retryable_alert(slack: FakeSlack) -> Any:

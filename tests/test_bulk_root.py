@@ -10,7 +10,7 @@ from bot.domain.outcomes import OutcomeKind
 from bot.retries.messages import STOP_ACTION_ID
 from bot.retries.plan_messages import PLAN_RETRY_ACTION_ID
 from tests.fakes import FakePartoo, FakeSlack
-from tests.harness import CHANNEL, FAST, USER, buttons, running_bot
+from tests.harness import CHANNEL, FAST, USER, buttons, finished_outcomes, running_bot
 from tests.signing import PartooSigner, message_updated_event
 from tests.test_bulk_plans import _button, _click, _plan
 from tests.waiting import eventually, eventually_async
@@ -74,16 +74,7 @@ async def test_a_plans_progress_message_with_stop_appears_in_a_busy_channel_befo
         assert f"Stopped {len(PLANNED) - 1} retries not yet sent" in told and "1 already on its way" in told, told
         gate.release()
 
-        async def outcomes() -> dict[int, OutcomeKind | None]:
-            found = {}
-            for message_id in PLANNED:
-                history = await bot.bot.retry_log.history(message_id)
-                if not history or history[-1][0].finished_at is None:
-                    return {}
-                found[message_id] = history[-1][0].outcome
-            return found
-
-        finished = await eventually_async(outcomes, timeout=20)
+        finished = await finished_outcomes(bot, PLANNED)
         # Nothing in flight was cancelled, nothing stopped was sent.
         assert [int(n) for n in partoo.received_ids()] == [in_flight]
         assert finished[in_flight] is OutcomeKind.ACCEPTED

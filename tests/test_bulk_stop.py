@@ -11,7 +11,7 @@ from bot.domain.outcomes import OutcomeKind
 from bot.retries.messages import STOP_ACTION_ID
 from tests.fakes import FakePartoo, FakeSlack
 from tests.fakes.partoo import ANY_MESSAGE, Reply
-from tests.harness import ALERT_CHANNEL, CHANNEL, FAST, USER, buttons, message_text, running_bot
+from tests.harness import ALERT_CHANNEL, CHANNEL, FAST, USER, buttons, finished_outcomes, message_text, running_bot
 from tests.signing import PartooSigner, message_updated_event
 from tests.waiting import eventually, eventually_async
 
@@ -54,16 +54,7 @@ async def test_stop_removes_what_is_not_sent_and_lets_the_call_in_flight_finish(
         told = (await eventually(lambda: slack.responses("stop")))[0]["text"]
         assert "Stopped 3 retries not yet sent" in told and "1 already on its way" in told, told
 
-        async def all_finished() -> dict[int, OutcomeKind | None]:
-            outcomes = {}
-            for message_id in IDS:
-                history = await bot.bot.retry_log.history(message_id)
-                if not history or history[-1][0].finished_at is None:
-                    return {}
-                outcomes[message_id] = history[-1][0].outcome
-            return outcomes
-
-        outcomes = await eventually_async(all_finished, timeout=20)
+        outcomes = await finished_outcomes(bot, IDS)
         sent = [int(n) for n in partoo.received_ids()]
         assert len(sent) == 1 and outcomes[sent[0]] is OutcomeKind.ACCEPTED  # the call in flight finished
         assert sorted(n for n, outcome in outcomes.items() if outcome is OutcomeKind.STOPPED) == sorted(
@@ -136,16 +127,7 @@ async def test_stop_on_a_digest_stops_its_retry_all_and_lets_the_call_in_flight_
         assert f"Stopped {stopped_count} retries not yet sent" in told and "1 already on its way" in told, told
         gate.release()
 
-        async def all_finished() -> dict[int, OutcomeKind | None]:
-            outcomes = {}
-            for message_id in grouped:
-                history = await bot.bot.retry_log.history(message_id)
-                if not history or history[-1][0].finished_at is None:
-                    return {}
-                outcomes[message_id] = history[-1][0].outcome
-            return outcomes
-
-        outcomes = await eventually_async(all_finished, timeout=20)
+        outcomes = await finished_outcomes(bot, grouped)
         # Nothing in flight was cancelled, nothing stopped was sent.
         assert [int(n) for n in partoo.received_ids()] == [in_flight]
         assert outcomes[in_flight] is OutcomeKind.ACCEPTED
