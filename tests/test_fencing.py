@@ -6,6 +6,7 @@ anyone sleeping.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from bot.domain.outcomes import OutcomeKind, PartooAnswer
 from bot.domain.retry_requests import NewBatch, RequestView
 from bot.platform.database import create_engine, migrate
 from bot.platform.models import RequestState
+from bot.platform.pace import LATE_ALLOWANCE
 from bot.retries.retry_log import RetryLog
 from bot.retries.store import LATE_ANSWER, RetryQueue
 from bot.retries.worker import RetryWorker
@@ -134,8 +136,8 @@ class _Pace:
     async def wait_for_slot(self) -> float:
         return 0.0
 
-    async def wait_again_if_late(self, slot: float) -> None:
-        return None
+    def is_late(self, slot: float) -> bool:
+        return False
 
     async def pause(self, seconds: float) -> None:
         raise OperationalError("UPDATE partoo_pace", {}, Exception("database is locked"))
@@ -167,3 +169,96 @@ async def test_a_429_is_recorded_even_when_the_pause_fails(queue: Queue) -> None
     assert current.outcome is OutcomeKind.RATE_LIMITED
     assert current.in_flight_since is None
     assert attempts[-1].outcome is OutcomeKind.RATE_LIMITED
+
+
+class _AcceptingPartoo:
+    def __init__(self) -> None:
+        self.called: list[int] = []
+
+    async def retry_message(self, message_id: int) -> PartooAnswer:
+        self.called.append(message_id)
+        return PartooAnswer(OutcomeKind.ACCEPTED, http_status=200)
+
+
+class _SlotPassedWhileOpening:
+    """Partoo's pace as a loaded machine sees it: the first slot has passed by the time the attempt is stored
+    (a slow commit), and the next one comes when the test says so."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.slots = 0
+        self.waiting_for_another = asyncio.Event()
+        self.next_slot = asyncio.Event()
+
+    async def wait_for_slot(self) -> float:
+        self.slots += 1
+        if self.slots == 1:
+            return self.clock.now - 2 * LATE_ALLOWANCE
+        self.waiting_for_another.set()
+        await self.next_slot.wait()
+        return self.clock.now
+
+    def is_late(self, slot: float) -> bool:
+        return self.clock.now - slot > LATE_ALLOWANCE
+
+
+class _OnTime:
+    async def wait_for_slot(self) -> float:
+        return 0.0
+
+    def is_late(self, slot: float) -> bool:
+        return False
+
+
+def _worker(queue: Queue, pace: object, partoo: _AcceptingPartoo, name: str) -> RetryWorker:
+    return RetryWorker(
+        queue.store,
+        pace,  # type: ignore[arg-type]
+        partoo,  # type: ignore[arg-type]
+        worker_id=name,
+        lease_seconds=LEASE,
+        clock=queue.clock,
+    )
+
+
+async def _waiting_for_a_new_slot(
+    queue: Queue, message_id: int
+) -> tuple[asyncio.Task[None], _SlotPassedWhileOpening, _AcceptingPartoo]:
+    """Worker A opened its attempt too late for its slot and now waits for another."""
+    await queue.one_request(message_id)
+    partoo = _AcceptingPartoo()
+    pace = _SlotPassedWhileOpening(queue.clock)
+    running = asyncio.create_task(_worker(queue, pace, partoo, "worker-a")._run(await queue.claim("worker-a")))
+    await pace.waiting_for_another.wait()
+    return running, pace, partoo
+
+
+async def test_a_call_too_late_for_its_slot_waits_for_another_and_is_made_once(queue: Queue) -> None:
+    running, pace, partoo = await _waiting_for_a_new_slot(queue, 504)
+    waiting, _batch, _attempts = (await RetryLog(queue.store.engine).history(504))[-1]
+    assert partoo.called == []  # not on the slot that passed
+    assert waiting.in_flight_since is None  # and nothing is marked as being sent while it waits
+
+    pace.next_slot.set()
+    await running
+
+    current, _batch, attempts = (await RetryLog(queue.store.engine).history(504))[-1]
+    assert partoo.called == [504]
+    assert current.outcome is OutcomeKind.ACCEPTED
+    assert [attempt.outcome for attempt in attempts] == [OutcomeKind.ACCEPTED]
+
+
+async def test_a_worker_that_dies_waiting_for_a_new_slot_leaves_the_message_to_be_sent(queue: Queue) -> None:
+    # Nothing was sent on the slot that passed: whoever takes the request over must send it, not close it as
+    # "unknown" as it would a call that may have reached Partoo.
+    dying, _pace, partoo = await _waiting_for_a_new_slot(queue, 505)
+    dying.cancel()  # the process is killed: nothing more is written
+    await asyncio.gather(dying, return_exceptions=True)
+
+    queue.clock.advance(LEASE + 1)
+    await _worker(queue, _OnTime(), partoo, "worker-b")._run(await queue.claim("worker-b"))
+
+    current, _batch, attempts = (await RetryLog(queue.store.engine).history(505))[-1]
+    assert partoo.called == [505]
+    assert current.outcome is OutcomeKind.ACCEPTED
+    assert len(attempts) == 1

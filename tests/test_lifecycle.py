@@ -17,6 +17,7 @@ from bot.domain.lifecycle import (
     Phase,
     RetryRequested,
     SendingStarted,
+    SendingWithdrawn,
     TakenOver,
     apply,
     open_alert,
@@ -79,6 +80,7 @@ EVENTS: dict[str, Event] = {
     "sending": SendingStarted(2001.0),
     "accepted": Answered(OutcomeKind.ACCEPTED, "", 2002.0),
     "transient": TRANSIENT,
+    "withdrawn": SendingWithdrawn(2002.0),
     "taken_over": TakenOver("gone", 2003.0),
     "not_confirmed": NotConfirmed(2004.0),
 }
@@ -107,6 +109,7 @@ TABLE: dict[Phase, dict[str, Phase]] = {
 for _before, _row in TABLE.items():
     _row["taken_over"] = _row["accepted"]
     _row["not_confirmed"] = NC if _before is A else _before
+    _row["withdrawn"] = RR if _before is S else _before  # given back unsent: requested again, nothing else
 
 
 @pytest.mark.parametrize("before", list(Phase))

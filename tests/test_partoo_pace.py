@@ -48,8 +48,8 @@ async def _arrivals(database_url: str, late: Callable[[int], float], *, retake: 
         for n in range(700):
             slot = await pace.wait_for_slot()
             own.now = slot + late(n)
-            if retake:
-                await held_up.wait_again_if_late(slot)
+            while retake and held_up.is_late(slot):  # as the worker does: a new slot rather than a late call
+                slot = await held_up.wait_for_slot()
             arrivals.append((slot, own.now))
     finally:
         await engine.dispose()

@@ -7,6 +7,7 @@ builders only read states.
     Failed ──> FAILED ──RetryRequested──> RETRY_REQUESTED ──SendingStarted──> SENDING
                  ^                              ^                                │
                  │                              └──Answered (transient, again)───┤
+                 │                                 or SendingWithdrawn (not sent)│
                  │                                                               │ Answered (final)
                  │                                                               v  or TakenOver
                  │   Failed (after a retry)                           ANSWERED (accepted, refused,
@@ -144,6 +145,13 @@ class SendingStarted:
 
 
 @dataclass(frozen=True)
+class SendingWithdrawn:
+    """A worker gave its attempt back before calling Partoo (its call slot had passed): not sent yet."""
+
+    at: float
+
+
+@dataclass(frozen=True)
 class Answered:
     """Partoo answered an attempt. A transient answer (`final=False`) means the request waits for another."""
 
@@ -168,7 +176,7 @@ class NotConfirmed:
     at: float
 
 
-Event = Failed | Delivered | RetryRequested | SendingStarted | Answered | TakenOver | NotConfirmed
+Event = Failed | Delivered | RetryRequested | SendingStarted | SendingWithdrawn | Answered | TakenOver | NotConfirmed
 
 
 # -- transitions ----------------------------------------------------------------------------------
@@ -228,7 +236,7 @@ def apply(state: AlertState, event: Event) -> AlertState:
             if current not in (Phase.RETRY_REQUESTED, Phase.SENDING):
                 return state  # a failure or delivery reported meanwhile stays the news
             return replace(state, sending_since=at, recorded_phase=Phase.SENDING)
-        case Answered(final=False):
+        case Answered(final=False) | SendingWithdrawn():
             if current is not Phase.SENDING:
                 return state
             return replace(state, sending_since=None, recorded_phase=Phase.RETRY_REQUESTED)

@@ -138,10 +138,9 @@ class SharedPace:
             if await self.paused_until() <= self.clock():
                 return slot
 
-    async def wait_again_if_late(self, slot: float) -> None:
-        """Just before the call: a new slot if `slot` passed more than LATE_ALLOWANCE ago (see there)."""
-        while self.clock() - slot > LATE_ALLOWANCE:
-            slot = await self.wait_for_slot()
+    def is_late(self, slot: float) -> bool:
+        """Whether a call made now would be too late for `slot` (see LATE_ALLOWANCE): it takes a new one."""
+        return self.clock() - slot > LATE_ALLOWANCE
 
     async def pause(self, seconds: float) -> None:
         """Stop every replica's calls for `seconds` (Partoo's Retry-After)."""

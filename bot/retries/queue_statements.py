@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 
 from bot.platform.leases import LeaseColumns
 from bot.platform.models import Attempt, Batch, Request, RequestState, core_table
@@ -62,6 +62,20 @@ BEGIN_ATTEMPT = (
     .returning(_requests.c.message_id)
 )
 OPEN_ATTEMPT = insert(_attempts).returning(_attempts.c.id)
+# BEGIN_ATTEMPT undone, before any call was made (the worker's slot passed while the attempt was being opened).
+WITHDRAW_ATTEMPT = (
+    update(_requests)
+    .where(*_LEASED, _requests.c.in_flight_since.is_not(None))
+    .values(
+        in_flight_since=None,
+        attempts=_requests.c.attempts - 1,
+        first_attempt_at=case((_requests.c.attempts == 1, None), else_=_requests.c.first_attempt_at),
+    )
+    .returning(_requests.c.message_id)
+)
+DROP_UNCALLED_ATTEMPT = delete(_attempts).where(
+    _attempts.c.id == bindparam("attempt_id"), _attempts.c.finished_at.is_(None)
+)
 _ANSWERED: dict[str, Any] = {
     "in_flight_since": None,
     "outcome": bindparam("answer"),

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.defaults import DEFAULT_NOT_CONFIRMED_MINUTES as NOT_CONFIRMED_MINUTES
-from bot.domain.lifecycle import Answered, SendingStarted, TakenOver
+from bot.domain.lifecycle import Answered, SendingStarted, SendingWithdrawn, TakenOver
 from bot.domain.outcomes import OutcomeKind, PartooAnswer
 from bot.domain.retry_requests import EnqueueResult, NewBatch, RequestView
 from bot.failures.state import apply_to_alerts, lock_alerts_of_requests
@@ -106,6 +106,25 @@ class RetryQueue(ReportClaims):
             ).scalar_one()
             await apply_to_alerts(connection, [message_id], SendingStarted(now))
         return attempt_id
+
+    async def withdraw_attempt(self, request_id: int, attempt_id: int, token: int) -> bool:
+        """Undo begin_attempt before calling Partoo: the request is as if the attempt had never been opened.
+
+        For a worker whose slot passed while the attempt was being opened: it takes a new slot without holding
+        an attempt in flight meanwhile (a crash then would close the request as unknown, unsent). False, and
+        nothing changed, when the lease was lost.
+        """
+        now = self.clock()
+        async with self.engine.begin() as connection:
+            await lock_alerts_of_requests(connection, [request_id])  # alerts first: see lock_alerts
+            message_id = (
+                await connection.execute(sql.WITHDRAW_ATTEMPT, {"request_id": request_id, "token": token})
+            ).scalar_one_or_none()
+            if message_id is None:
+                return False
+            await connection.execute(sql.DROP_UNCALLED_ATTEMPT, {"attempt_id": attempt_id})
+            await apply_to_alerts(connection, [message_id], SendingWithdrawn(now))
+        return True
 
     async def record_answer(
         self, request_id: int, attempt_id: int, token: int, answer: PartooAnswer, *, retry_at: float | None

@@ -119,17 +119,9 @@ class RetryWorker(PollingLoop):
             if blocking is not None:
                 await self._skip(request, blocking)
                 return
-            slot = await self.pace.wait_for_slot()
-            if self._stopping:
-                return
-            self._sending.add(request.id)
-            attempt_id = await self.queue.begin_attempt(request.id, request.lease_token, self.worker_id)
+            attempt_id = await self._begin_on_time(request)
             if attempt_id is None:
-                log.warning("lost the lease on request %s before calling Partoo; not sending", request.id)
                 return
-            # The attempt is stored before the call (a crash in between must not send twice), and that commit
-            # can be slow: a call made long after its slot would overrun Partoo's minute.
-            await self.pace.wait_again_if_late(slot)
             answer = await self.partoo.retry_message(request.message_id)
             self.metrics.partoo_answered(_status_label(answer), answer.latency_ms / 1000)
             await self._record(request, attempt_id, answer)
@@ -138,6 +130,36 @@ class RetryWorker(PollingLoop):
         finally:
             self._sending.discard(request.id)
             keeper.cancel()
+
+    async def _begin_on_time(self, request: RequestView) -> int | None:
+        """Open the attempt while its Partoo slot is still fresh; None when the lease was lost or the bot stops.
+
+        The attempt is stored before the call (a crash in between must not send twice), and on a loaded
+        database that commit can be slow: a call made long after its slot would overrun Partoo's minute. The
+        attempt is then given back and a new slot taken, never held in flight through that wait, where a crash
+        would leave the message closed as "unknown" without ever having been sent.
+        """
+        while not self._stopping:
+            slot = await self.pace.wait_for_slot()
+            if self._stopping:
+                return None
+            self._sending.add(request.id)
+            attempt_id = await self.queue.begin_attempt(request.id, request.lease_token, self.worker_id)
+            if attempt_id is None:
+                log.warning("lost the lease on request %s before calling Partoo; not sending", request.id)
+                return None
+            if not self.pace.is_late(slot):
+                return attempt_id
+            if not await self.queue.withdraw_attempt(request.id, attempt_id, request.lease_token):
+                log.warning("lost the lease on request %s before calling Partoo; not sending", request.id)
+                return None
+            self._sending.discard(request.id)
+            log.info(
+                "Partoo message %s: its call slot passed while the attempt was opened; taking a new one",
+                request.message_id,
+            )
+        await self.queue.release(request.id, request.lease_token)  # stopping, and nothing is in flight
+        return None
 
     async def _check_conversation(self, request: RequestView) -> Verdict | None:
         """The verdict that rules this retry out, or None to send it (a failed check never blocks)."""
