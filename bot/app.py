@@ -46,6 +46,8 @@ from bot.defaults import (
     RETENTION_BATCH,
     RETENTION_INTERVAL,
     RETENTION_PAUSE,
+    SLACK_BACKOFF,
+    SLACK_RETRY_SECONDS,
     WORKER_CONCURRENCY,
 )
 from bot.domain.silences import Scope
@@ -109,6 +111,9 @@ class Tuning:
     retention_pause: float = RETENTION_PAUSE
     health_interval: float = HEALTH_FLUSH_SECONDS
     report_poll_interval: float = REPORT_POLL_SECONDS
+    # How Slack's failures are waited out: slack_sdk's backoff, then the pause before a post is tried again.
+    slack_backoff: float = SLACK_BACKOFF
+    slack_pause_seconds: float = SLACK_RETRY_SECONDS
 
 
 class _DropTokenSkippedWarning(logging.Filter):
@@ -158,11 +163,11 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
     )
     queue = RetryQueue(engine, awaiting_seconds=not_confirmed_seconds)
     retry_log = RetryLog(engine)
-    slack = build_web_client(settings.slack_bot_token.value, settings.slack_api_url)
+    slack = build_web_client(settings.slack_bot_token.value, settings.slack_api_url, backoff=tuning.slack_backoff)
     metrics = Metrics()
     # Every post the bot makes takes a slot of its channel's pace, shared by every replica through the database.
     post_paces = ChannelPaces(engine, POSTS_PER_MINUTE, default_channel=settings.slack_alert_channel, burst=POST_BURST)
-    poster = SlackPoster(slack, post_paces, on_error=metrics.slack_api_error)
+    poster = SlackPoster(slack, post_paces, pause_seconds=tuning.slack_pause_seconds, on_error=metrics.slack_api_error)
     partoo = PartooClient(
         base_url=settings.partoo_api_url,
         api_key=settings.partoo_api_key.value,

@@ -37,8 +37,11 @@ WAKE_SETTLE = 0.1
 LEASE_SECONDS = 30.0
 # A notifier's claim on a post outlives one Slack call with slack_sdk's own retries.
 NOTIFIER_CLAIM_SECONDS = 60.0
-# After slack_sdk's own retries gave up on a post, how long until it is tried again.
+# After slack_sdk's own retries gave up on a post, how long until it is tried again (the channel's pace pauses
+# as long, for every replica: SlackPoster.pause_seconds).
 SLACK_RETRY_SECONDS = 5.0
+# slack_sdk's backoff for 5xx and lost connections: this x 2^n seconds, plus up to twice this of jitter.
+SLACK_BACKOFF = 0.5
 # chat.update is Tier 3 (50+ a minute): one progress update every few seconds per batch is plenty.
 PROGRESS_INTERVAL = 2.0
 # The log channel mirror posts at most this often, many outcomes at a time.

@@ -32,7 +32,6 @@ from bot.defaults import (
     DIGEST_THRESHOLD,
     DIGEST_WINDOW,
     POLL_INTERVAL,
-    SLACK_RETRY_SECONDS,
 )
 from bot.domain.alert_routes import AlertRoutes
 from bot.domain.businesses import Business, business_key
@@ -65,7 +64,6 @@ class Alerter(PollingLoop):
         digest_window: float = DIGEST_WINDOW,
         on_posted: Callable[[AlertKind], None] = lambda kind: None,
         claim_seconds: float = ALERT_CLAIM_SECONDS,
-        retry_seconds: float = SLACK_RETRY_SECONDS,
         checks_enabled: bool = False,
         not_confirmed_minutes: int | None = None,
         names: BusinessNames | None = None,
@@ -81,7 +79,6 @@ class Alerter(PollingLoop):
         self.digest_window = digest_window
         self.on_posted = on_posted
         self.claim_seconds = claim_seconds
-        self.retry_seconds = retry_seconds
         self.checks_enabled = checks_enabled
         self.not_confirmed_minutes = not_confirmed_minutes
         # Businesses are shown by name where a conversation check learned it (bot.failures.businesses).
@@ -225,7 +222,7 @@ class Alerter(PollingLoop):
             return
         except SlackPostError as error:
             log.warning("%s not posted yet (%s); will retry", what, error.error)
-            await self.store.release_alert(alert.id, claim, retry_in=self.retry_seconds)
+            await self.store.release_alert(alert.id, claim, retry_in=self.poster.pause_seconds)
             return
         if await self.store.mark_alert_posted(alert.id, alert.version, ts, claim):
             self.on_posted("alert" if ts else "update")
@@ -263,7 +260,7 @@ class Alerter(PollingLoop):
             return
         except SlackPostError as error:
             log.warning("digest %s not posted yet (%s); will retry", digest.id, error.error)
-            await self.store.release_digest(digest.id, claim, retry_in=self.retry_seconds)
+            await self.store.release_digest(digest.id, claim, retry_in=self.poster.pause_seconds)
             return
         if await self.store.mark_digest_posted(digest.id, digest.version, ts, claim):
             self.on_posted("digest" if ts else "update")

@@ -18,6 +18,7 @@ Slack's error codes, into one of three kinds that each call site handles the sam
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -28,10 +29,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.jitter import Jitter
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.defaults import POST_WAIT_LIMIT, SLACK_RETRY_SECONDS
+from bot.defaults import POST_WAIT_LIMIT, SLACK_BACKOFF, SLACK_RETRY_SECONDS
 from bot.platform.pace import ChannelPaces
 
 log = logging.getLogger(__name__)
@@ -135,21 +138,33 @@ def narrow(error: BaseException) -> SlackPostError | None:
     return None
 
 
-def retry_handlers() -> list[Any]:
+class _ProportionalJitter(Jitter):
+    """Up to twice the backoff factor more: slack_sdk's RandomJitter (up to 1 s) at its factor of 0.5."""
+
+    def __init__(self, backoff: float) -> None:
+        self.most = 2 * backoff
+
+    def recalculate(self, duration: float) -> float:
+        return duration + random.random() * self.most  # noqa: S311 - jitter, not cryptography
+
+
+def retry_handlers(backoff: float = SLACK_BACKOFF) -> list[Any]:
+    """slack_sdk's handlers: Retry-After for 429s, `backoff` x 2^n seconds and jitter for 5xx and lost connections."""
+    waits = BackoffRetryIntervalCalculator(backoff, _ProportionalJitter(backoff))
     return [
         AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-        AsyncServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
-        AsyncConnectionErrorRetryHandler(max_retry_count=CONNECTION_ERROR_RETRIES),
+        AsyncServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES, interval_calculator=waits),
+        AsyncConnectionErrorRetryHandler(max_retry_count=CONNECTION_ERROR_RETRIES, interval_calculator=waits),
     ]
 
 
-def build_web_client(token: str, base_url: str) -> AsyncWebClient:
+def build_web_client(token: str, base_url: str, *, backoff: float = SLACK_BACKOFF) -> AsyncWebClient:
     """The Web API client every part of the bot shares (Bolt included)."""
     return AsyncWebClient(
         token=token,
         base_url=base_url,
         timeout=WEB_API_TIMEOUT,
-        retry_handlers=retry_handlers(),
+        retry_handlers=retry_handlers(backoff),
         logger=logging.getLogger("bot.slack.web"),
     )
 
@@ -235,7 +250,7 @@ class SlackPoster:
 
     async def respond(self, response_url: str, message: Postable, *, in_channel: bool) -> None:
         """Answer through a command's or click's response_url (works where the bot is not a member)."""
-        webhook = AsyncWebhookClient(response_url, timeout=WEB_API_TIMEOUT, retry_handlers=retry_handlers())
+        webhook = AsyncWebhookClient(response_url, timeout=WEB_API_TIMEOUT, retry_handlers=self.client.retry_handlers)
         try:
             response = await webhook.send(
                 response_type="in_channel" if in_channel else "ephemeral", **message.as_kwargs()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from bot.defaults import GROUP_OUTCOMES_FROM, GROUPED_OUTCOMES_MAX, NOTIFIER_CLAIM_SECONDS, SLACK_RETRY_SECONDS
+from bot.defaults import GROUP_OUTCOMES_FROM, GROUPED_OUTCOMES_MAX, NOTIFIER_CLAIM_SECONDS
 from bot.domain.retry_requests import BatchView, RequestView
 from bot.platform.leases import ClaimLost, Held, while_claimed
 from bot.platform.slack import CannotPostHere, SlackAuthError, SlackPoster, SlackPostError, SlackUnavailable
@@ -103,7 +103,7 @@ class OutcomeGroups:
             return [request for _batch, request in mine]
         except (SlackUnavailable, SlackAuthError) as error:
             log.warning("Slack cannot take %d outcomes in %s now (%s); later", len(held), channel, error.error)
-            await self.queue.reports.release(held, retry_in=SLACK_RETRY_SECONDS)
+            await self.queue.reports.release(held, retry_in=self.poster.pause_seconds)
             return []
         except SlackPostError as error:
             log.error("could not post %d outcomes in %s: %s", len(held), channel, error.error)

@@ -23,7 +23,6 @@ from bot.defaults import (
     POLL_INTERVAL,
     POSTS_WAITING_NOTE,
     PROGRESS_INTERVAL,
-    SLACK_RETRY_SECONDS,
 )
 from bot.domain.retry_requests import BatchView, RequestView
 from bot.platform.leases import ClaimLost, Held, while_claimed
@@ -192,7 +191,7 @@ class Notifier(PollingLoop):
                 request.message_id,
                 request.outcome,
             )
-            await self.queue.retry_report_in(held, SLACK_RETRY_SECONDS)
+            await self.queue.retry_report_in(held, self.poster.pause_seconds)
             return
         except SlackPostError as error:
             log.error(
@@ -275,7 +274,7 @@ class Notifier(PollingLoop):
             return
         except (SlackUnavailable, SlackAuthError) as error:
             log.warning("Slack unavailable (%s); summary of batch %s will be posted later", error.error, batch.id)
-            await self.queue.retry_summary_in(held, SLACK_RETRY_SECONDS)
+            await self.queue.retry_summary_in(held, self.poster.pause_seconds)
             return
         except SlackPostError as error:
             counts = {str(r.message_id): str(r.outcome) for r in requests}
