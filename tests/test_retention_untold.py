@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bot.defaults import SLACK_RETRY_SECONDS
 from bot.domain.outcomes import OutcomeKind
 from bot.domain.retry_requests import NewBatch
 from bot.platform.models import Request
@@ -27,6 +28,8 @@ LOG_CHANNEL = "CLOG"
 
 class _Slack:
     """Posts succeed while `token_works`; otherwise every call answers `invalid_auth`."""
+
+    pause_seconds = SLACK_RETRY_SECONDS  # what is not posted is tried again this long after, as SlackPoster says
 
     def __init__(self) -> None:
         self.token_works = False
