@@ -307,7 +307,7 @@ async def test_a_command_for_an_alerted_message_reports_into_the_alert(
     await eventually(lambda: "Retried by" in message_text(slack.message(ALERT_CHANNEL, alert.ts)), timeout=15)
 
 
-@pytest.mark.long(10)
+@pytest.mark.long(4)
 async def test_a_slack_outage_delays_alerts_but_loses_none(
     bot: RunningBot, slack: FakeSlack, signer: PartooSigner
 ) -> None:

@@ -37,11 +37,14 @@ async def _failures(bot: RunningBot, partoo: FakePartoo, signer: PartooSigner) -
     """Report the known failures, each in its own conversation, and wait for their verdicts."""
     partoo.conversation(2, Conversation(business_id="77", business_name=None, business_city=None))
     partoo.conversation(4, CLOSED)
-    partoo.conversation(5, Conversation(**{**NO_PAGE_LINKED.__dict__, "messaging_partner": "Whatsapp"}))
+    # A setup problem is the channel's (a business on one partner): the bot rightly takes it for every
+    # conversation there, so it gets a business of its own, or which of 42's would share it is a race.
+    setup_problem = {**NO_PAGE_LINKED.__dict__, "messaging_partner": "Whatsapp", "business_id": "55"}
+    partoo.conversation(5, Conversation(**setup_problem))
     partoo.conversation(7, Conversation(messaging_partner="Facebook"))
     for message_id in (*EXPECTED, OTHER_PARTNER):
         conversation = message_id - 1000
-        business = 77 if message_id == OPEN_UNNAMED else 42
+        business = {OPEN_UNNAMED: 77, SETUP_ONE: 55}.get(message_id, 42)
         partner = "Facebook" if message_id == OTHER_PARTNER else "Whatsapp"
         event = message_updated_event(
             message_id, conversation_id=conversation, business_id=business, messaging_partner=partner
@@ -159,7 +162,8 @@ async def test_a_plan_can_be_cancelled_and_then_sends_nothing(
 ) -> None:
     await _failures(bot, partoo, signer)
     plan = await _plan(bot, slack, "failed business 42 cause open", "plan")
-    assert "Retry 3 that can succeed" in str(plan)  # 1001, 1003, 1007: business 42, open; not 77's, not closed
+    # 1001, 1003, 1006 (not retried here) and 1007: business 42, open; not 77's or 55's, not the closed one.
+    assert "Retry 4 that can succeed" in str(plan)
     value = _button(plan, PLAN_RETRY_ACTION_ID)["value"]
 
     assert "cancelled" in _text(await _click(bot, slack, PLAN_CANCEL_ACTION_ID, value, "cancel"))

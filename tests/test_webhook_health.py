@@ -145,7 +145,7 @@ async def test_without_the_setting_silence_posts_nothing(bot: RunningBot, slack:
     assert _notices(slack) == []
 
 
-@pytest.mark.long(25)
+@pytest.mark.long(7)
 async def test_a_slack_outage_delays_the_warning_but_loses_it_not(
     slack: FakeSlack, environment: dict[str, str]
 ) -> None:
