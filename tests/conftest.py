@@ -55,8 +55,8 @@ def _no_log_handler_left_on_a_closed_stream() -> Iterator[None]:
 
 # Most of the suite's time is spent waiting (bot processes starting and stopping, the 30 s lease a SIGKILLed
 # process leaves, Slack outages being waited out): on 2 cores, four workers kept the CPU 62 % busy (5 min 41 s)
-# and six 76 % (4 min 45 s), so three workers per core. At most 8: each worker's bots hold PostgreSQL connections, and a server's default
-# max_connections is 100.
+# and six 76 % (4 min 45 s), so three workers per core (docs/test-suite.md). At most 8: each worker's bots hold
+# PostgreSQL connections, and a server's default max_connections is 100.
 MAX_WORKERS = 8
 
 
