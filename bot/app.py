@@ -80,6 +80,7 @@ from bot.running import Bot
 from bot.slack import listeners
 from bot.slack.clicks import AlertClicks
 from bot.slack.home import AppHome
+from bot.slack.replies import AfterAck
 from bot.slack.silence_listeners import Silencing
 
 log = logging.getLogger(__name__)
@@ -288,6 +289,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         return silence_messages.active_lines(active, businesses)
 
     reports = ReportReads(engine, names)
+    after_ack = AfterAck()
     listeners.register(
         bolt,
         service,
@@ -306,6 +308,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         settings.access,
         # Slack failures inside listeners are narrowed like the bot's own (and an auth one shows in /readyz).
         on_error=poster.bolt_error_handler(),
+        after_ack=after_ack,
         silencing=Silencing(silences, alerts, names, on_changed=alerter.wake),
     )
 
@@ -343,6 +346,7 @@ def build_bot(settings: Settings, tuning: Tuning = Tuning(), shutdown: ShutdownB
         health=health,
         watcher=watcher,
         pruner=pruner,
+        after_ack=after_ack,
         report_poster=report_poster,
         shutdown=shutdown or ShutdownBudget(settings.shutdown_seconds),
     )

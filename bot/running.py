@@ -38,6 +38,7 @@ from bot.retries.retry_log import RetryLog
 from bot.retries.service import RetryService
 from bot.retries.store import RetryQueue
 from bot.retries.worker import RetryWorker
+from bot.slack.replies import AfterAck
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Bot:
     health: WebhookHealth
     watcher: WebhookWatcher
     pruner: Pruner
+    after_ack: AfterAck
     report_poster: ReportPoster | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     socket_mode: SocketModeConnection | None = None
@@ -117,6 +119,10 @@ class Bot:
             await self.report_poster.stop()
         # Partoo calls in flight get what is left but the reserve; the worker closes those still unanswered.
         await self.worker.stop(grace_seconds=self.shutdown.remaining(keep=SHUTDOWN_RESERVE_SECONDS))
+        # Answers to what people asked (through response_url, a modal opening) finish before anything closes.
+        cut = await self.after_ack.drain(self.shutdown.remaining(keep=SHUTDOWN_RESERVE_SECONDS / 2))
+        if cut:
+            log.warning("%d answers to Slack were still under way when the shutdown budget ran out", cut)
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=self.shutdown.remaining(keep=SHUTDOWN_RESERVE_SECONDS / 2))
         for task in self.tasks:

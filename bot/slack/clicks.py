@@ -10,7 +10,6 @@ re-renders the alert from that state; Partoo's answer follows in the alert's thr
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from bot.retries import messages, refusal_messages
 from bot.retries.refusal_messages import CONFIRM_ANYWAY_ACTION_ID
 from bot.retries.service import RetryService
 from bot.slack.authorization import Middleware, asker
-from bot.slack.replies import answer_later
+from bot.slack.replies import AfterAck, answer_later
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ def _button_batch(click: Click, **answers_in: Any) -> NewBatch:
 Step = Callable[[Click], Awaitable[EnqueueResult | ClickRefused]]
 
 
-def register(app: AsyncApp, clicks: AlertClicks, authorize: Middleware) -> None:
+def register(app: AsyncApp, clicks: AlertClicks, authorize: Middleware, after_ack: AfterAck) -> None:
     """Attach the buttons' listeners, behind `authorize`.
 
     A click is acknowledged only once its request is durable: admission and the enqueue are one short
@@ -118,23 +117,22 @@ def register(app: AsyncApp, clicks: AlertClicks, authorize: Middleware) -> None:
     by SIGKILL) leaves the request queued for whichever process starts next. Only the answer to a refusal
     (an ephemeral through response_url) is sent after the acknowledgement; if it is lost, nothing was done.
     """
-    pending: set[asyncio.Task[None]] = set()
     for action_id, step in (
         (RETRY_ACTION_ID, clicks.retry),
         (RETRY_ANYWAY_ACTION_ID, clicks.retry_anyway),
         (RETRY_ALL_ACTION_ID, clicks.retry_all),
         (CONFIRM_ANYWAY_ACTION_ID, clicks.confirm_anyway),
     ):
-        app.action(action_id, middleware=[authorize])(_listener(step, pending))
+        app.action(action_id, middleware=[authorize])(_listener(step, after_ack))
 
 
-def _listener(step: Step, pending: set[asyncio.Task[None]]) -> Callable[..., Awaitable[None]]:
+def _listener(step: Step, after_ack: AfterAck) -> Callable[..., Awaitable[None]]:
     async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
         answer = await _act(step, body, action)
         await ack()
         if answer is None:
             return  # queued: the alert (or the command's thread) shows it
-        answer_later(pending, respond, answer, replace_original=False)
+        answer_later(after_ack, respond, answer, replace_original=False)
 
     return on_click
 

@@ -7,7 +7,6 @@ calls Partoo, and the notifier posts the answers.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,7 +22,7 @@ from bot.retries import messages, refusal_messages
 from bot.retries.commands import Failed, Help, Log, Retry, Silences, Status, UsageError, parse_command
 from bot.retries.service import RetryService
 from bot.slack.authorization import Middleware
-from bot.slack.replies import ephemeral
+from bot.slack.replies import AfterAck, ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +36,12 @@ def register(
     app: AsyncApp,
     service: RetryService,
     authorize: Middleware,
+    after_ack: AfterAck,
     silences: Callable[[], Awaitable[SlackMessage]] | None = None,
 ) -> None:
     """Attach the slash command's listener, behind `authorize`; `silences` answers `silences` (issue 22)."""
-    pending: set[asyncio.Task[None]] = set()
 
-    def after_ack(respond: AsyncRespond, answer: Awaitable[SlackMessage]) -> None:
+    def answer_after_ack(respond: AsyncRespond, answer: Awaitable[SlackMessage]) -> None:
         """Answer through response_url once Slack has its ack: reading the log may take longer than 3 s."""
 
         async def send() -> None:
@@ -51,9 +50,7 @@ def register(
             except Exception:
                 log.exception("could not answer a question through response_url")
 
-        task = asyncio.create_task(send())
-        pending.add(task)  # keep a reference until it is done, or the task may be collected mid-way
-        task.add_done_callback(pending.discard)
+        after_ack.start(send())
 
     @app.command(COMMAND, middleware=[authorize])
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -64,19 +61,19 @@ def register(
                 await ack(**ephemeral(messages.usage()))
             case Status(message_id):
                 await ack()
-                after_ack(respond, service.status(message_id))
+                answer_after_ack(respond, service.status(message_id))
             case Log(size):
                 await ack()
-                after_ack(respond, service.recent(size))
+                answer_after_ack(respond, service.recent(size))
             case Silences():
                 # Read-only: anyone may list; End now on each is behind the access policy (silence_listeners).
                 await ack()
                 if silences is not None:
-                    after_ack(respond, silences())
+                    answer_after_ack(respond, silences())
             case Failed(wanted):
                 # Nothing is sent: the plan (only to the person) carries the buttons (bot.slack.plan_clicks).
                 await ack()
-                after_ack(respond, service.plan(command["user_id"], command["channel_id"], wanted))
+                answer_after_ack(respond, service.plan(command["user_id"], command["channel_id"], wanted))
             case Retry(message_ids, anyway=True):
                 # Explicit, then confirmed: the answer's button (and its dialog) queues it (bot.slack.clicks).
                 await ack(**ephemeral(refusal_messages.confirm_anyway(message_ids)))

@@ -22,6 +22,7 @@ from bot.platform.authz import Authorizer
 from bot.retries.service import RetryService
 from bot.slack import clicks, command, home, plan_clicks, shortcut, silence_listeners, stop_clicks
 from bot.slack.authorization import authorization
+from bot.slack.replies import AfterAck
 
 
 def register(
@@ -32,6 +33,7 @@ def register(
     authorizer: Authorizer,
     policy: AccessPolicy,
     on_error: Callable[[Exception], Awaitable[None]],
+    after_ack: AfterAck,
     silencing: silence_listeners.Silencing | None = None,
 ) -> None:
     """Attach every listener; the app answers Slack when a listener returns (process_before_response): for
@@ -41,12 +43,12 @@ def register(
     `on_error` gets every listener's failure, from Bolt and from the App Home's publishing alike.
     """
     listing = silencing.listing if silencing is not None else None
-    command.register(app, service, authorization(authorizer, policy, applies=command.asks_to_retry), listing)
-    clicks.register(app, alert_clicks, authorization(authorizer, policy))
-    plan_clicks.register(app, service, authorization(authorizer, policy))
-    stop_clicks.register(app, service, authorization(authorizer, policy))
+    command.register(app, service, authorization(authorizer, policy, applies=command.asks_to_retry), after_ack, listing)
+    clicks.register(app, alert_clicks, authorization(authorizer, policy), after_ack)
+    plan_clicks.register(app, service, authorization(authorizer, policy), after_ack)
+    stop_clicks.register(app, service, authorization(authorizer, policy), after_ack)
     home.register(app, app_home, on_error)
-    shortcut.register(app, service, authorizer, policy)
+    shortcut.register(app, service, authorizer, policy, after_ack)
     if silencing is not None:
-        silence_listeners.register(app, silencing, authorization(authorizer, policy), authorizer, policy)
+        silence_listeners.register(app, silencing, authorization(authorizer, policy), authorizer, policy, after_ack)
     app.error(on_error)

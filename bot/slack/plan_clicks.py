@@ -8,7 +8,6 @@ Authorization (RETRY_ALLOWED_*) runs before, as for every retry.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,7 +23,7 @@ from bot.retries import messages, plan_messages
 from bot.retries.plan_messages import PLAN_ANYWAY_ACTION_ID, PLAN_CANCEL_ACTION_ID, PLAN_RETRY_ACTION_ID
 from bot.retries.service import RetryService
 from bot.slack.authorization import Middleware, asker
-from bot.slack.replies import answer_later
+from bot.slack.replies import AfterAck, answer_later
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +66,18 @@ async def _cancel(service: RetryService, plan_id: int, body: dict[str, Any]) -> 
     return plan_messages.gone(expired=status.expired, state=status.state)
 
 
-def register(app: AsyncApp, service: RetryService, authorize: Middleware) -> None:
+def register(app: AsyncApp, service: RetryService, authorize: Middleware, after_ack: AfterAck) -> None:
     """Attach the plan's buttons, behind `authorize`. The answer replaces the plan (only its owner sees it)."""
-    pending: set[asyncio.Task[None]] = set()
     step: Step
     for action_id, step in (
         (PLAN_RETRY_ACTION_ID, _retry),
         (PLAN_ANYWAY_ACTION_ID, _anyway),
         (PLAN_CANCEL_ACTION_ID, _cancel),
     ):
-        app.action(action_id, middleware=[authorize])(_listener(service, step, pending))
+        app.action(action_id, middleware=[authorize])(_listener(service, step, after_ack))
 
 
-def _listener(service: RetryService, step: Step, pending: set[asyncio.Task[None]]) -> Callable[..., Awaitable[None]]:
+def _listener(service: RetryService, step: Step, after_ack: AfterAck) -> Callable[..., Awaitable[None]]:
     async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
         plan_id = ascii_number(str(action.get("value", "")), MAX_MESSAGE_ID)
         if not plan_id:
@@ -92,6 +90,6 @@ def _listener(service: RetryService, step: Step, pending: set[asyncio.Task[None]
                 log.error("could not act on plan %d: %s", plan_id, error)
                 answer = messages.queue_unavailable()
         await ack()
-        answer_later(pending, respond, answer, replace_original=True)
+        answer_later(after_ack, respond, answer, replace_original=True)
 
     return on_click

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
@@ -23,17 +24,39 @@ async def acknowledge(ack: AsyncAck) -> None:
     await ack()
 
 
-def answer_later(
-    pending: set[asyncio.Task[None]], respond: AsyncRespond, answer: SlackMessage, *, replace_original: bool
-) -> None:
+class AfterAck:
+    """Work a listener starts once Slack has its acknowledgement: an answer through response_url, a modal.
+
+    One for the whole app. Each task is kept until it is done (or it may be collected mid-way), and the bot's
+    stop waits for those under way (`drain`), so an answer to what someone asked is not cut off by a restart.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.draining = False
+
+    def start(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, within: float) -> int:
+        """Wait up to `within` seconds for the work under way; how many were cut off (cancelled) after that."""
+        self.draining = True
+        if not self._tasks:
+            return 0
+        _done, left = await asyncio.wait(set(self._tasks), timeout=within)
+        for task in left:
+            task.cancel()
+        return len(left)
+
+
+def answer_later(after_ack: AfterAck, respond: AsyncRespond, answer: SlackMessage, *, replace_original: bool) -> None:
     """Send `answer` to the asker alone through response_url, after Slack got its acknowledgement.
 
-    The task is kept in `pending` until it is done, or it may be collected mid-way; a failure is logged (what
-    was asked is already stored, or was refused: only the answer is lost).
+    A failure is logged (what was asked is already stored, or was refused: only the answer is lost).
     """
-    task = asyncio.create_task(_respond(respond, answer, replace_original=replace_original))
-    pending.add(task)
-    task.add_done_callback(pending.discard)
+    after_ack.start(_respond(respond, answer, replace_original=replace_original))
 
 
 async def _respond(respond: AsyncRespond, answer: SlackMessage, *, replace_original: bool) -> None:

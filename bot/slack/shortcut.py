@@ -8,7 +8,6 @@ shortcut was used on, or through the shortcut's response_url where the bot canno
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -43,6 +42,7 @@ from bot.retries.shortcut_messages import (
     retry_modal,
     submitted,
 )
+from bot.slack.replies import AfterAck
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,9 @@ SOURCE = "shortcut"
 BROKEN_FORM = "This form is not one the bot opened; nothing was retried."
 
 
-def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, policy: AccessPolicy) -> None:
+def register(
+    app: AsyncApp, service: RetryService, authorizer: Authorizer, policy: AccessPolicy, after_ack: AfterAck
+) -> None:
     """Attach the message shortcut and its modal's submission to a Bolt app."""
 
     async def refusal(user_id: str, channel_id: str) -> SlackMessage | None:
@@ -61,16 +63,12 @@ def register(app: AsyncApp, service: RetryService, authorizer: Authorizer, polic
             return messages.authorization_unavailable()
         return None
 
-    pending: set[asyncio.Task[None]] = set()
-
     @app.message_shortcut(SHORTCUT_CALLBACK_ID)
     async def on_message_shortcut(ack: AsyncAck, shortcut: dict[str, Any], client: AsyncWebClient) -> None:
         # Slack gets its answer when this listener returns: the modal is built and opened after that, so a
         # slow views.open (slack_sdk retries 429 and 5xx) can never make Slack say "operation timed out".
         await ack()
-        task = asyncio.create_task(open_modal(shortcut, client))
-        pending.add(task)  # keep a reference until it is done, or the task may be collected mid-way
-        task.add_done_callback(pending.discard)
+        after_ack.start(open_modal(shortcut, client))
 
     async def open_modal(shortcut: dict[str, Any], client: AsyncWebClient) -> None:
         user_id = str((shortcut.get("user") or {}).get("id", ""))

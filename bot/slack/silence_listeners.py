@@ -9,10 +9,9 @@ and again to the submission, which Slack sends without a channel: the modal carr
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -46,7 +45,7 @@ from bot.platform.slack import classify
 from bot.rendering.message import SlackMessage
 from bot.retries import messages
 from bot.slack.authorization import Middleware, asker
-from bot.slack.replies import ephemeral
+from bot.slack.replies import AfterAck, ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +129,15 @@ class Silencing:
 
 
 def register(
-    app: AsyncApp, silencing: Silencing, authorize: Middleware, authorizer: Authorizer, policy: AccessPolicy
+    app: AsyncApp,
+    silencing: Silencing,
+    authorize: Middleware,
+    authorizer: Authorizer,
+    policy: AccessPolicy,
+    after_ack: AfterAck,
 ) -> None:
     """Attach the overflow menu's, the modal's and End now's listeners."""
-    pending: set[asyncio.Task[None]] = set()
-
-    def later(work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
-        pending.add(task)  # keep a reference until it is done, or the task may be collected mid-way
-        task.add_done_callback(pending.discard)
+    later = after_ack.start
 
     @app.action(SILENCE_ACTION_ID, middleware=[authorize])
     async def on_silence_chosen(

@@ -8,7 +8,6 @@ for a digest's Retry all is the digest itself. What is stopped is decided in one
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -21,22 +20,19 @@ from bot.retries import messages
 from bot.retries.messages import STOP_ACTION_ID
 from bot.retries.service import RetryService
 from bot.slack.authorization import Middleware, asker
-from bot.slack.replies import ephemeral
+from bot.slack.replies import AfterAck, ephemeral
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, service: RetryService, authorize: Middleware) -> None:
+def register(app: AsyncApp, service: RetryService, authorize: Middleware, after_ack: AfterAck) -> None:
     """Attach Stop's listener, behind `authorize` (RETRY_ALLOWED_* applies to Stop as to Retry)."""
-    pending: set[asyncio.Task[None]] = set()
 
     @app.action(STOP_ACTION_ID, middleware=[authorize])
     async def on_stop(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
         answer = await _stop(service, body, action)
         await ack()
-        task = asyncio.create_task(_answer(respond, answer))
-        pending.add(task)  # keep a reference until it is done, or the task may be collected mid-way
-        task.add_done_callback(pending.discard)
+        after_ack.start(_answer(respond, answer))
 
 
 async def _stop(service: RetryService, body: dict[str, Any], action: dict[str, Any]) -> SlackMessage:
