@@ -100,7 +100,8 @@ def serve(retention_seconds: float, prune_every: float) -> None:
     """`python -m bot`, with retention in seconds instead of days (RETENTION_DAYS is a whole number)."""
     import uvicorn
 
-    from bot.app import Tuning, create_app
+    from bot.app import create_app
+    from bot.assembly import Tuning
     from bot.config import settings_from_environment
     from bot.logs import configure_logging
 

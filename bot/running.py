@@ -1,6 +1,6 @@
 """The running bot: every long-lived component, started together and stopped together within one budget.
 
-`bot.app` builds it from Settings; the ASGI lifespan starts and stops it; `/readyz` asks it what is wrong.
+`bot.assembly` builds it from Settings; the ASGI lifespan starts and stops it; `/readyz` asks it what is wrong.
 """
 
 from __future__ import annotations

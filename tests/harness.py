@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import Tuning, create_app
+from bot.app import create_app
+from bot.assembly import Tuning
 from bot.config import load_settings
 from bot.defaults import POST_BURST, POSTS_PER_MINUTE
 from bot.domain.outcomes import OutcomeKind

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.app import Tuning
+from bot.assembly import Tuning
 from bot.retries.plan_messages import PLAN_ANYWAY_ACTION_ID, PLAN_CANCEL_ACTION_ID, PLAN_RETRY_ACTION_ID
 from tests.fakes import FakePartoo, FakeSlack
 from tests.fakes.partoo import CLOSED, NO_PAGE_LINKED, Conversation

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.app import Tuning
+from bot.assembly import Tuning
 from bot.retries.messages import STOP_ACTION_ID
 from bot.retries.plan_messages import PLAN_RETRY_ACTION_ID
 from tests.fakes import FakePartoo, FakeSlack

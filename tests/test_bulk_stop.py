@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.alerts.messages import RETRY_ALL_ACTION_ID
-from bot.app import Tuning
+from bot.assembly import Tuning
 from bot.domain.outcomes import OutcomeKind
 from bot.retries.messages import STOP_ACTION_ID
 from tests.fakes import FakePartoo, FakeSlack

@@ -28,7 +28,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from bot.app import Tuning, create_app
+from bot.app import create_app
+from bot.assembly import Tuning
 from bot.config import Settings, load_settings
 from bot.demo.changes import Changes
 from bot.demo.controls import Knobs
