@@ -110,6 +110,7 @@ class Bot:
         if self.socket_mode is not None:
             # No new Slack work comes in from here on.
             await _within(self.socket_mode.close(), self.shutdown.remaining(keep=SHUTDOWN_RESERVE_SECONDS))
+        self.poster.stopping.set()  # posts waiting for their channel's slot give up (kept for later)
         await self.notifier.stop()
         await self.alerter.stop()
         await self.diagnosis.stop()

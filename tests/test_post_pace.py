@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
 from bot.platform.database import create_engine, migrate
 from bot.platform.slack import ChannelBusy
 from tests.fakes import FakeSlack
-from tests.harness import CHANNEL, RunningBot, message_text, paced_poster
+from tests.harness import CHANNEL, RunningBot, message_text, paced_poster, running_bot
 from tests.waiting import eventually
 
 BURST = 30
@@ -51,6 +52,32 @@ async def test_thirty_commands_at_once_in_one_channel_stay_within_slacks_posting
     # Measured: none at all (the pace's burst of 2 keeps one of Slack's 3 spare for jitter).
     assert slack.rate_limited_count == 0, (slack.rate_limited_count, posts)
     assert not slack.refusals
+
+
+async def test_a_stop_does_not_wait_for_a_busy_channels_queue_and_the_next_start_posts_the_rest_once(
+    slack: FakeSlack, environment: dict[str, str]
+) -> None:
+    ids = range(7101, 7109)  # about 16 posts in one channel, at one a second
+    async with running_bot(slack, environment) as bot:
+        answers = await asyncio.gather(*(bot.command(str(n)) for n in ids))
+        assert all(answer.status_code == 200 for answer in answers)
+        await eventually(lambda: len(slack.calls_to("chat.postMessage")) >= 3)  # the channel's queue is under way
+        poster = bot.bot.poster
+
+        async def when_the_stop_began() -> float:
+            await eventually(poster.stopping.is_set)
+            return time.monotonic()
+
+        stop_began = asyncio.create_task(when_the_stop_began())
+    began = await stop_began
+    # At most the post already on its way to Slack when the stop began: none waited for its slot.
+    assert len([call for call in slack.calls_to("chat.postMessage") if call.at > began]) <= 1
+    assert _outcomes_posted(slack, ids) != set(ids)  # the rest was left for the next start
+
+    async with running_bot(slack, environment):
+        await eventually(lambda: _outcomes_posted(slack, ids) == set(ids), timeout=60, interval=0.2)
+    roots = slack.root_messages(CHANNEL)
+    assert all(sum(f"`{n}`" in message_text(root) for root in roots) == 1 for n in ids)  # each command's root once
 
 
 async def test_a_post_gives_up_at_once_when_its_channel_is_booked_past_the_wait_limit(

@@ -17,6 +17,7 @@ Slack's error codes, into one of three kinds that each call site handles the sam
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.defaults import POST_WAIT_LIMIT, SLACK_BACKOFF, SLACK_RETRY_SECONDS
-from bot.platform.pace import ChannelPaces
+from bot.platform.pace import ChannelPaces, SharedPace
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,9 @@ class SlackPoster:
         self.pause_seconds = pause_seconds
         self.on_error = on_error
         self.auth_problem: str | None = None
+        # Set when the bot stops: a post still waiting for its slot gives up (ChannelBusy) instead of holding
+        # the stop for up to `max_wait`; a call already made to Slack finishes.
+        self.stopping = asyncio.Event()
 
     def note(self, error: SlackPostError) -> None:
         """Count a narrowed failure, and remember an auth failure until a call succeeds."""
@@ -228,7 +232,7 @@ class SlackPoster:
         (the poster's own limit unless the caller gives a shorter one).
         """
         pace = await self.paces.for_channel(channel)
-        if not await pace.wait_for_slot_within(self.max_wait if max_wait is None else max_wait):
+        if not await self._slot_unless_stopping(pace, self.max_wait if max_wait is None else max_wait):
             raise ChannelBusy("channel_busy")
         try:
             response = await self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, **message.as_kwargs())
@@ -237,6 +241,21 @@ class SlackPoster:
             await pace.pause(self.pause_seconds)
             raise
         return str(response["ts"])
+
+    async def _slot_unless_stopping(self, pace: SharedPace, max_wait: float) -> bool:
+        """Wait for the channel's slot; False, having sent nothing, if none comes within `max_wait` or the bot
+        stops first (every caller keeps a ChannelBusy post and tries it later, or the next start does)."""
+        if self.stopping.is_set():
+            return False
+        slot = asyncio.ensure_future(pace.wait_for_slot_within(max_wait))
+        stopping = asyncio.ensure_future(self.stopping.wait())
+        try:
+            done, _pending = await asyncio.wait({slot, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            return slot in done and slot.result()
+        finally:
+            stopping.cancel()
+            if not slot.done():
+                slot.cancel()  # the slot reserved is left unused: one second of the channel's pace, no more
 
     async def update(self, channel: str, ts: str, message: Postable) -> None:
         await self._call("chat_update", channel=channel, ts=ts, **message.as_kwargs())
