@@ -22,7 +22,7 @@ from bot.retries import messages, refusal_messages
 from bot.retries.commands import Failed, Help, Log, Retry, Silences, Status, UsageError, parse_command
 from bot.retries.service import RetryService
 from bot.slack.authorization import Middleware
-from bot.slack.replies import AfterAck, ephemeral
+from bot.slack.replies import AfterAck, answer_later, ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +41,6 @@ def register(
 ) -> None:
     """Attach the slash command's listener, behind `authorize`; `silences` answers `silences` (issue 22)."""
 
-    def answer_after_ack(respond: AsyncRespond, answer: Awaitable[SlackMessage]) -> None:
-        """Answer through response_url once Slack has its ack: reading the log may take longer than 3 s."""
-
-        async def send() -> None:
-            try:
-                await respond(**ephemeral(await answer))
-            except Exception:
-                log.exception("could not answer a question through response_url")
-
-        after_ack.start(send())
-
     @app.command(COMMAND, middleware=[authorize])
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         match parse_command(command.get("text") or ""):
@@ -61,19 +50,19 @@ def register(
                 await ack(**ephemeral(messages.usage()))
             case Status(message_id):
                 await ack()
-                answer_after_ack(respond, service.status(message_id))
+                answer_later(after_ack, respond, service.status(message_id))
             case Log(size):
                 await ack()
-                answer_after_ack(respond, service.recent(size))
+                answer_later(after_ack, respond, service.recent(size))
             case Silences():
                 # Read-only: anyone may list; End now on each is behind the access policy (silence_listeners).
                 await ack()
                 if silences is not None:
-                    answer_after_ack(respond, silences())
+                    answer_later(after_ack, respond, silences())
             case Failed(wanted):
                 # Nothing is sent: the plan (only to the person) carries the buttons (bot.slack.plan_clicks).
                 await ack()
-                answer_after_ack(respond, service.plan(command["user_id"], command["channel_id"], wanted))
+                answer_later(after_ack, respond, service.plan(command["user_id"], command["channel_id"], wanted))
             case Retry(message_ids, anyway=True):
                 # Explicit, then confirmed: the answer's button (and its dialog) queues it (bot.slack.clicks).
                 await ack(**ephemeral(refusal_messages.confirm_anyway(message_ids)))

@@ -51,16 +51,29 @@ class AfterAck:
         return len(left)
 
 
-def answer_later(after_ack: AfterAck, respond: AsyncRespond, answer: SlackMessage, *, replace_original: bool) -> None:
+def answer_later(
+    after_ack: AfterAck,
+    respond: AsyncRespond,
+    answer: SlackMessage | Awaitable[SlackMessage],
+    *,
+    replace_original: bool | None = None,
+) -> None:
     """Send `answer` to the asker alone through response_url, after Slack got its acknowledgement.
 
-    A failure is logged (what was asked is already stored, or was refused: only the answer is lost).
+    `answer` may still have to be worked out (reading the log can take longer than Slack's 3 s).
     """
-    after_ack.start(_respond(respond, answer, replace_original=replace_original))
+    after_ack.start(answer_now(respond, answer, replace_original=replace_original))
 
 
-async def _respond(respond: AsyncRespond, answer: SlackMessage, *, replace_original: bool) -> None:
+async def answer_now(
+    respond: AsyncRespond, answer: SlackMessage | Awaitable[SlackMessage], *, replace_original: bool | None = None
+) -> None:
+    """Send `answer` to the asker alone through response_url; `replace_original` None leaves Slack's default.
+
+    A failure is logged, not raised: what was asked is already stored, or was refused; only the answer is lost.
+    """
     try:
-        await respond(**ephemeral(answer), replace_original=replace_original)
+        message = answer if isinstance(answer, SlackMessage) else await answer
+        await respond(**ephemeral(message), replace_original=replace_original)  # None: Bolt leaves it out
     except Exception:
         log.exception("could not answer through response_url")

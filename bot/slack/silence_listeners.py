@@ -45,7 +45,7 @@ from bot.platform.slack import classify
 from bot.rendering.message import SlackMessage
 from bot.retries import messages
 from bot.slack.authorization import Middleware, asker
-from bot.slack.replies import AfterAck, ephemeral
+from bot.slack.replies import AfterAck, answer_later, answer_now
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,6 @@ def register(
     after_ack: AfterAck,
 ) -> None:
     """Attach the overflow menu's, the modal's and End now's listeners."""
-    later = after_ack.start
 
     @app.action(SILENCE_ACTION_ID, middleware=[authorize])
     async def on_silence_chosen(
@@ -145,7 +144,7 @@ def register(
     ) -> None:
         # Slack gets its answer at once; the modal opens after (the trigger_id lasts 3 s, reading takes ms).
         await ack()
-        later(open_modal(body, action, client, respond))
+        after_ack.start(open_modal(body, action, client, respond))
 
     async def open_modal(
         body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
@@ -158,10 +157,10 @@ def register(
             view = await silencing.modal_for(form) if isinstance(form, SilenceForm) else None
         except (SQLAlchemyError, OSError) as error:
             log.error("could not read the alert to silence: %s", type(error).__name__)
-            await _answer(respond, messages.queue_unavailable())
+            await answer_now(respond, messages.queue_unavailable(), replace_original=False)
             return
         if view is None:
-            await _answer(respond, messages.click_refused(str(form)))
+            await answer_now(respond, messages.click_refused(str(form)), replace_original=False)
             return
         try:
             await client.views_open(trigger_id=str(body.get("trigger_id", "")), view=view)
@@ -206,7 +205,7 @@ def register(
             else messages.click_refused("This button is not one the bot posted.")
         )
         await ack()
-        later(_answer(respond, answer, replace=True))
+        answer_later(after_ack, respond, answer, replace_original=True)
 
 
 def chosen_until(view: dict[str, Any], now: float) -> float | str:
@@ -236,10 +235,3 @@ def _state(values: object, block_id: str, action_id: str) -> dict[str, Any]:
     block = values.get(block_id) if isinstance(values, dict) else None
     action = block.get(action_id) if isinstance(block, dict) else None
     return action if isinstance(action, dict) else {}
-
-
-async def _answer(respond: AsyncRespond, answer: SlackMessage, *, replace: bool = False) -> None:
-    try:
-        await respond(**ephemeral(answer), replace_original=replace)
-    except Exception:
-        log.exception("could not answer a silence control through response_url")

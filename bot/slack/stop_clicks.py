@@ -20,7 +20,7 @@ from bot.retries import messages
 from bot.retries.messages import STOP_ACTION_ID
 from bot.retries.service import RetryService
 from bot.slack.authorization import Middleware, asker
-from bot.slack.replies import AfterAck, ephemeral
+from bot.slack.replies import AfterAck, answer_later
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def register(app: AsyncApp, service: RetryService, authorize: Middleware, after_
     async def on_stop(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
         answer = await _stop(service, body, action)
         await ack()
-        after_ack.start(_answer(respond, answer))
+        answer_later(after_ack, respond, answer, replace_original=False)
 
 
 async def _stop(service: RetryService, body: dict[str, Any], action: dict[str, Any]) -> SlackMessage:
@@ -46,10 +46,3 @@ async def _stop(service: RetryService, body: dict[str, Any], action: dict[str, A
     except (SQLAlchemyError, OSError) as error:
         log.error("could not stop batch %d: %s", batch_id, type(error).__name__)
         return messages.queue_unavailable()
-
-
-async def _answer(respond: AsyncRespond, answer: SlackMessage) -> None:
-    try:
-        await respond(**ephemeral(answer), replace_original=False)
-    except Exception:
-        log.exception("could not answer a Stop click through response_url")
