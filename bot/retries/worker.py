@@ -145,12 +145,9 @@ class RetryWorker(PollingLoop):
                 return None
             self._sending.add(request.id)
             attempt_id = await self.queue.begin_attempt(request.id, request.lease_token, self.worker_id)
-            if attempt_id is None:
-                log.warning("lost the lease on request %s before calling Partoo; not sending", request.id)
-                return None
-            if not self.pace.is_late(slot):
+            if attempt_id is not None and not self.pace.is_late(slot):
                 return attempt_id
-            if not await self.queue.withdraw_attempt(request.id, attempt_id, request.lease_token):
+            if attempt_id is None or not await self.queue.withdraw_attempt(request.id, attempt_id, request.lease_token):
                 log.warning("lost the lease on request %s before calling Partoo; not sending", request.id)
                 return None
             self._sending.discard(request.id)
