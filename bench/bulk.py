@@ -100,6 +100,34 @@ class Progress:
             await connection.close()
         return (row[0], row[1], row[2], row[3])
 
+    async def until_done(
+        self, partoo: FakePartoo, requests: int, summaries: int, started: float, *, checks: bool = False
+    ) -> tuple[int, int, float | None, float | None]:
+        """Read until `requests` are done and `summaries` posted, or FINISH_TIMEOUT; say how far every 15 s.
+
+        `started` is the monotonic time the run began; `checks` counts Partoo's conversation checks apart.
+        """
+        deadline = time.monotonic() + FINISH_TIMEOUT
+        next_report = time.monotonic() + 15
+        done, summarized, last_finished, last_summary = 0, 0, None, None
+        while time.monotonic() < deadline:
+            done, summarized, last_finished, last_summary = await self.read()
+            if done >= requests and summarized >= summaries:
+                break
+            if time.monotonic() >= next_report:
+                received = (
+                    f"{len(partoo.calls)} retries and {len(partoo.conversation_calls)} checks"
+                    if checks
+                    else f"{len(partoo.calls)} calls"
+                )
+                say(
+                    f"    {time.monotonic() - started:5.0f} s: Partoo received {received}"
+                    f" ({partoo.rate_limited_count} answered 429); {done}/{requests} requests done"
+                )
+                next_report += 15
+            await asyncio.sleep(0.25)
+        return done, summarized, last_finished, last_summary
+
     async def outcomes(self) -> dict[str, int]:
         if self.url.startswith("sqlite"):
             rows = await asyncio.to_thread(self._read_sqlite_all, self.OUTCOMES)
@@ -153,21 +181,7 @@ async def _drive_ours(
     latencies = Latencies(tuple(a for a, _ in acks), tuple(s for _, s in acks))
     say(f"    6 commands of 100 ids acknowledged: {latencies.describe()}")
     batches = len(commands)
-    deadline = time.monotonic() + FINISH_TIMEOUT
-    next_report = time.monotonic() + 15
-    done = summarized = 0
-    last_finished = last_summary = None
-    while time.monotonic() < deadline:
-        done, summarized, last_finished, last_summary = await progress.read()
-        if done >= len(ids) and summarized >= batches:
-            break
-        if time.monotonic() >= next_report:
-            say(
-                f"    {time.monotonic() - started_mono:5.0f} s: Partoo received {len(partoo.calls)} calls "
-                f"({partoo.rate_limited_count} answered 429); {done}/{len(ids)} requests done"
-            )
-            next_report += 15
-        await asyncio.sleep(0.25)
+    done, summarized, last_finished, last_summary = await progress.until_done(partoo, len(ids), batches, started_mono)
     figures = partoo_figures(partoo, ids, started_mono)
     complete = done >= len(ids) and summarized >= batches
     return BulkResult(

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from bench.bulk import FINISH_TIMEOUT, GOAL_FACTOR, IDS, RATE, Progress, partoo_figures
+from bench.bulk import GOAL_FACTOR, IDS, RATE, Progress, partoo_figures
 from bench.common import (
     WEBHOOK_PATH,
     database,
@@ -231,22 +231,9 @@ async def _drive(
         started_wall, started_mono = time.time(), time.monotonic()
         click_ack, _status = await timed_post(client, body, headers)
     progress = Progress(url)
-    deadline = time.monotonic() + FINISH_TIMEOUT
-    next_report = time.monotonic() + 15
-    done = summarized = 0
-    last_finished = last_summary = None
-    while time.monotonic() < deadline:
-        done, summarized, last_finished, last_summary = await progress.read()
-        if done >= len(ids) and summarized >= 1:
-            break
-        if time.monotonic() >= next_report:
-            say(
-                f"    {time.monotonic() - started_mono:5.0f} s: Partoo received {len(partoo.calls)} retries and"
-                f" {len(partoo.conversation_calls)} checks ({partoo.rate_limited_count} answered 429);"
-                f" {done}/{len(ids)} requests done"
-            )
-            next_report += 15
-        await asyncio.sleep(0.25)
+    done, summarized, last_finished, last_summary = await progress.until_done(
+        partoo, len(ids), 1, started_mono, checks=True
+    )
     await asyncio.sleep(3.0)  # a last progress update or reply may still be on its way to Slack
     figures = partoo_figures(partoo, ids, started_mono)
     figures["max_in_any_minute"] = partoo.max_calls_in_any_window(60.0, with_checks=True)
