@@ -1,8 +1,10 @@
 """Database fixtures shared by all tests.
 
-- ``database_url``: run a test once against SQLite and once against PostgreSQL (a fresh database each time).
-- ``postgres_url``: one fresh PostgreSQL database, for tests that only make sense with PostgreSQL
-  (several bot processes sharing a database). Tests using it are marked ``postgres`` automatically.
+- ``database_url``: run a test once against SQLite and once against PostgreSQL, on a database of its own
+  already at this version's schema head (``tests/migrated_databases.py``): what a bot finds after its first start.
+- ``sqlite_url`` / ``postgres_url``: an empty database, for tests of the first start, of upgrades, and of
+  what only makes sense with PostgreSQL (several bot processes sharing a database). Tests using PostgreSQL
+  are marked ``postgres`` automatically.
 
 Locally, PostgreSQL tests are skipped when no server answers; with ``CI=true`` they fail instead, so CI
 cannot go green without having run them. The database work itself lives in ``tests/databases.py``.
@@ -28,6 +30,7 @@ from tests.databases import (
 from tests.fakes import FakePartoo, FakeSlack
 from tests.fakes.slack import EXPIRED_URL
 from tests.harness import BOT_TOKEN, PARTOO_API_KEY, RunningBot, bot_environment, running_bot
+from tests.migrated_databases import MigratedDatabases, copy_sqlite, migrated_sqlite_file
 from tests.signing import PartooSigner
 from tests.test_fencing import Clock
 
@@ -67,7 +70,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Lets `-m "not postgres"` deselect every test that needs the server, however it asks for it.
     for item in items:
-        if "postgres_url" in getattr(item, "fixturenames", ()):
+        if {"postgres_url", "migrated_postgres_url"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
     # The longest tests go first, and `--dist load --maxschedchunk 1` hands tests out one at a time in this
     # order: each worker starts on a long one, and the short ones fill the gaps, instead of a worker finishing
@@ -128,18 +131,60 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/partoo-retry.db"
 
 
+@pytest.fixture(scope="session")
+def migrated_postgres_databases(postgres_server: str) -> Iterator[MigratedDatabases]:
+    """This pytest process's databases at the schema head, dropped when it ends."""
+    databases = MigratedDatabases(postgres_server)
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture
+async def migrated_postgres_url(migrated_postgres_databases: MigratedDatabases) -> AsyncIterator[str]:
+    """A PostgreSQL database at the schema head with no rows but the migrations' own, for this test alone."""
+    url = await migrated_postgres_databases.take()
+    try:
+        yield url
+    finally:
+        await migrated_postgres_databases.give_back(url)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file at the schema head per pytest process, copied by ``migrated_sqlite_url``."""
+    return migrated_sqlite_file(tmp_path_factory.mktemp("migrated"))
+
+
+@pytest.fixture
+def migrated_sqlite_url(migrated_sqlite_template: Path, tmp_path: Path) -> str:
+    """A SQLite database file at the schema head, for this test alone."""
+    return copy_sqlite(migrated_sqlite_template, tmp_path)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("migrated_sqlite_url", id="sqlite"),
+        pytest.param("migrated_postgres_url", marks=pytest.mark.postgres, id="postgresql"),
+    ]
+)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A database of this test's own at the schema head, once per backend.
+
+    Requested by name so a SQLite run never touches PostgreSQL. Not the empty ``sqlite_url`` /
+    ``postgres_url`` a test may also ask for: those are other databases.
+    """
+    url: str = request.getfixturevalue(request.param)
+    return url
+
+
 @pytest.fixture(
     params=[
         pytest.param("sqlite_url", id="sqlite"),
         pytest.param("postgres_url", marks=pytest.mark.postgres, id="postgresql"),
     ]
 )
-def database_url(request: pytest.FixtureRequest) -> str:
-    """A fresh database URL, once per backend.
-
-    Requested by name so a SQLite run never touches PostgreSQL. Within one test it is the same database
-    as ``sqlite_url`` / ``postgres_url``, should the test ask for those too.
-    """
+def empty_database_url(request: pytest.FixtureRequest) -> str:
+    """An empty database (no schema yet), once per backend: for tests of a first start and of upgrades."""
     url: str = request.getfixturevalue(request.param)
     return url
 

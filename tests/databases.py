@@ -168,8 +168,8 @@ class ReusableDatabases:
         self._idle.clear()
 
 
-async def _empty(url: str, server_url: str) -> None:
-    """Make the database of ``url`` as a new one is: sessions ended, connections allowed, an empty schema."""
+async def end_sessions(url: str, server_url: str) -> None:
+    """Connections to the database of ``url`` allowed again, and every session a test left on it ended."""
     name = database_name(url)
     admin = await asyncpg.connect(server_url, timeout=CONNECT_TIMEOUT)
     try:
@@ -181,6 +181,12 @@ async def _empty(url: str, server_url: str) -> None:
         )
     finally:
         await admin.close()
+
+
+async def _empty(url: str, server_url: str) -> None:
+    """Make the database of ``url`` as a new one is: sessions ended, connections allowed, an empty schema."""
+    name = database_name(url)
+    await end_sessions(url, server_url)
     connection = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
     try:
         schemas = await connection.fetch(

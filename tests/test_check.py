@@ -98,9 +98,9 @@ def test_all_good_exits_0_and_says_what_it_found(
     capsys: pytest.CaptureFixture[str],
     slack: FakeSlack,
     partoo: FakePartoo,
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
-    environment = bot_environment(slack, partoo, database_url, SLACK_LOG_CHANNEL=LOG_CHANNEL)
+    environment = bot_environment(slack, partoo, empty_database_url, SLACK_LOG_CHANNEL=LOG_CHANNEL)
     code, output = run_check(monkeypatch, capsys, environment)
 
     assert code == 0, output
@@ -226,10 +226,10 @@ def test_a_schema_from_a_newer_version_is_a_problem(
     capsys: pytest.CaptureFixture[str],
     slack: FakeSlack,
     partoo: FakePartoo,
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
-    stamp(database_url, "9999_from_the_future")
-    code, output = run_check(monkeypatch, capsys, bot_environment(slack, partoo, database_url))
+    stamp(empty_database_url, "9999_from_the_future")
+    code, output = run_check(monkeypatch, capsys, bot_environment(slack, partoo, empty_database_url))
     assert code == 1, output
     found = line_of(output, "✗ database:")
     assert "9999_from_the_future" in found

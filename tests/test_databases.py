@@ -47,10 +47,10 @@ async def existing_databases(server_url: str) -> set[str]:
         await connection.close()
 
 
-async def test_fresh_database_round_trip(database_url: str) -> None:
-    assert await table_names(database_url) == []
+async def test_fresh_database_round_trip(empty_database_url: str) -> None:
+    assert await table_names(empty_database_url) == []
 
-    engine = create_async_engine(to_async_url(database_url))
+    engine = create_async_engine(to_async_url(empty_database_url))
     try:
         async with engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
@@ -61,7 +61,7 @@ async def test_fresh_database_round_trip(database_url: str) -> None:
         await engine.dispose()
 
     assert rows == ["first", "second"]
-    assert await table_names(database_url) == ["notes"]
+    assert await table_names(empty_database_url) == ["notes"]
 
 
 async def test_database_url_backend(database_url: str, request: pytest.FixtureRequest) -> None:
@@ -117,14 +117,14 @@ async def test_a_database_given_back_is_handed_out_again_as_a_new_one(postgres_s
             assert await reopened.fetchval("SELECT count(*) FROM pg_type WHERE typname = 'mood'") == 0
         finally:
             await reopened.close()
-        assert left_open.is_closed() or await _was_terminated(left_open)
+        assert left_open.is_closed() or await was_terminated(left_open)
         await engine.dispose()
     finally:
         databases.drop_all()
     assert database_name(url) not in await existing_databases(postgres_server)
 
 
-async def _was_terminated(connection: asyncpg.Connection) -> bool:
+async def was_terminated(connection: asyncpg.Connection) -> bool:
     try:
         await connection.fetchval("SELECT 1")
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):

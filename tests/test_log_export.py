@@ -56,17 +56,17 @@ async def _revision(database_url: str) -> str | None:
 
 
 async def test_export_refuses_an_older_schema_and_leaves_it_as_it_is(
-    tmp_path: Path, slack: FakeSlack, partoo: FakePartoo, database_url: str
+    tmp_path: Path, slack: FakeSlack, partoo: FakePartoo, empty_database_url: str
 ) -> None:
-    await migrate_to(database_url, "0001")
+    await migrate_to(empty_database_url, "0001")
 
-    code, out, err = await _export(bot_environment(slack, partoo, database_url), tmp_path)
+    code, out, err = await _export(bot_environment(slack, partoo, empty_database_url), tmp_path)
 
     assert code != 0
     assert out == ""
     assert "0001" in err and "older" in err, err
     assert "Traceback" not in err
-    assert await _revision(database_url) == "0001"
+    assert await _revision(empty_database_url) == "0001"
 
 
 async def test_export_refuses_a_newer_schema_and_leaves_it_as_it_is(

@@ -80,9 +80,10 @@ ANSWER_SECONDS = 15.0
 
 @pytest.mark.e2e
 def test_python_m_bot_answers_a_command_then_stops_cleanly_on_sigterm(
-    tmp_path: Path, slack: FakeSlack, partoo: FakePartoo, database_url: str
+    tmp_path: Path, slack: FakeSlack, partoo: FakePartoo, empty_database_url: str
 ) -> None:
-    environment = bot_environment(slack, partoo, database_url)
+    # A user's first start: an empty database, which the bot migrates before it answers.
+    environment = bot_environment(slack, partoo, empty_database_url)
     with start_bot(environment, tmp_path) as process:
         process.wait_healthy()
 

@@ -49,13 +49,13 @@ def test_every_revision_has_a_fixture() -> None:
 
 @pytest.mark.parametrize("revision", REVISIONS)
 async def test_a_populated_database_upgrades_and_the_bot_works_on_it(
-    revision: str, database_url: str, slack: FakeSlack, partoo: FakePartoo, signer: PartooSigner
+    revision: str, empty_database_url: str, slack: FakeSlack, partoo: FakePartoo, signer: PartooSigner
 ) -> None:
     now = time.time()
     rows = fixture_rows(revision, now)
-    ids = await build(database_url, revision, rows)
+    ids = await build(empty_database_url, revision, rows)
 
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     try:
         await migrate(engine)  # what the bot does first on start
         async with engine.connect() as connection:
@@ -66,11 +66,11 @@ async def test_a_populated_database_upgrades_and_the_bot_works_on_it(
                 assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar_one() == 1
     finally:
         await engine.dispose()
-    _assert_copied_aside(database_url, revision, rows)
+    _assert_copied_aside(empty_database_url, revision, rows)
 
     for channel, ts in posted_messages(rows):
         slack.add_message(channel, ts, "posted by the bot before the upgrade")
-    async with running_bot(slack, bot_environment(slack, partoo, database_url, signer)) as bot:
+    async with running_bot(slack, bot_environment(slack, partoo, empty_database_url, signer)) as bot:
         await _assert_left_work_is_done(bot, slack, partoo)
         if revision >= "0002":
             await _assert_old_alerts_work(bot, slack, partoo, posted_messages(rows))
