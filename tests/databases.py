@@ -4,7 +4,8 @@ The PostgreSQL server comes from env ``TEST_POSTGRES_URL`` (``.ci/run`` exports 
 server at 127.0.0.1:5432 with trust auth. Each test gets its own database on that server, so tests never see
 each other's rows and several bot processes can share one database within a test. ``ReusableDatabases``
 hands them out: created with ``create_database()``, emptied after a test rather than dropped, and dropped with
-``drop_database()`` when the pytest process ends.
+``drop_database()`` when the pytest process ends. ``tests/migrated_databases.py`` builds on them for the
+databases most tests use, already at the schema head.
 
 URLs handed to tests are plain ``sqlite:///…`` / ``postgresql://…`` (what a user would put in the bot's
 configuration); ``to_async_url()`` turns them into SQLAlchemy async URLs.
