@@ -118,11 +118,8 @@ def postgres_databases(postgres_server: str) -> Iterator[ReusableDatabases]:
 @pytest.fixture
 async def postgres_url(postgres_databases: ReusableDatabases) -> AsyncIterator[str]:
     """An empty PostgreSQL database (``postgresql://…/partoo_retry_test_…``) for this test alone."""
-    url = await postgres_databases.take()
-    try:
+    async with postgres_databases.lend() as url:
         yield url
-    finally:
-        await postgres_databases.give_back(url)
 
 
 @pytest.fixture
@@ -142,11 +139,8 @@ def migrated_postgres_databases(postgres_server: str) -> Iterator[MigratedDataba
 @pytest.fixture
 async def migrated_postgres_url(migrated_postgres_databases: MigratedDatabases) -> AsyncIterator[str]:
     """A PostgreSQL database at the schema head with no rows but the migrations' own, for this test alone."""
-    url = await migrated_postgres_databases.take()
-    try:
+    async with migrated_postgres_databases.lend() as url:
         yield url
-    finally:
-        await migrated_postgres_databases.give_back(url)
 
 
 @pytest.fixture(scope="session")

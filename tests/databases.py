@@ -16,10 +16,15 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # asyncpg ships no type hints
+
+T = TypeVar("T")
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -89,11 +94,16 @@ async def _probe(server_url: str) -> str | None:
 def probe_postgres_server(server_url: str) -> str | None:
     """None when the server answers and lets us create databases, else why not.
 
-    Synchronous so that a session-scoped fixture can call it; it runs its own event loop in a worker
-    thread, which works whether or not the calling thread already runs a loop.
+    Synchronous so that a session-scoped fixture can call it (``run_on_own_loop``).
     """
+    return run_on_own_loop(_probe(server_url))
+
+
+def run_on_own_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end on an event loop of its own, in a worker thread: callable from sync code
+    such as a session fixture, whether or not the calling thread already runs a loop."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _probe(server_url)).result()
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def create_database(server_url: str) -> str:
@@ -143,18 +153,38 @@ class ReusableDatabases:
     async def take(self) -> str:
         if self._idle:
             return self._idle.pop()
+        return await self._new()
+
+    async def give_back(self, url: str) -> None:
+        try:
+            reusable = await self._make_reusable(url)
+        except Exception:  # whatever the test left (another schema, a broken connection): start anew
+            reusable = False
+        if reusable:
+            self._idle.append(url)
+            return
+        self._made.discard(url)
+        await drop_database(url, self.server_url)
+
+    @asynccontextmanager
+    async def lend(self) -> AsyncIterator[str]:
+        """One database for the ``with`` block, given back after it."""
+        url = await self.take()
+        try:
+            yield url
+        finally:
+            await self.give_back(url)
+
+    async def _new(self) -> str:
+        """A database made for this pool (and dropped with it), as ``take`` hands it out."""
         url = await create_database(self.server_url)
         self._made.add(url)
         return url
 
-    async def give_back(self, url: str) -> None:
-        try:
-            await _empty(url, self.server_url)
-        except Exception:  # whatever the test left (another schema, a broken connection): start anew
-            self._made.discard(url)
-            await drop_database(url, self.server_url)
-            return
-        self._idle.append(url)
+    async def _make_reusable(self, url: str) -> bool:
+        """Bring ``url`` back to what ``_new`` hands out; False (or an error) when only dropping it will do."""
+        await _empty(url, self.server_url)
+        return True
 
     def drop_all(self) -> None:
         """Drop every database this process made (synchronous, for a session fixture's teardown)."""
@@ -163,8 +193,7 @@ class ReusableDatabases:
             for url in sorted(self._made):
                 await drop_database(url, self.server_url)
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(asyncio.run, drop()).result()
+        run_on_own_loop(drop())
         self._made.clear()
         self._idle.clear()
 

@@ -14,9 +14,7 @@ every upgrade, keep the empty ``sqlite_url`` / ``postgres_url``.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +22,12 @@ import asyncpg  # asyncpg ships no type hints
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.platform.database import migrate
-from tests.databases import CONNECT_TIMEOUT, ReusableDatabases, drop_database, end_sessions, to_async_url
+from tests.databases import CONNECT_TIMEOUT, ReusableDatabases, end_sessions, run_on_own_loop, to_async_url
 
 SQLITE_FILE = "partoo-retry.db"
 
-# What a test may not change for its database to be emptied and reused: tables, columns, indexes, the revision.
+# What a test may not change for its database to be emptied and reused: tables, columns, indexes, schemas
+# (the revision is a row, put back with the others).
 _SCHEMA = """
 SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type AS part
   FROM information_schema.columns WHERE table_schema = 'public'
@@ -51,8 +50,7 @@ async def migrated(url: str) -> None:
 def migrated_sqlite_file(directory: Path) -> Path:
     """A SQLite file at the schema head in ``directory`` (synchronous, for a session fixture)."""
     path = directory / SQLITE_FILE
-    with ThreadPoolExecutor(max_workers=1) as pool:  # its own event loop, whatever runs in this thread
-        pool.submit(asyncio.run, migrated(f"sqlite:///{path}")).result()
+    run_on_own_loop(migrated(f"sqlite:///{path}"))
     return path
 
 
@@ -78,26 +76,16 @@ class MigratedDatabases(ReusableDatabases):
         super().__init__(server_url)
         self._seeded: _Seeded | None = None
 
-    async def take(self) -> str:
-        if self._idle:
-            return self._idle.pop()
-        url = await super().take()
+    async def _new(self) -> str:
+        url = await super()._new()
         await migrated(url)
         if self._seeded is None:
             self._seeded = await _read_seeded(url)
         return url
 
-    async def give_back(self, url: str) -> None:
-        try:
-            await end_sessions(url, self.server_url)
-            emptied = await self._reset(url)
-        except Exception:  # a broken connection, a server that went away: start anew
-            emptied = False
-        if emptied:
-            self._idle.append(url)
-            return
-        self._made.discard(url)
-        await drop_database(url, self.server_url)
+    async def _make_reusable(self, url: str) -> bool:
+        await end_sessions(url, self.server_url)
+        return await self._reset(url)
 
     async def _reset(self, url: str) -> bool:
         """Truncate and re-seed; False when the test changed the schema (the database is then not reused)."""
@@ -135,15 +123,8 @@ async def _read_seeded(url: str) -> _Seeded:
         rows: dict[str, tuple[list[str], list[tuple[object, ...]]]] = {}
         for table in tables:
             records = await connection.fetch(f'SELECT * FROM "{table}"')
-            columns = [
-                row["column_name"]
-                for row in await connection.fetch(
-                    "SELECT column_name FROM information_schema.columns"
-                    " WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
-                    table,
-                )
-            ]
-            rows[table] = (columns, [tuple(record[column] for column in columns) for record in records])
+            columns = list(records[0].keys()) if records else []
+            rows[table] = (columns, [tuple(record.values()) for record in records])
         return _Seeded(schema=await _schema(connection), rows=rows)
     finally:
         await connection.close()
